@@ -1,0 +1,74 @@
+import pg from 'pg';
+
+export interface Query {
+  text: string;
+  values?: unknown[];
+}
+
+export type Queryable = Pick<pg.ClientBase, 'query'>;
+
+// The one door to a database: every query is a { text, values } built by a
+// function in database/sql/, executed here.
+export async function rows<T>(db: Queryable, query: Query): Promise<T[]> {
+  const result = await db.query(query.text, query.values);
+  return result.rows as T[];
+}
+
+export async function maybeOne<T>(db: Queryable, query: Query): Promise<T | undefined> {
+  const result = await rows<T>(db, query);
+  return result[0];
+}
+
+export async function one<T>(db: Queryable, query: Query): Promise<T> {
+  const row = await maybeOne<T>(db, query);
+  if (row === undefined) throw new Error('query returned no row');
+  return row;
+}
+
+export async function exec(db: Queryable, query: Query): Promise<number> {
+  const result = await db.query(query.text, query.values);
+  return result.rowCount ?? 0;
+}
+
+/** Runs `fn` in one transaction on a pooled client; rolls back on any error. */
+export async function transaction<T>(pool: pg.Pool, fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+  const client = await pool.connect();
+  try {
+    await client.query('BEGIN');
+    const result = await fn(client);
+    await client.query('COMMIT');
+    return result;
+  } catch (err) {
+    await client.query('ROLLBACK').catch(() => undefined);
+    throw err;
+  } finally {
+    client.release();
+  }
+}
+
+export interface PoolOptions {
+  max?: number;
+  applicationName?: string;
+  connectionTimeoutMillis?: number;
+  onError?: (err: Error) => void;
+}
+
+export function createPool(connectionString: string, options: PoolOptions = {}): pg.Pool {
+  const pool = new pg.Pool({
+    connectionString,
+    max: options.max ?? 10,
+    application_name: options.applicationName ?? 'starforge-migrations',
+    connectionTimeoutMillis: options.connectionTimeoutMillis ?? 5000,
+    idleTimeoutMillis: 30_000,
+  });
+  // An idle client losing its connection must never crash the process.
+  pool.on('error', (err) => options.onError?.(err));
+  return pool;
+}
+
+/** Replaces the database name of a postgres URL. */
+export function withDatabase(url: string, database: string): string {
+  const parsed = new URL(url);
+  parsed.pathname = '/' + encodeURIComponent(database);
+  return parsed.toString();
+}

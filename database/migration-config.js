@@ -1,0 +1,43 @@
+// Environments the service applies migrations to. Operators and CI may write
+// their own file and point MIGRATION_CONFIG at it. Database URLs never live
+// here: each environment names the environment variable that holds its URL.
+export default {
+  environments: {
+    staging: {
+      databaseUrlEnv: 'STAGING_DATABASE_URL',
+      migrationsDir: 'database/migrations',
+      migrationsTable: 'pgmigrations',
+      approvals: { required: ['any'] },
+      windows: [],
+      freezes: [],
+      lockTimeoutMs: 2000,
+      statementTimeoutMs: 600000,
+      lockRetries: { attempts: 10, baseDelayMs: 500, maxDelayMs: 30000 },
+      backup: { method: 'pg_dump', dir: '.data/backups' },
+      workers: { pause: { method: 'sql' } },
+      verify: { tables: [], indexes: [], smokeEtl: true, watchMinutes: 1, degradeFactor: 2 },
+      notify: [],
+    },
+    production: {
+      databaseUrlEnv: 'PRODUCTION_DATABASE_URL',
+      migrationsDir: 'database/migrations',
+      migrationsTable: 'pgmigrations',
+      approvals: { required: ['engineering', 'sre'] },
+      windows: [{ cron: '0 2 * * 2-4', durationMinutes: 120, timezone: 'Europe/Berlin' }],
+      freezes: [{ from: '2026-12-20T00:00:00Z', to: '2027-01-05T00:00:00Z', reason: 'holiday freeze' }],
+      lockTimeoutMs: 2000,
+      statementTimeoutMs: 600000,
+      lockRetries: { attempts: 10, baseDelayMs: 500, maxDelayMs: 30000 },
+      backup: { method: 'pg_dump', dir: '.data/backups' },
+      workers: { pause: { method: 'sql' } },
+      verify: {
+        tables: ['hero_snapshots', 'user_profile_summary', 'user_troops'],
+        indexes: [],
+        smokeEtl: true,
+        watchMinutes: 30,
+        degradeFactor: 2,
+      },
+      notify: [],
+    },
+  },
+};

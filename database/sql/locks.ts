@@ -1,0 +1,14 @@
+import type { Query } from '../db.js';
+
+// Advisory lock classes (first key of the two-int form), one per kind of work.
+export const PREFLIGHT_LOCK_CLASS = 7317;
+
+export const tryRunLock = (lockClass: number, runId: string): Query => ({
+  text: 'SELECT pg_try_advisory_lock($1, hashtext($2)) AS locked',
+  values: [lockClass, runId],
+});
+
+export const releaseRunLock = (lockClass: number, runId: string): Query => ({
+  text: 'SELECT pg_advisory_unlock($1, hashtext($2)) AS released',
+  values: [lockClass, runId],
+});

@@ -1,0 +1,91 @@
+import { Type } from '@sinclair/typebox';
+import type { FastifyInstance } from 'fastify';
+import { renderPreflightMarkdown } from '../../services/preflight/markdown.js';
+import { withProblems } from '../schemas.js';
+import {
+  ApprovalBody, AuditEvent, CancelBody, CreateRunBody, IdempotencyHeaders, ListRunsQuery, PreflightQuery,
+  PreflightReport, Run, RunId, RunList,
+} from './schemas.js';
+
+export async function runRoutes(app: FastifyInstance): Promise<void> {
+  app.addSchema(Run);
+  const { runs, approvals, preflight } = app.services;
+
+  app.post<{ Body: CreateRunBody; Headers: { 'idempotency-key'?: string } }>('/', {
+    config: { auth: ['requester'] },
+    schema: {
+      tags: ['runs'],
+      summary: 'Create a migration run; preflight starts automatically',
+      description: 'Honours Idempotency-Key: the same key and body return the same run (200); the same key with another body is 422.',
+      headers: IdempotencyHeaders,
+      body: CreateRunBody,
+      response: withProblems({ 200: Type.Ref('Run'), 201: Type.Ref('Run') }, [400, 401, 403, 409, 413, 415, 422, 503]),
+    },
+  }, async (request, reply) => {
+    const { run, created } = await runs.create(request.body, request.principal!, request.headers['idempotency-key']);
+    return reply.code(created ? 201 : 200).header('location', `/v1/runs/${run.id}`).send(run);
+  });
+
+  app.get<{ Querystring: ListRunsQuery }>('/', {
+    schema: { tags: ['runs'], summary: 'List runs, newest first', querystring: ListRunsQuery, response: withProblems({ 200: RunList }, [400, 401]) },
+  }, async (request) => runs.list(request.query));
+
+  app.get<{ Params: { id: string } }>('/:id', {
+    schema: { tags: ['runs'], summary: 'One run', params: RunId, response: withProblems({ 200: Type.Ref('Run') }, [400, 401, 404]) },
+  }, async (request) => runs.get(request.params.id));
+
+  app.get<{ Params: { id: string }; Querystring: { format?: 'json' | 'md' } }>('/:id/preflight', {
+    schema: {
+      tags: ['runs'],
+      summary: 'The latest preflight report (404 until one exists); ?format=md for Markdown',
+      params: RunId,
+      querystring: PreflightQuery,
+      response: withProblems({ 200: PreflightReport }, [400, 401, 404]),
+    },
+  }, async (request, reply) => {
+    const run = await runs.get(request.params.id);
+    const found = await preflight.report(run.id);
+    if (request.query.format === 'md') return reply.type('text/markdown; charset=utf-8').serializer(String).send(renderPreflightMarkdown(run, found.report));
+    return found;
+  });
+
+  app.post<{ Params: { id: string } }>('/:id/preflight', {
+    config: { auth: ['requester', 'operator'] },
+    schema: { tags: ['runs'], summary: 'Run preflight again', params: RunId, response: withProblems({ 202: Type.Ref('Run') }, [400, 401, 403, 404, 409]) },
+  }, async (request, reply) => {
+    await preflight.request(request.params.id, request.principal!);
+    return reply.code(202).send(await runs.get(request.params.id));
+  });
+
+  app.post<{ Params: { id: string }; Body: ApprovalBody }>('/:id/approvals', {
+    config: { auth: ['engineering', 'sre'] },
+    schema: {
+      tags: ['runs'],
+      summary: 'Approve or reject the digest the run carries (engineering or sre; never the requester)',
+      params: RunId,
+      body: ApprovalBody,
+      response: withProblems({ 201: Type.Ref('Run') }, [400, 401, 403, 404, 409, 413, 415]),
+    },
+  }, async (request, reply) => {
+    await approvals.decide(request.params.id, request.principal!, request.body);
+    return reply.code(201).send(await runs.get(request.params.id));
+  });
+
+  app.post<{ Params: { id: string }; Body: { reason?: string } | null }>('/:id/cancel', {
+    config: { auth: ['requester', 'operator'] },
+    schema: {
+      tags: ['runs'],
+      summary: 'Cancel a run before it starts applying (its requester or an operator)',
+      params: RunId,
+      body: CancelBody,
+      response: withProblems({ 200: Type.Ref('Run') }, [400, 401, 403, 404, 409, 413, 415]),
+    },
+  }, async (request) => runs.cancel(request.params.id, request.principal!, request.body?.reason));
+
+  app.get<{ Params: { id: string } }>('/:id/events', {
+    schema: { tags: ['runs'], summary: 'Audit events of the run, oldest first', params: RunId, response: withProblems({ 200: Type.Array(AuditEvent) }, [400, 401, 404]) },
+  }, async (request) => {
+    await runs.get(request.params.id);
+    return app.services.audit.runEvents(request.params.id);
+  });
+}

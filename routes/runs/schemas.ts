@@ -1,0 +1,123 @@
+import { Type, type Static } from '@sinclair/typebox';
+import { RUN_STATUSES } from '../../services/runs/state-machine.js';
+
+const Name = Type.String({ minLength: 1, maxLength: 200, pattern: '^[A-Za-z0-9_.-]+$' });
+const Iso = Type.String({ format: 'date-time' });
+
+export const RunId = Type.Object({ id: Type.String({ format: 'uuid' }) }, { additionalProperties: false });
+
+export const CreateRunBody = Type.Object(
+  {
+    environment: Type.String({ minLength: 1, maxLength: 40, pattern: '^[a-z][a-z0-9_-]*$' }),
+    description: Type.String({ minLength: 1, maxLength: 500 }),
+    ticket: Type.Optional(Type.String({ minLength: 1, maxLength: 100 })),
+    to: Type.Optional(Name),
+    schedule: Type.Optional(
+      Type.Object(
+        {
+          mode: Type.Union([Type.Literal('window'), Type.Literal('now'), Type.Literal('at')]),
+          at: Type.Optional(Iso),
+        },
+        { additionalProperties: false },
+      ),
+    ),
+  },
+  { additionalProperties: false },
+);
+export type CreateRunBody = Static<typeof CreateRunBody>;
+
+export const IdempotencyHeaders = Type.Object({
+  'idempotency-key': Type.Optional(Type.String({ minLength: 1, maxLength: 200, pattern: '^[\\x21-\\x7e]+$' })),
+});
+
+export const ListRunsQuery = Type.Object(
+  {
+    environment: Type.Optional(Type.String({ minLength: 1, maxLength: 40 })),
+    status: Type.Optional(Type.Union(RUN_STATUSES.map((s) => Type.Literal(s)))),
+    limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 200, default: 20 })),
+    cursor: Type.Optional(Type.String({ minLength: 1, maxLength: 100 })),
+  },
+  { additionalProperties: false },
+);
+export type ListRunsQuery = Static<typeof ListRunsQuery>;
+
+export const ApprovalBody = Type.Object(
+  {
+    role: Type.Union([Type.Literal('engineering'), Type.Literal('sre')]),
+    decision: Type.Union([Type.Literal('approve'), Type.Literal('reject')]),
+    comment: Type.Optional(Type.String({ maxLength: 2000 })),
+  },
+  { additionalProperties: false },
+);
+export type ApprovalBody = Static<typeof ApprovalBody>;
+
+export const CancelBody = Type.Union([
+  Type.Object({ reason: Type.Optional(Type.String({ maxLength: 2000 })) }, { additionalProperties: false }),
+  Type.Null(),
+]);
+
+export const Run = Type.Object(
+  {
+    id: Type.String({ format: 'uuid' }),
+    environment: Type.String(),
+    status: Type.String({ enum: [...RUN_STATUSES] }),
+    description: Type.String(),
+    ticket: Type.Union([Type.String(), Type.Null()]),
+    to: Type.Union([Type.String(), Type.Null()]),
+    requestedBy: Type.String(),
+    createdAt: Iso,
+    updatedAt: Iso,
+    schedule: Type.Object({ mode: Type.String(), at: Type.Optional(Type.String()) }),
+    scheduledFor: Type.Union([Iso, Type.Null()]),
+    migrations: Type.Array(Type.Object({ name: Type.String(), sha256: Type.String() })),
+    digest: Type.String(),
+    requiredApprovals: Type.Array(Type.String()),
+    approvals: Type.Array(
+      Type.Object({
+        subject: Type.String(),
+        role: Type.String(),
+        decision: Type.String(),
+        comment: Type.String(),
+        digest: Type.String(),
+        current: Type.Boolean({ description: 'true when it approved the digest the run carries now' }),
+        at: Iso,
+      }),
+    ),
+    backup: Type.Union([
+      Type.Object({
+        id: Type.String(),
+        method: Type.String(),
+        sizeBytes: Type.Union([Type.Integer(), Type.Null()]),
+        sha256: Type.Union([Type.String(), Type.Null()]),
+        verifiedAt: Type.Union([Iso, Type.Null()]),
+      }),
+      Type.Null(),
+    ]),
+    error: Type.Union([Type.Object({ code: Type.String(), message: Type.String() }), Type.Null()]),
+  },
+  { $id: 'Run' },
+);
+
+export const RunList = Type.Object({ items: Type.Array(Type.Ref('Run')), nextCursor: Type.Union([Type.String(), Type.Null()]) });
+
+export const AuditEvent = Type.Object({
+  id: Type.Integer(),
+  runId: Type.Union([Type.String(), Type.Null()]),
+  environment: Type.String(),
+  type: Type.String(),
+  actor: Type.String(),
+  from: Type.Union([Type.String(), Type.Null()]),
+  to: Type.Union([Type.String(), Type.Null()]),
+  details: Type.Record(Type.String(), Type.Unknown()),
+  at: Iso,
+});
+
+export const PreflightQuery = Type.Object(
+  { format: Type.Optional(Type.Union([Type.Literal('json'), Type.Literal('md')])) },
+  { additionalProperties: false },
+);
+
+export const PreflightReport = Type.Object({
+  createdAt: Iso,
+  report: Type.Object({}, { additionalProperties: true }),
+});

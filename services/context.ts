@@ -1,0 +1,12 @@
+import type pg from 'pg';
+import type { AppConfig } from '../src/config/index.js';
+import type { Logger } from './logger.js';
+import type { TargetDatabases } from './targets.js';
+
+/** What every service factory receives. */
+export interface ServiceContext {
+  control: pg.Pool;
+  config: AppConfig;
+  log: Logger;
+  targets: TargetDatabases;
+}

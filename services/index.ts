@@ -1,0 +1,73 @@
+import type pg from 'pg';
+import { describeConnectionError } from '../database/pg-errors.js';
+import type { AppConfig } from '../src/config/index.js';
+import { exec } from '../database/db.js';
+import { listRunEvents } from './audit.js';
+import { createApprovalsService } from './approvals/approvals-service.js';
+import type { ServiceContext } from './context.js';
+import { createEnvironmentsService } from './environments.js';
+import type { Logger } from './logger.js';
+import { createPreflightService } from './preflight/preflight-service.js';
+import { createRunsService } from './runs/runs-service.js';
+import { TargetDatabases } from './targets.js';
+
+export interface ServicesOptions {
+  control: pg.Pool;
+  config: AppConfig;
+  log: Logger;
+}
+
+/** Wires every service onto one control pool and one set of target pools. */
+export function createServices({ control, config, log }: ServicesOptions) {
+  const targets = new TargetDatabases(config.targetUrls, log);
+  const ctx: ServiceContext = { control, config, log, targets };
+  const preflight = createPreflightService(ctx);
+  const runs = createRunsService({
+    ...ctx,
+    onCreated: (runId) => {
+      preflight.request(runId, 'system').catch((err) => log.error({ err, runId }, 'could not start preflight'));
+    },
+  });
+  const approvals = createApprovalsService(ctx);
+  const environments = createEnvironmentsService(ctx);
+
+  const health = {
+    /** null when the control database answers within 2 s, else a reason safe to show. */
+    async controlDatabase(): Promise<string | null> {
+      let timer: NodeJS.Timeout | undefined;
+      try {
+        await Promise.race([
+          exec(control, { text: 'SELECT 1' }),
+          new Promise((_, reject) => {
+            timer = setTimeout(() => reject(new Error('timeout')), 2000);
+          }),
+        ]);
+        return null;
+      } catch (err) {
+        return `control database: ${describeConnectionError(err)}`;
+      } finally {
+        clearTimeout(timer);
+      }
+    },
+  };
+
+  return {
+    runs,
+    approvals,
+    preflight,
+    environments,
+    health,
+    targets,
+    audit: { runEvents: (runId: string) => listRunEvents(control, runId) },
+    /** Background work that must start once the app listens. */
+    async start(): Promise<void> {
+      await preflight.resumeOrphans();
+    },
+    async close(): Promise<void> {
+      await preflight.close();
+      await targets.close();
+    },
+  };
+}
+
+export type Services = ReturnType<typeof createServices>;

@@ -1,0 +1,61 @@
+import type pg from 'pg';
+import { createPool } from '../database/db.js';
+import { describeConnectionError } from '../database/pg-errors.js';
+import type { EnvironmentConfig } from '../src/config/environments.js';
+import { unavailable, unprocessable } from './errors.js';
+import type { Logger } from './logger.js';
+
+/** Lazily opened, small connection pools to each environment's target database. */
+export class TargetDatabases {
+  private readonly pools = new Map<string, pg.Pool>();
+
+  constructor(
+    private readonly urls: Record<string, string | undefined>,
+    private readonly log: Logger,
+  ) {}
+
+  isConfigured(environment: string): boolean {
+    return this.urls[environment] !== undefined;
+  }
+
+  /** The target URL, for tools such as pg_dump. Never log or return it. */
+  url(environment: EnvironmentConfig): string {
+    const url = this.urls[environment.name];
+    if (!url) throw unprocessable(`Environment "${environment.name}" has no database: set ${environment.databaseUrlEnv}.`);
+    return url;
+  }
+
+  pool(environment: EnvironmentConfig): pg.Pool {
+    let pool = this.pools.get(environment.name);
+    if (!pool) {
+      pool = createPool(this.url(environment), {
+        max: 3,
+        applicationName: 'starforge-migrations',
+        onError: (err) => this.log.warn({ environment: environment.name, reason: describeConnectionError(err) }, 'target connection lost'),
+      });
+      this.pools.set(environment.name, pool);
+    }
+    return pool;
+  }
+
+  /** Runs `fn` with a target client; a connection failure becomes a 503 that names no host or credential. */
+  async withClient<T>(environment: EnvironmentConfig, fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+    let client: pg.PoolClient;
+    try {
+      client = await this.pool(environment).connect();
+    } catch (err) {
+      throw unavailable(`Cannot connect to the ${environment.name} database: ${describeConnectionError(err)}.`);
+    }
+    try {
+      return await fn(client);
+    } finally {
+      client.release();
+    }
+  }
+
+  async close(): Promise<void> {
+    const pools = [...this.pools.values()];
+    this.pools.clear();
+    await Promise.all(pools.map((p) => p.end().catch(() => undefined)));
+  }
+}

@@ -1,0 +1,263 @@
+import { isAbsolute, resolve } from 'node:path';
+import { validate as validateCron } from 'node-cron';
+import { ConfigError } from './config-error.js';
+
+export const APPROVAL_SLOTS = ['any', 'engineering', 'sre'] as const;
+export type ApprovalSlot = (typeof APPROVAL_SLOTS)[number];
+
+export interface WindowConfig {
+  cron: string;
+  durationMinutes: number;
+  timezone: string;
+}
+export interface FreezeConfig {
+  from: Date;
+  to: Date;
+  reason: string;
+}
+export type BackupConfig =
+  | { method: 'pg_dump'; dir: string }
+  | { method: 'external'; createCommand: string; verifyCommand: string };
+export type WorkerPauseConfig =
+  | { method: 'sql' }
+  | { method: 'command'; pause: string; resume: string }
+  | { method: 'http'; pauseUrl: string; resumeUrl: string };
+export interface VerifyConfig {
+  tables: string[];
+  indexes: string[];
+  smokeEtl: boolean;
+  watchMinutes: number;
+  degradeFactor: number;
+}
+export interface NotifyTarget {
+  kind: 'slack' | 'webhook';
+  urlEnv: string;
+}
+
+export interface EnvironmentConfig {
+  name: string;
+  databaseUrlEnv: string;
+  migrationsDir: string;
+  migrationsTable: string;
+  migrationsSchema: string;
+  approvals: { required: ApprovalSlot[] };
+  windows: WindowConfig[];
+  freezes: FreezeConfig[];
+  lockTimeoutMs: number;
+  statementTimeoutMs: number;
+  lockRetries: { attempts: number; baseDelayMs: number; maxDelayMs: number };
+  backup: BackupConfig;
+  workers: { pause: WorkerPauseConfig };
+  verify: VerifyConfig;
+  notify: NotifyTarget[];
+}
+
+const ENV_NAME = /^[a-z][a-z0-9_-]{0,39}$/;
+const ENV_VAR = /^[A-Z_][A-Z0-9_]*$/;
+const SQL_NAME = /^[a-z_][a-z0-9_$]{0,62}$/;
+const QUALIFIED_SQL_NAME = /^([a-z_][a-z0-9_$]{0,62}\.)?[a-z_][a-z0-9_$]{0,62}$/;
+
+const ENVIRONMENT_KEYS = [
+  'databaseUrlEnv', 'migrationsDir', 'migrationsTable', 'migrationsSchema', 'approvals', 'windows', 'freezes',
+  'lockTimeoutMs', 'statementTimeoutMs', 'lockRetries', 'backup', 'workers', 'verify', 'notify',
+];
+
+type Obj = Record<string, unknown>;
+
+function isObject(value: unknown): value is Obj {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+function object(value: unknown, key: string, allowed?: string[]): Obj {
+  if (!isObject(value)) throw new ConfigError(key, 'must be an object');
+  if (allowed) {
+    for (const field of Object.keys(value)) {
+      if (!allowed.includes(field)) throw new ConfigError(`${key}.${field}`, `is not a known setting (known: ${allowed.join(', ')})`);
+    }
+  }
+  return value;
+}
+
+function string(value: unknown, key: string, pattern?: RegExp, hint?: string): string {
+  if (typeof value !== 'string' || value.length === 0) throw new ConfigError(key, 'must be a non-empty string');
+  if (pattern && !pattern.test(value)) throw new ConfigError(key, `"${value}" is not valid${hint ? ` (${hint})` : ''}`);
+  return value;
+}
+
+function integer(value: unknown, key: string, min: number, max: number): number {
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
+    throw new ConfigError(key, `must be an integer from ${min} to ${max}`);
+  }
+  return value;
+}
+
+function boolean(value: unknown, key: string): boolean {
+  if (typeof value !== 'boolean') throw new ConfigError(key, 'must be true or false');
+  return value;
+}
+
+function array<T>(value: unknown, key: string, item: (v: unknown, k: string) => T): T[] {
+  if (value === undefined) return [];
+  if (!Array.isArray(value)) throw new ConfigError(key, 'must be an array');
+  return value.map((v, i) => item(v, `${key}[${i}]`));
+}
+
+function timezone(value: unknown, key: string): string {
+  const zone = string(value, key);
+  try {
+    new Intl.DateTimeFormat('en-US', { timeZone: zone });
+  } catch {
+    throw new ConfigError(key, `"${zone}" is not an IANA time zone`);
+  }
+  return zone;
+}
+
+function date(value: unknown, key: string): Date {
+  const text = string(value, key);
+  const parsed = new Date(text);
+  if (!/^\d{4}-\d{2}-\d{2}T/.test(text) || Number.isNaN(parsed.getTime())) {
+    throw new ConfigError(key, `"${text}" is not an ISO 8601 date-time`);
+  }
+  return parsed;
+}
+
+function httpUrl(value: unknown, key: string): string {
+  const text = string(value, key);
+  try {
+    const url = new URL(text);
+    if (url.protocol === 'http:' || url.protocol === 'https:') return text;
+  } catch {
+    /* fall through */
+  }
+  throw new ConfigError(key, 'must be an http(s) URL');
+}
+
+function parseWindow(value: unknown, key: string): WindowConfig {
+  const w = object(value, key, ['cron', 'durationMinutes', 'timezone']);
+  const cron = string(w.cron, `${key}.cron`);
+  if (!validateCron(cron)) throw new ConfigError(`${key}.cron`, `"${cron}" is not a valid cron expression`);
+  return {
+    cron,
+    durationMinutes: integer(w.durationMinutes, `${key}.durationMinutes`, 1, 7 * 24 * 60),
+    timezone: w.timezone === undefined ? 'UTC' : timezone(w.timezone, `${key}.timezone`),
+  };
+}
+
+function parseFreeze(value: unknown, key: string): FreezeConfig {
+  const f = object(value, key, ['from', 'to', 'reason']);
+  const from = date(f.from, `${key}.from`);
+  const to = date(f.to, `${key}.to`);
+  if (to <= from) throw new ConfigError(`${key}.to`, 'must be after "from"');
+  return { from, to, reason: f.reason === undefined ? 'freeze' : string(f.reason, `${key}.reason`) };
+}
+
+function parseBackup(value: unknown, key: string): BackupConfig {
+  if (value === undefined) return { method: 'pg_dump', dir: '.data/backups' };
+  const b = object(value, key);
+  if (b.method === 'pg_dump') {
+    object(value, key, ['method', 'dir']);
+    return { method: 'pg_dump', dir: b.dir === undefined ? '.data/backups' : string(b.dir, `${key}.dir`) };
+  }
+  if (b.method === 'external') {
+    object(value, key, ['method', 'createCommand', 'verifyCommand']);
+    return { method: 'external', createCommand: string(b.createCommand, `${key}.createCommand`), verifyCommand: string(b.verifyCommand, `${key}.verifyCommand`) };
+  }
+  throw new ConfigError(`${key}.method`, 'must be "pg_dump" or "external"');
+}
+
+function parseWorkerPause(value: unknown, key: string): WorkerPauseConfig {
+  if (value === undefined) return { method: 'sql' };
+  const p = object(value, key);
+  switch (p.method) {
+    case 'sql':
+      object(value, key, ['method']);
+      return { method: 'sql' };
+    case 'command':
+      object(value, key, ['method', 'pause', 'resume']);
+      return { method: 'command', pause: string(p.pause, `${key}.pause`), resume: string(p.resume, `${key}.resume`) };
+    case 'http':
+      object(value, key, ['method', 'pauseUrl', 'resumeUrl']);
+      return { method: 'http', pauseUrl: httpUrl(p.pauseUrl, `${key}.pauseUrl`), resumeUrl: httpUrl(p.resumeUrl, `${key}.resumeUrl`) };
+    default:
+      throw new ConfigError(`${key}.method`, 'must be "sql", "command" or "http"');
+  }
+}
+
+function parseVerify(value: unknown, key: string): VerifyConfig {
+  const v = value === undefined ? {} : object(value, key, ['tables', 'indexes', 'smokeEtl', 'watchMinutes', 'degradeFactor']);
+  const degradeFactor = v.degradeFactor === undefined ? 2 : v.degradeFactor;
+  if (typeof degradeFactor !== 'number' || !(degradeFactor >= 1) || degradeFactor > 100) {
+    throw new ConfigError(`${key}.degradeFactor`, 'must be a number from 1 to 100');
+  }
+  return {
+    tables: array(v.tables, `${key}.tables`, (t, k) => string(t, k, QUALIFIED_SQL_NAME, 'a lower-case table name, optionally schema-qualified')),
+    indexes: array(v.indexes, `${key}.indexes`, (t, k) => string(t, k, QUALIFIED_SQL_NAME, 'a lower-case index name, optionally schema-qualified')),
+    smokeEtl: v.smokeEtl === undefined ? true : boolean(v.smokeEtl, `${key}.smokeEtl`),
+    watchMinutes: v.watchMinutes === undefined ? 1 : integer(v.watchMinutes, `${key}.watchMinutes`, 0, 24 * 60),
+    degradeFactor,
+  };
+}
+
+function parseNotify(value: unknown, key: string): NotifyTarget {
+  const n = object(value, key, ['kind', 'urlEnv']);
+  if (n.kind !== 'slack' && n.kind !== 'webhook') throw new ConfigError(`${key}.kind`, 'must be "slack" or "webhook"');
+  return { kind: n.kind, urlEnv: string(n.urlEnv, `${key}.urlEnv`, ENV_VAR, 'an environment variable name') };
+}
+
+function parseEnvironment(name: string, value: unknown, projectRoot: string): EnvironmentConfig {
+  const key = `environments.${name}`;
+  if (!ENV_NAME.test(name)) throw new ConfigError(key, 'environment names are lower-case letters, digits, "_" or "-" (max 40)');
+  const e = object(value, key, ENVIRONMENT_KEYS);
+  const migrationsDir = e.migrationsDir === undefined ? 'database/migrations' : string(e.migrationsDir, `${key}.migrationsDir`);
+  const approvals = e.approvals === undefined ? undefined : object(e.approvals, `${key}.approvals`, ['required']);
+  const required = approvals?.required === undefined
+    ? (name === 'production' ? ['engineering', 'sre'] as ApprovalSlot[] : ['any'] as ApprovalSlot[])
+    : array(approvals.required, `${key}.approvals.required`, (r, k) => {
+        if (!APPROVAL_SLOTS.includes(r as ApprovalSlot)) throw new ConfigError(k, `must be one of ${APPROVAL_SLOTS.join(', ')}`);
+        return r as ApprovalSlot;
+      });
+  if (required.length === 0) throw new ConfigError(`${key}.approvals.required`, 'needs at least one approval');
+  const retries = e.lockRetries === undefined ? {} : object(e.lockRetries, `${key}.lockRetries`, ['attempts', 'baseDelayMs', 'maxDelayMs']);
+  const lockRetries = {
+    attempts: retries.attempts === undefined ? 10 : integer(retries.attempts, `${key}.lockRetries.attempts`, 1, 1000),
+    baseDelayMs: retries.baseDelayMs === undefined ? 500 : integer(retries.baseDelayMs, `${key}.lockRetries.baseDelayMs`, 1, 600_000),
+    maxDelayMs: retries.maxDelayMs === undefined ? 30_000 : integer(retries.maxDelayMs, `${key}.lockRetries.maxDelayMs`, 1, 3_600_000),
+  };
+  if (lockRetries.maxDelayMs < lockRetries.baseDelayMs) throw new ConfigError(`${key}.lockRetries.maxDelayMs`, 'must be at least baseDelayMs');
+  const workers = e.workers === undefined ? {} : object(e.workers, `${key}.workers`, ['pause']);
+  return {
+    name,
+    databaseUrlEnv: string(e.databaseUrlEnv, `${key}.databaseUrlEnv`, ENV_VAR, 'an environment variable name such as PRODUCTION_DATABASE_URL'),
+    migrationsDir: isAbsolute(migrationsDir) ? migrationsDir : resolve(projectRoot, migrationsDir),
+    migrationsTable: e.migrationsTable === undefined ? 'pgmigrations' : string(e.migrationsTable, `${key}.migrationsTable`, SQL_NAME, 'a lower-case table name'),
+    migrationsSchema: e.migrationsSchema === undefined ? 'public' : string(e.migrationsSchema, `${key}.migrationsSchema`, SQL_NAME, 'a lower-case schema name'),
+    approvals: { required },
+    windows: array(e.windows, `${key}.windows`, parseWindow),
+    freezes: array(e.freezes, `${key}.freezes`, parseFreeze),
+    lockTimeoutMs: e.lockTimeoutMs === undefined ? 2000 : integer(e.lockTimeoutMs, `${key}.lockTimeoutMs`, 1, 600_000),
+    statementTimeoutMs: e.statementTimeoutMs === undefined ? 600_000 : integer(e.statementTimeoutMs, `${key}.statementTimeoutMs`, 1, 86_400_000),
+    lockRetries,
+    backup: parseBackup(e.backup, `${key}.backup`),
+    workers: { pause: parseWorkerPause(workers.pause, `${key}.workers.pause`) },
+    verify: parseVerify(e.verify, `${key}.verify`),
+    notify: array(e.notify, `${key}.notify`, parseNotify),
+  };
+}
+
+/** Validates the object exported by migration-config.js; relative paths resolve from `projectRoot`. */
+export function parseMigrationConfig(value: unknown, projectRoot: string): Record<string, EnvironmentConfig> {
+  const root = object(value, 'migration config', ['environments']);
+  const environments = object(root.environments, 'environments');
+  const names = Object.keys(environments);
+  if (names.length === 0) throw new ConfigError('environments', 'must define at least one environment');
+  const parsed: Record<string, EnvironmentConfig> = {};
+  const urlEnvs = new Map<string, string>();
+  for (const name of names) {
+    const env = parseEnvironment(name, environments[name], projectRoot);
+    const other = urlEnvs.get(env.databaseUrlEnv);
+    if (other) throw new ConfigError(`environments.${name}.databaseUrlEnv`, `${env.databaseUrlEnv} is already used by environment "${other}"`);
+    urlEnvs.set(env.databaseUrlEnv, name);
+    parsed[name] = env;
+  }
+  return parsed;
+}

@@ -1,0 +1,140 @@
+import { readFile } from 'node:fs/promises';
+import { isAbsolute, resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { PROJECT_ROOT } from '../paths.js';
+import { parseAuthTokens, type TokenEntry } from './auth-tokens.js';
+import { ConfigError } from './config-error.js';
+import { parseMigrationConfig, type EnvironmentConfig } from './environments.js';
+
+export { ConfigError } from './config-error.js';
+export type { Role, TokenEntry } from './auth-tokens.js';
+export type { EnvironmentConfig } from './environments.js';
+
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
+export interface AppConfig {
+  port: number;
+  host: string;
+  /** Control database; undefined means "start an embedded PostgreSQL". */
+  databaseUrl: string | undefined;
+  preflightDatabaseUrl: string | undefined;
+  logLevel: LogLevel;
+  authTokens: TokenEntry[];
+  metricsToken: string | undefined;
+  migrationConfigPath: string;
+  dataDir: string;
+  etlWorker: boolean | undefined;
+  scheduler: boolean;
+  embeddedPgPort: number;
+  environments: Record<string, EnvironmentConfig>;
+  /** Target database URLs by environment name, read from each environment's `databaseUrlEnv`. */
+  targetUrls: Record<string, string | undefined>;
+}
+
+type Env = Record<string, string | undefined>;
+
+function present(env: Env, key: string): string | undefined {
+  const value = env[key];
+  return value === undefined || value.trim() === '' ? undefined : value.trim();
+}
+
+function port(env: Env, key: string, fallback: number): number {
+  const raw = present(env, key);
+  if (raw === undefined) return fallback;
+  if (!/^\d{1,5}$/.test(raw) || Number(raw) > 65535) throw new ConfigError(key, `must be a port number from 0 to 65535, got "${raw}"`);
+  return Number(raw);
+}
+
+function flag(env: Env, key: string): boolean | undefined {
+  const raw = present(env, key);
+  if (raw === undefined) return undefined;
+  const value = raw.toLowerCase();
+  if (['on', 'true', '1'].includes(value)) return true;
+  if (['off', 'false', '0'].includes(value)) return false;
+  throw new ConfigError(key, `must be on|off (or true|false|1|0), got "${raw}"`);
+}
+
+/** Validates a postgres URL without ever echoing it (it may hold a password). */
+export function postgresUrl(env: Env, key: string): string | undefined {
+  const raw = present(env, key);
+  if (raw === undefined) return undefined;
+  let url: URL;
+  try {
+    url = new URL(raw);
+  } catch {
+    throw new ConfigError(key, 'is not a valid URL (expected postgres://user:password@host:port/database)');
+  }
+  if (url.protocol !== 'postgres:' && url.protocol !== 'postgresql:') {
+    throw new ConfigError(key, 'must start with postgres:// or postgresql://');
+  }
+  if (url.pathname.length <= 1) throw new ConfigError(key, 'must name a database (postgres://host:port/database)');
+  return raw;
+}
+
+async function loadMigrationConfigFile(path: string): Promise<unknown> {
+  let module: { default?: unknown };
+  try {
+    module = (await import(pathToFileURL(path).href)) as { default?: unknown };
+  } catch (err) {
+    const reason = (err as NodeJS.ErrnoException).code === 'ERR_MODULE_NOT_FOUND' ? 'file not found' : (err as Error).message;
+    throw new ConfigError('MIGRATION_CONFIG', `cannot load ${path}: ${reason}`);
+  }
+  if (module.default === undefined) throw new ConfigError('MIGRATION_CONFIG', `${path} has no default export`);
+  return module.default;
+}
+
+function resolveFrom(base: string, path: string): string {
+  return isAbsolute(path) ? path : resolve(base, path);
+}
+
+/** Reads and validates every service setting; throws ConfigError naming the first bad key. */
+export async function loadConfig(env: Env = process.env, cwd: string = process.cwd()): Promise<AppConfig> {
+  const logLevel = (present(env, 'LOG_LEVEL') ?? 'info').toLowerCase();
+  if (!LOG_LEVELS.includes(logLevel as LogLevel)) throw new ConfigError('LOG_LEVEL', `must be one of ${LOG_LEVELS.join(', ')}`);
+
+  const tokensJson = present(env, 'AUTH_TOKENS');
+  const tokensFile = present(env, 'AUTH_TOKENS_FILE');
+  if (tokensJson && tokensFile) throw new ConfigError('AUTH_TOKENS_FILE', 'set either AUTH_TOKENS or AUTH_TOKENS_FILE, not both');
+  let authTokens: TokenEntry[] = [];
+  if (tokensJson) authTokens = parseAuthTokens(tokensJson, 'AUTH_TOKENS');
+  if (tokensFile) {
+    let text: string;
+    try {
+      text = await readFile(resolveFrom(cwd, tokensFile), 'utf8');
+    } catch (err) {
+      throw new ConfigError('AUTH_TOKENS_FILE', `cannot read ${tokensFile} (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
+    }
+    authTokens = parseAuthTokens(text, 'AUTH_TOKENS_FILE');
+  }
+
+  const host = present(env, 'HOST') ?? '127.0.0.1';
+  if (!/^[A-Za-z0-9.:[\]-]+$/.test(host)) throw new ConfigError('HOST', `"${host}" is not a host name or address`);
+
+  const migrationConfigPath = resolveFrom(cwd, present(env, 'MIGRATION_CONFIG') ?? resolve(PROJECT_ROOT, 'database/migration-config.js'));
+  const environments = parseMigrationConfig(await loadMigrationConfigFile(migrationConfigPath), PROJECT_ROOT);
+  const targetUrls: Record<string, string | undefined> = {};
+  for (const [name, environment] of Object.entries(environments)) {
+    targetUrls[name] = postgresUrl(env, environment.databaseUrlEnv);
+  }
+
+  const metricsToken = present(env, 'METRICS_TOKEN');
+  if (metricsToken !== undefined && metricsToken.length < 16) throw new ConfigError('METRICS_TOKEN', 'must be at least 16 characters');
+
+  return {
+    port: port(env, 'PORT', 3000),
+    host,
+    databaseUrl: postgresUrl(env, 'DATABASE_URL'),
+    preflightDatabaseUrl: postgresUrl(env, 'PREFLIGHT_DATABASE_URL'),
+    logLevel: logLevel as LogLevel,
+    authTokens,
+    metricsToken,
+    migrationConfigPath,
+    dataDir: resolveFrom(cwd, present(env, 'DATA_DIR') ?? resolve(PROJECT_ROOT, '.data')),
+    etlWorker: flag(env, 'ETL_WORKER'),
+    scheduler: flag(env, 'SCHEDULER') ?? true,
+    embeddedPgPort: port(env, 'EMBEDDED_PG_PORT', 54329),
+    environments,
+    targetUrls,
+  };
+}

@@ -1,0 +1,36 @@
+import type { FastifyInstance } from 'fastify';
+import fp from 'fastify-plugin';
+import { createPool } from '../../database/db.js';
+import { describeConnectionError } from '../../database/pg-errors.js';
+import { createServices, type Services } from '../../services/index.js';
+import type { AppConfig } from '../config/index.js';
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    services: Services;
+  }
+}
+
+/** Opens the control pool, builds the services on it, and closes both with the app. */
+export const servicesPlugin = fp(
+  async (app: FastifyInstance, opts: { config: AppConfig }) => {
+    const { config } = opts;
+    if (!config.databaseUrl) throw new Error('DATABASE_URL is required by the app (the server starts embedded PostgreSQL when it is unset)');
+    const control = createPool(config.databaseUrl, {
+      max: 10,
+      applicationName: 'starforge-control',
+      onError: (err) => app.log.warn({ reason: describeConnectionError(err) }, 'control database connection lost'),
+    });
+    const services = createServices({ control, config, log: app.log });
+    app.decorate('services', services);
+    // Background work (resuming orphaned preflights) starts once the app is ready.
+    app.addHook('onReady', async () => {
+      await services.start();
+    });
+    app.addHook('onClose', async () => {
+      await services.close();
+      await control.end();
+    });
+  },
+  { name: 'services' },
+);

@@ -1,0 +1,28 @@
+import swagger from '@fastify/swagger';
+import swaggerUi from '@fastify/swagger-ui';
+import type { FastifyInstance } from 'fastify';
+import fp from 'fastify-plugin';
+
+export const swaggerPlugin = fp(
+  async (app: FastifyInstance) => {
+    await app.register(swagger, {
+      openapi: {
+        openapi: '3.0.3',
+        info: {
+          title: 'StarForge Migration Service',
+          version: 'v1',
+          description: 'Safe PostgreSQL schema migrations: preflight, approvals, windows, verified backups, lock-safe apply, audit trail.',
+        },
+        components: { securitySchemes: { bearerAuth: { type: 'http', scheme: 'bearer' } } },
+        security: [{ bearerAuth: [] }],
+        tags: [
+          { name: 'health', description: 'Liveness and readiness' },
+          { name: 'runs', description: 'Migration runs and their lifecycle' },
+          { name: 'environments', description: 'Target environments' },
+        ],
+      },
+    });
+    await app.register(swaggerUi, { routePrefix: '/docs', uiConfig: { docExpansion: 'list' } });
+  },
+  { name: 'swagger' },
+);

@@ -1,0 +1,74 @@
+import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import closeWithGrace from 'close-with-grace';
+import { migrateControlDatabase } from '../database/control-migrate.js';
+import { buildApp } from './app.js';
+import { ConfigError, loadConfig, type AppConfig } from './config/index.js';
+import { loadOrCreateDemoTokens } from './demo-tokens.js';
+import { startEmbeddedPostgres, type EmbeddedServer } from './embedded-postgres.js';
+
+function say(line: string): void {
+  process.stderr.write(line + '\n');
+}
+
+/** With no DATABASE_URL: an embedded PostgreSQL holding the control database and one demo target per environment. */
+async function useEmbedded(config: AppConfig): Promise<{ embedded: EmbeddedServer; demoTokensFile: string | null }> {
+  await mkdir(config.dataDir, { recursive: true });
+  say(`No DATABASE_URL: starting embedded PostgreSQL on 127.0.0.1:${config.embeddedPgPort} (data in ${join(config.dataDir, 'pg')})`);
+  const embedded = await startEmbeddedPostgres({ dir: config.dataDir, port: config.embeddedPgPort, persistent: true });
+  await embedded.createDatabase('starforge_control');
+  config.databaseUrl = embedded.url('starforge_control');
+  for (const name of Object.keys(config.environments)) {
+    if (config.targetUrls[name]) continue;
+    await embedded.createDatabase(`starforge_${name}`);
+    config.targetUrls[name] = embedded.url(`starforge_${name}`);
+  }
+  config.etlWorker ??= true;
+  let demoTokensFile: string | null = null;
+  if (config.authTokens.length === 0) {
+    const demo = await loadOrCreateDemoTokens(config.dataDir);
+    config.authTokens = demo.tokens;
+    demoTokensFile = demo.file;
+  }
+  return { embedded, demoTokensFile };
+}
+
+async function main(): Promise<void> {
+  let config: AppConfig;
+  try {
+    config = await loadConfig();
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      say(`Configuration error: ${err.message}`);
+      process.exit(2);
+    }
+    throw err;
+  }
+
+  let embedded: EmbeddedServer | undefined;
+  let demoTokensFile: string | null = null;
+  if (!config.databaseUrl) ({ embedded, demoTokensFile } = await useEmbedded(config));
+
+  await migrateControlDatabase(config.databaseUrl!, { info: (msg) => say(msg) });
+  const app = await buildApp(config);
+  closeWithGrace({ delay: 15_000 }, async ({ signal, err }) => {
+    if (err) app.log.error({ err }, 'shutting down after an error');
+    else app.log.info({ signal }, 'shutting down');
+    await app.close();
+    await embedded?.stop();
+  });
+
+  if (config.authTokens.length === 0) app.log.warn('no AUTH_TOKENS or AUTH_TOKENS_FILE: every /v1 request will get 401');
+  await app.listen({ port: config.port, host: config.host });
+
+  const base = `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${config.port}`;
+  say(`StarForge Migration Service listening on ${base}`);
+  say(`  API docs:   ${base}/docs   (OpenAPI JSON at ${base}/docs/json)`);
+  if (demoTokensFile) say(`  Demo tokens (one per role, embedded demo only): ${demoTokensFile}`);
+}
+
+main().catch((err) => {
+  say(`Start-up failed: ${err instanceof Error ? err.message : String(err)}`);
+  if (process.env.LOG_LEVEL === "debug") say(String(err?.stack));
+  process.exit(1);
+});
