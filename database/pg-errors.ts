@@ -60,3 +60,17 @@ export function scrubSecrets(message: string, secrets: Array<string | undefined>
   // Any remaining connection string: keep the scheme, drop credentials and host.
   return out.replace(/postgres(?:ql)?:\/\/[^\s'"]+/gi, 'postgres://[redacted]');
 }
+
+const CONNECTION_FAILURE_CODES = new Set([
+  'ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'ETIMEDOUT', 'ECONNRESET', 'EPIPE',
+  INVALID_PASSWORD, INVALID_AUTHORIZATION, INVALID_CATALOG_NAME, '53300', '57P01', '57P02', '57P03',
+  '08000', '08001', '08003', '08004', '08006',
+]);
+
+/** True for errors that mean "the database cannot be reached", as opposed to a failed statement. */
+export function isConnectionError(err: unknown): boolean {
+  const e = err as PgError | undefined;
+  if (!e || typeof e !== 'object') return false;
+  if (e.code && CONNECTION_FAILURE_CODES.has(e.code)) return true;
+  return /timeout exceeded when trying to connect|Connection terminated|connect ECONNREFUSED/i.test(e.message ?? '');
+}

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { Ajv } from 'ajv';
 import addFormats from 'ajv-formats';
+import fp from 'fastify-plugin';
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import type { AppConfig } from './config/index.js';
 import { authPlugin } from './plugins/auth.js';
@@ -10,6 +11,7 @@ import { swaggerPlugin } from './plugins/swagger.js';
 import { environmentRoutes } from '../routes/environments/index.js';
 import { healthRoutes } from '../routes/health/index.js';
 import { runRoutes } from '../routes/runs/index.js';
+import { Run } from '../routes/runs/schemas.js';
 import { Problem } from '../routes/schemas.js';
 
 export const BODY_LIMIT_BYTES = 64 * 1024;
@@ -23,7 +25,6 @@ export const REDACT_PATHS = [
   '*.token',
   '*.databaseUrl',
   '*.connectionString',
-  '*.url',
 ];
 
 function makeAjv(coerceTypes: boolean | 'array') {
@@ -33,9 +34,18 @@ function makeAjv(coerceTypes: boolean | 'array') {
   return ajv;
 }
 
-export function fastifyOptions(config: Pick<AppConfig, 'logLevel'>, logger: FastifyServerOptions['logger'] | boolean = true): FastifyServerOptions {
+export interface BuildOptions {
+  /** false turns logging off (e.g. the OpenAPI generator); default on at config.logLevel. */
+  logger?: boolean;
+  /** Where log lines go (default stdout); tests capture them to check redaction. */
+  logStream?: { write(line: string): void };
+}
+
+export function fastifyOptions(config: Pick<AppConfig, 'logLevel'>, opts: BuildOptions = {}): FastifyServerOptions {
   return {
-    logger: logger === true ? { level: config.logLevel, redact: { paths: REDACT_PATHS, censor: '[redacted]' } } : logger,
+    logger: opts.logger === false
+      ? false
+      : { level: config.logLevel, redact: { paths: REDACT_PATHS, censor: '[redacted]' }, ...(opts.logStream ? { stream: opts.logStream } : {}) },
     bodyLimit: BODY_LIMIT_BYTES,
     genReqId: (req) => {
       const given = req.headers['x-request-id'];
@@ -48,7 +58,7 @@ export function fastifyOptions(config: Pick<AppConfig, 'logLevel'>, logger: Fast
 }
 
 /** The whole service as a Fastify plugin; server.ts and the tests build it the same way. */
-export async function app(fastify: FastifyInstance, opts: { config: AppConfig }): Promise<void> {
+async function starforge(fastify: FastifyInstance, opts: { config: AppConfig }): Promise<void> {
   const bodyAjv = makeAjv(false);
   const paramsAjv = makeAjv('array');
   fastify.setValidatorCompiler(({ schema, httpPart }) =>
@@ -57,7 +67,10 @@ export async function app(fastify: FastifyInstance, opts: { config: AppConfig })
   fastify.addHook('onSend', async (request, reply) => {
     reply.header('x-request-id', request.id);
   });
+  // Shared schemas live on this instance only: an addSchema() inside a route
+  // plugin makes Fastify fall back to its default (coercing) validator there.
   fastify.addSchema(Problem);
+  fastify.addSchema(Run);
   await fastify.register(errorsPlugin);
   await fastify.register(swaggerPlugin);
   await fastify.register(authPlugin, { tokens: opts.config.authTokens });
@@ -67,8 +80,11 @@ export async function app(fastify: FastifyInstance, opts: { config: AppConfig })
   await fastify.register(environmentRoutes, { prefix: '/v1/environments' });
 }
 
-export async function buildApp(config: AppConfig, logger: FastifyServerOptions['logger'] | boolean = true): Promise<FastifyInstance> {
-  const fastify = Fastify(fastifyOptions(config, logger));
+// Not encapsulated, so the server and tests can reach app.services.
+export const app = fp(starforge, { name: 'starforge' });
+
+export async function buildApp(config: AppConfig, opts: BuildOptions = {}): Promise<FastifyInstance> {
+  const fastify = Fastify(fastifyOptions(config, opts));
   await fastify.register(app, { config });
   await fastify.ready();
   return fastify;

@@ -19,7 +19,7 @@ const Environment = Type.Object({
 });
 
 export async function environmentRoutes(app: FastifyInstance): Promise<void> {
-  app.get('/', {
+  app.get('', {
     schema: {
       tags: ['environments'],
       summary: 'Per environment: applied and pending migrations, approval policy, active run, windows, freezes',

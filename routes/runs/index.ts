@@ -4,14 +4,13 @@ import { renderPreflightMarkdown } from '../../services/preflight/markdown.js';
 import { withProblems } from '../schemas.js';
 import {
   ApprovalBody, AuditEvent, CancelBody, CreateRunBody, IdempotencyHeaders, ListRunsQuery, PreflightQuery,
-  PreflightReport, Run, RunId, RunList,
+  PreflightReport, RunId, RunList,
 } from './schemas.js';
 
 export async function runRoutes(app: FastifyInstance): Promise<void> {
-  app.addSchema(Run);
   const { runs, approvals, preflight } = app.services;
 
-  app.post<{ Body: CreateRunBody; Headers: { 'idempotency-key'?: string } }>('/', {
+  app.post<{ Body: CreateRunBody; Headers: { 'idempotency-key'?: string } }>('', {
     config: { auth: ['requester'] },
     schema: {
       tags: ['runs'],
@@ -26,7 +25,7 @@ export async function runRoutes(app: FastifyInstance): Promise<void> {
     return reply.code(created ? 201 : 200).header('location', `/v1/runs/${run.id}`).send(run);
   });
 
-  app.get<{ Querystring: ListRunsQuery }>('/', {
+  app.get<{ Querystring: ListRunsQuery }>('', {
     schema: { tags: ['runs'], summary: 'List runs, newest first', querystring: ListRunsQuery, response: withProblems({ 200: RunList }, [400, 401]) },
   }, async (request) => runs.list(request.query));
 

@@ -1,5 +1,6 @@
 import type { FastifyError, FastifyInstance, FastifyReply } from 'fastify';
 import fp from 'fastify-plugin';
+import { describeConnectionError, isConnectionError } from '../../database/pg-errors.js';
 import { ServiceError } from '../../services/errors.js';
 
 export const PROBLEM_BASE = 'https://starforge.dev/problems/';
@@ -55,6 +56,10 @@ export const errorsPlugin = fp(
       if (err.validation) {
         const errors = validationErrors(err);
         return sendProblem(reply, 400, `Invalid ${err.validationContext ?? 'request'}: ${errors.map((e) => `${e.path} ${e.message}`).join('; ')}`, { errors }, 'validation-error');
+      }
+      if (isConnectionError(err)) {
+        request.log.warn({ reason: describeConnectionError(err) }, 'control database unavailable');
+        return sendProblem(reply, 503, `The control database is unavailable (${describeConnectionError(err)}); retry shortly.`, { requestId: request.id });
       }
       const status = typeof err.statusCode === 'number' && err.statusCode >= 400 && err.statusCode < 600 ? err.statusCode : 500;
       if (status >= 500) {

@@ -23,8 +23,9 @@ export const servicesPlugin = fp(
     });
     const services = createServices({ control, config, log: app.log });
     app.decorate('services', services);
-    // Background work (resuming orphaned preflights) starts once the app is ready.
-    app.addHook('onReady', async () => {
+    // Background work (resuming orphaned preflights) starts when the server
+    // listens, so building the app (tests, the OpenAPI generator) does no I/O.
+    app.addHook('onListen', async () => {
       await services.start();
     });
     app.addHook('onClose', async () => {

@@ -6,6 +6,8 @@ import fp from 'fastify-plugin';
 export const swaggerPlugin = fp(
   async (app: FastifyInstance) => {
     await app.register(swagger, {
+      // Name shared schemas by their $id (Run, Problem) rather than def-N.
+      refResolver: { buildLocalReference: (json, _base, _fragment, i) => String(json.$id ?? `def-${i}`) },
       openapi: {
         openapi: '3.0.3',
         info: {

@@ -1,0 +1,67 @@
+// `npm test`: runs every compiled test file with node's test runner against
+// TEST_DATABASE_URL, or, when it is unset, one embedded PostgreSQL started for
+// the whole run (each test file still creates and drops its own databases).
+import { spawn } from 'node:child_process';
+import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join, relative } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { startEmbeddedPostgres, type EmbeddedServer } from '../../src/embedded-postgres.js';
+
+const testRoot = fileURLToPath(new URL('..', import.meta.url));
+
+async function testFiles(dir: string): Promise<string[]> {
+  const out: string[] = [];
+  for (const entry of await readdir(dir, { withFileTypes: true })) {
+    const path = join(dir, entry.name);
+    if (entry.isDirectory()) out.push(...(await testFiles(path)));
+    else if (entry.name.endsWith('.test.js')) out.push(path);
+  }
+  return out.sort();
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => resolve(port));
+    });
+    server.on('error', reject);
+  });
+}
+
+async function main(): Promise<number> {
+  const filter = process.argv.slice(2);
+  let files = await testFiles(testRoot);
+  if (filter.length) files = files.filter((f) => filter.some((pattern) => relative(testRoot, f).includes(pattern)));
+  const env = { ...process.env };
+  let embedded: EmbeddedServer | undefined;
+  let dir: string | undefined;
+  if (!env.TEST_DATABASE_URL) {
+    dir = await mkdtemp(join(tmpdir(), 'starforge-test-pg-'));
+    const port = await freePort();
+    process.stderr.write(`TEST_DATABASE_URL not set: starting embedded PostgreSQL on 127.0.0.1:${port}\n`);
+    embedded = await startEmbeddedPostgres({ dir, port, persistent: false });
+    env.TEST_DATABASE_URL = embedded.url('postgres');
+  } else {
+    process.stderr.write('Using TEST_DATABASE_URL for tests\n');
+  }
+  try {
+    const concurrency = process.env.TEST_CONCURRENCY ?? '3';
+    const child = spawn(process.execPath, ['--test', `--test-concurrency=${concurrency}`, '--test-reporter=spec', ...files], { env, stdio: 'inherit' });
+    return await new Promise<number>((resolve) => child.on('exit', (code, signal) => resolve(code ?? (signal ? 1 : 0))));
+  } finally {
+    await embedded?.stop();
+    if (dir) await rm(dir, { recursive: true, force: true });
+  }
+}
+
+main().then(
+  (code) => process.exit(code),
+  (err) => {
+    process.stderr.write(`test run failed to start: ${err instanceof Error ? err.stack : String(err)}\n`);
+    process.exit(1);
+  },
+);
