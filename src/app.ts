@@ -2,7 +2,9 @@ import { randomUUID } from 'node:crypto';
 import { Ajv } from 'ajv';
 import addFormats from 'ajv-formats';
 import fp from 'fastify-plugin';
+import { stdSerializers } from 'pino';
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
+import { scrubSecrets } from '../database/pg-errors.js';
 import type { AppConfig } from './config/index.js';
 import { authPlugin } from './plugins/auth.js';
 import { errorsPlugin } from './plugins/errors.js';
@@ -34,6 +36,14 @@ function makeAjv(coerceTypes: boolean | 'array') {
   return ajv;
 }
 
+/** Logged errors keep their shape but lose any connection string in message or stack. */
+function errSerializer(err: Error) {
+  const out = stdSerializers.err(err);
+  out.message = scrubSecrets(out.message ?? '', []);
+  if (out.stack) out.stack = scrubSecrets(out.stack, []);
+  return out;
+}
+
 export interface BuildOptions {
   /** false turns logging off (e.g. the OpenAPI generator); default on at config.logLevel. */
   logger?: boolean;
@@ -45,7 +55,12 @@ export function fastifyOptions(config: Pick<AppConfig, 'logLevel'>, opts: BuildO
   return {
     logger: opts.logger === false
       ? false
-      : { level: config.logLevel, redact: { paths: REDACT_PATHS, censor: '[redacted]' }, ...(opts.logStream ? { stream: opts.logStream } : {}) },
+      : {
+          level: config.logLevel,
+          redact: { paths: REDACT_PATHS, censor: '[redacted]' },
+          serializers: { err: errSerializer },
+          ...(opts.logStream ? { stream: opts.logStream } : {}),
+        },
     bodyLimit: BODY_LIMIT_BYTES,
     genReqId: (req) => {
       const given = req.headers['x-request-id'];

@@ -100,6 +100,15 @@ describe('health, docs and errors', () => {
     assert.equal(logs.includes('some-unknown-secret-token'), false);
     assert.equal(logs.includes(t.control.url), false);
   });
+
+  test('connection strings inside logged errors are scrubbed', async () => {
+    t.app.log.error({ err: new Error('connect failed for postgres://admin:Hunter2Pw@db.internal:5432/prod') }, 'boom');
+    const line = logLines.find((l) => l.includes('"msg":"boom"'));
+    assert.ok(line, 'the error was logged');
+    assert.equal(line.includes('Hunter2Pw'), false);
+    assert.equal(line.includes('db.internal'), false);
+    assert.match(line, /postgres:\/\/\[redacted\]/);
+  });
 });
 
 describe('readiness with the control database down', () => {
