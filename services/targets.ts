@@ -40,9 +40,10 @@ export class TargetDatabases {
 
   /** Runs `fn` with a target client; a connection failure becomes a 503 that names no host or credential. */
   async withClient<T>(environment: EnvironmentConfig, fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+    const pool = this.pool(environment); // an unconfigured environment is a 422, not an outage
     let client: pg.PoolClient;
     try {
-      client = await this.pool(environment).connect();
+      client = await pool.connect();
     } catch (err) {
       throw unavailable(`Cannot connect to the ${environment.name} database: ${describeConnectionError(err)}.`);
     }

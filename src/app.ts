@@ -79,6 +79,9 @@ async function starforge(fastify: FastifyInstance, opts: { config: AppConfig }):
   fastify.setValidatorCompiler(({ schema, httpPart }) =>
     httpPart === 'body' ? bodyAjv.compile(schema) : paramsAjv.compile(schema),
   );
+  // Request bodies are JSON only: Fastify's default text/plain parser would hand
+  // a string to schema validation and turn a wrong media type into a 400, not 415.
+  fastify.removeContentTypeParser('text/plain');
   fastify.addHook('onSend', async (request, reply) => {
     reply.header('x-request-id', request.id);
   });

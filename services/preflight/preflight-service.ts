@@ -2,12 +2,16 @@ import type pg from 'pg';
 import { exec, maybeOne, one, rows, transaction } from '../../database/db.js';
 import { PREFLIGHT_LOCK_CLASS, releaseRunLock, tryRunLock } from '../../database/sql/locks.js';
 import { insertReport, latestReport } from '../../database/sql/reports.js';
-import { runsInStatus, selectRun, type RunRow } from '../../database/sql/runs.js';
+import { isPgError, UNIQUE_VIOLATION } from '../../database/pg-errors.js';
+import { approvalsForDigest } from '../../database/sql/approvals.js';
+import { activeRunFor, runsInStatus, selectRun, type RunRow } from '../../database/sql/runs.js';
 import { serverVersion } from '../../database/sql/target.js';
+import { openSlots } from '../approvals/policy.js';
 import type { ServiceContext } from '../context.js';
-import { forbidden, notFound, ServiceError } from '../errors.js';
+import { conflict, forbidden, notFound, ServiceError } from '../errors.js';
 import { computePending, readAppliedMigrations, readMigrationFiles, type PendingSet } from '../migrations/pending.js';
 import { hasRole, type Principal } from '../principal.js';
+import { ACTIVE_STATUSES } from '../runs/state-machine.js';
 import { lockRunForUpdate, transition } from '../runs/transition.js';
 
 export type CheckStatus = 'pass' | 'warn' | 'fail';
@@ -123,6 +127,19 @@ export function createPreflightService(ctx: ServiceContext) {
               error: firstError ? { code: firstError.rule, message: firstError.message } : null,
             },
           });
+          if (failed) return;
+          // A re-run preflight of an approved run: approvals given for exactly this
+          // digest still stand (and their approvers cannot approve it again), so a
+          // satisfied policy makes the run approved again instead of leaving it stuck.
+          const digest = report.digest ?? current.digest;
+          const approvals = (await rows<{ subject: string; role: string; decision: string }>(client, approvalsForDigest(runId, digest)))
+            .filter((a) => a.decision === 'approve');
+          if (approvals.length && openSlots(current.required_approvals, approvals).length === 0) {
+            await transition(client, current, 'approved', {
+              actor: 'system',
+              details: { digest, approvers: approvals.map((a) => a.subject), reason: 'approvals for this digest still stand' },
+            });
+          }
         });
       } finally {
         await exec(lockClient, releaseRunLock(PREFLIGHT_LOCK_CLASS, runId));
@@ -140,16 +157,42 @@ export function createPreflightService(ctx: ServiceContext) {
     inflight.add(task);
   }
 
-  /** Moves the run to preflight_running (audited) and starts the work in the background. */
-  async function request(runId: string, principal: Principal | 'system'): Promise<void> {
+  /**
+   * Moves the run to preflight_running (audited) and starts the work in the
+   * background. Tracked from the start, so idle() also waits for a preflight
+   * that is still being requested (the one a new run starts).
+   */
+  function request(runId: string, principal: Principal | 'system'): Promise<void> {
+    const work = start(runId, principal);
+    const task: Promise<void> = work.then(() => undefined, () => undefined).finally(() => inflight.delete(task));
+    inflight.add(task);
+    return work;
+  }
+
+  async function start(runId: string, principal: Principal | 'system'): Promise<void> {
     const actor = principal === 'system' ? 'system' : principal.subject;
-    await transaction(control, async (client) => {
-      const run = await lockRunForUpdate(client, runId);
-      if (principal !== 'system' && !hasRole(principal, 'operator') && run.requested_by !== principal.subject) {
-        throw forbidden(`Only the requester (${run.requested_by}) or an operator may re-run preflight for run ${runId}.`);
+    let environment: string | undefined;
+    try {
+      await transaction(control, async (client) => {
+        const run = await lockRunForUpdate(client, runId);
+        environment = run.environment;
+        if (principal !== 'system' && !hasRole(principal, 'operator') && run.requested_by !== principal.subject) {
+          throw forbidden(`Only the requester (${run.requested_by}) or an operator may re-run preflight for run ${runId}.`);
+        }
+        await transition(client, run, 'preflight_running', { actor, type: 'preflight.started' });
+      });
+    } catch (err) {
+      // A preflight_failed run holds no environment; re-running it would take the
+      // environment back, which the partial unique index refuses while another run is active.
+      if (isPgError(err, UNIQUE_VIOLATION) && err.constraint === 'runs_one_active_per_environment' && environment) {
+        const active = await maybeOne<{ id: string; status: string }>(control, activeRunFor(environment, ACTIVE_STATUSES));
+        throw conflict(
+          `Environment "${environment}" already has an active run${active ? ` (${active.id}, ${active.status})` : ''}; finish or cancel it before re-running preflight for run ${runId}.`,
+          { activeRunId: active?.id ?? null },
+        );
       }
-      await transition(client, run, 'preflight_running', { actor, type: 'preflight.started' });
-    });
+      throw err;
+    }
     launch(runId);
   }
 

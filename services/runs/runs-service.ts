@@ -121,9 +121,18 @@ export function createRunsService(ctx: RunsServiceDeps) {
       const replayed = await replay(principal.subject, idempotencyKey, hash);
       if (replayed) return replayed;
     }
+    // A concurrent request with the same key may have committed the run since
+    // the replay check above: that run is this request's answer, not a conflict.
+    const conflictOrReplay = async (): Promise<CreateRunResult> => {
+      if (idempotencyKey) {
+        const replayed = await replay(principal.subject, idempotencyKey, hash);
+        if (replayed) return replayed;
+      }
+      return activeRunConflict(env.name);
+    };
     // Cheap early answer; the partial unique index below is what actually decides.
     const active = await maybeOne<{ id: string }>(control, activeRunFor(env.name, ACTIVE_STATUSES));
-    if (active) await activeRunConflict(env.name);
+    if (active) return conflictOrReplay();
 
     const files = await readMigrationFiles(env);
     const applied = await targets.withClient(env, (client) => readAppliedMigrations(client, env));
@@ -168,7 +177,7 @@ export function createRunsService(ctx: RunsServiceDeps) {
       }
       runId = outcome.id;
     } catch (err) {
-      if (isPgError(err, UNIQUE_VIOLATION) && err.constraint === 'runs_one_active_per_environment') return activeRunConflict(env.name);
+      if (isPgError(err, UNIQUE_VIOLATION) && err.constraint === 'runs_one_active_per_environment') return conflictOrReplay();
       throw err;
     }
     ctx.onCreated(runId);
