@@ -2,7 +2,7 @@ import type pg from 'pg';
 import { createPool } from '../database/db.js';
 import { describeConnectionError } from '../database/pg-errors.js';
 import type { EnvironmentConfig } from '../src/config/environments.js';
-import { unavailable, unprocessable } from './errors.js';
+import { ServiceError, unavailable, unprocessable } from './errors.js';
 import type { Logger } from './logger.js';
 
 /** Lazily opened, small connection pools to each environment's target database. */
@@ -49,6 +49,14 @@ export class TargetDatabases {
     }
     try {
       return await fn(client);
+    } catch (err) {
+      // A statement the target refused (permissions, missing objects): say what
+      // it said, which names objects but never credentials, instead of a 500.
+      const code = (err as { code?: unknown }).code;
+      if (typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code) && !(err instanceof ServiceError)) {
+        throw unprocessable(`The ${environment.name} database refused a read: ${(err as Error).message} (SQLSTATE ${code}).`, { sqlState: code });
+      }
+      throw err;
     } finally {
       client.release();
     }

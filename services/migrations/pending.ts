@@ -43,19 +43,19 @@ export function computePending(files: MigrationFile[], applied: AppliedMigration
   const fileNames = new Set(files.map((f) => f.name));
   const missing = applied.find((a) => !fileNames.has(a.name));
   if (missing) {
-    throw unprocessable(`The ${environment} database has migration "${missing.name}" applied, but no such file exists in the migrations directory; restore the file before creating a run.`);
+    throw unprocessable(`The ${environment} database has migration "${missing.name}" applied, but no such file exists in the migrations directory; restore the file before creating a run.`, { rule: 'missing-migration-file' });
   }
   let pending = files.filter((f) => !appliedNames.has(f.name));
   const lastApplied = files.reduce((last, f, i) => (appliedNames.has(f.name) ? i : last), -1);
   const outOfOrder = files.findIndex((f, i) => i < lastApplied && !appliedNames.has(f.name));
   if (outOfOrder >= 0) {
-    throw unprocessable(`Pending migration "${files[outOfOrder]!.name}" sorts before migration "${files[lastApplied]!.name}", which is already applied to ${environment}; rename it with a later prefix.`);
+    throw unprocessable(`Pending migration "${files[outOfOrder]!.name}" sorts before migration "${files[lastApplied]!.name}", which is already applied to ${environment}; rename it with a later prefix.`, { rule: 'migration-order' });
   }
   if (to !== undefined) {
     const index = pending.findIndex((f) => f.name === to);
     if (index < 0) {
       const why = appliedNames.has(to) ? 'is already applied' : 'is not a migration in the directory';
-      throw unprocessable(`"to": "${to}" ${why}; pending migrations are: ${pending.map((p) => p.name).join(', ') || 'none'}.`, { errors: [{ path: 'body/to', message: why }] });
+      throw unprocessable(`"to": "${to}" ${why}; pending migrations are: ${pending.map((p) => p.name).join(', ') || 'none'}.`, { rule: 'unknown-to', errors: [{ path: 'body/to', message: why }] });
     }
     pending = pending.slice(0, index + 1);
   }

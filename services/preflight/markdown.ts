@@ -1,41 +1,76 @@
 import type { ApiRun } from '../runs/present.js';
-import type { PreflightReport } from './preflight-service.js';
+import type { PreflightReport } from './report.js';
 
-const ICON: Record<string, string> = { pass: 'PASS', warn: 'WARN', fail: 'FAIL' };
-const cell = (text: string) => text.replace(/\|/g, '\\|').replace(/\n/g, ' ');
+const STATUS: Record<string, string> = { pass: 'PASS', warn: 'WARN', fail: 'FAIL' };
+const cell = (text: string | null | undefined) => (text ?? '').replace(/\|/g, '\\|').replace(/\s*\n\s*/g, ' ');
+const code = (text: string | null | undefined) => (text ? `\`${cell(text).slice(0, 160).replace(/`/g, "'")}\`` : '');
+const SEVERITY_ORDER = { error: 0, warning: 1, info: 2 } as const;
+
+function bytes(n: number): string {
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let value = n;
+  let unit = 0;
+  while (value >= 1024 && unit < units.length - 1) {
+    value /= 1024;
+    unit += 1;
+  }
+  return `${value.toFixed(unit ? 1 : 0)} ${units[unit]}`;
+}
+
+function duration(ms: number): string {
+  return ms < 1000 ? `${Math.round(ms)} ms` : ms < 120_000 ? `${(ms / 1000).toFixed(1)} s` : `${(ms / 60_000).toFixed(1)} min`;
+}
+
+function table(header: string[], rows: string[][]): string[] {
+  return [`| ${header.join(' | ')} |`, `|${header.map(() => '---').join('|')}|`, ...rows.map((r) => `| ${r.join(' | ')} |`)];
+}
 
 /** The preflight report as approvers read it in a ticket or PR comment. */
 export function renderPreflightMarkdown(run: ApiRun, report: PreflightReport): string {
-  const lines = [
+  const findings = [...report.findings].sort((a, b) => SEVERITY_ORDER[a.severity] - SEVERITY_ORDER[b.severity]);
+  const errors = findings.filter((f) => f.severity === 'error').length;
+  const out = [
     `# Preflight report: ${run.environment} run ${run.id}`,
     '',
-    `- Outcome: **${report.outcome.toUpperCase()}**`,
+    `- Outcome: **${report.outcome.toUpperCase()}** (${errors} error(s), ${findings.length - errors} other finding(s))`,
     `- Description: ${run.description}${run.ticket ? ` (${run.ticket})` : ''}`,
     `- Requested by: ${run.requestedBy}`,
     `- Digest: \`${report.digest ?? 'n/a'}\``,
+    `- Server: ${report.server ? `PostgreSQL ${report.server.version}` : 'not reached'}`,
+    `- Estimated apply time: ${report.impact ? duration(report.impact.totalEstimatedMs) : 'n/a'}`,
     `- Checked: ${report.startedAt} to ${report.finishedAt}`,
-    '',
-    `> ${report.note}`,
-    '',
-    '## Migrations',
-    '',
-    '| # | name | sha256 |',
-    '|---|------|--------|',
-    ...report.migrations.map((m, i) => `| ${i + 1} | ${cell(m.name)} | \`${m.sha256.slice(0, 12)}\` |`),
-    '',
-    '## Checks',
-    '',
-    '| check | status | detail |',
-    '|-------|--------|--------|',
-    ...report.checks.map((c) => `| ${c.id} | ${ICON[c.status]} | ${cell(c.detail)} |`),
     '',
     '## Findings',
     '',
-    ...(report.findings.length
-      ? ['| severity | rule | migration | message |', '|----------|------|-----------|---------|',
-        ...report.findings.map((f) => `| ${f.severity} | ${f.rule} | ${f.migration ?? ''} | ${cell(f.message)} |`)]
+    ...(findings.length
+      ? table(['severity', 'rule', 'migration', 'statement', 'message'], findings.map((f) => [
+          f.acknowledged ? `${f.severity} (acknowledged: ${cell(f.acknowledged.reason)})` : f.severity,
+          f.rule, cell(f.migration), code(f.statement), cell(f.message),
+        ]))
       : ['None.']),
     '',
+    '## Checks',
+    '',
+    ...table(['check', 'status', 'detail'], report.checks.map((c) => [c.id, STATUS[c.status] ?? c.status, cell(c.detail)])),
+    '',
+    '## Migrations',
+    '',
+    ...table(['#', 'name', 'sha256', 'transaction', 'strongest lock', 'estimate'], report.migrations.map((m, i) => {
+      const impact = report.impact?.migrations.find((x) => x.migration === m.name);
+      return [String(i + 1), cell(m.name), `\`${m.sha256.slice(0, 12)}\``, impact ? (impact.transactional ? 'yes' : 'no') : '', impact?.strongestLock ?? '', impact ? duration(impact.estimatedMs) : ''];
+    })),
   ];
-  return lines.join('\n');
+  if (report.impact?.tables.length) {
+    out.push('', '## Tables touched', '', ...table(['table', 'rows (est.)', 'size', 'exists'], report.impact.tables.map((t) => [t.table, String(t.rows), bytes(t.bytes), t.exists ? 'yes' : 'new'])));
+    out.push('', `_${report.impact.assumptions}_`);
+  }
+  if (report.rehearsal) {
+    out.push('', '## Rehearsal', '', `Seeded from ${report.rehearsal.seededFrom}; ${report.rehearsal.durationMs} ms in all.`, '',
+      ...table(['phase', 'migration', 'result', 'time'], report.rehearsal.steps.map((s) => [
+        s.phase, cell(s.migration), s.ok ? 'ok' : `FAILED${s.error?.sqlState ? ` (${s.error.sqlState})` : ''}: ${cell(s.error?.message)}`, duration(s.durationMs),
+      ])));
+  }
+  if (report.notes.length) out.push('', '## Notes', '', ...report.notes.map((n) => `- ${n}`));
+  out.push('');
+  return out.join('\n');
 }

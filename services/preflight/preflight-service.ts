@@ -5,45 +5,15 @@ import { insertReport, latestReport } from '../../database/sql/reports.js';
 import { isPgError, UNIQUE_VIOLATION } from '../../database/pg-errors.js';
 import { approvalsForDigest } from '../../database/sql/approvals.js';
 import { activeRunFor, runsInStatus, selectRun, type RunRow } from '../../database/sql/runs.js';
-import { serverVersion } from '../../database/sql/target.js';
 import { openSlots } from '../approvals/policy.js';
 import type { ServiceContext } from '../context.js';
-import { conflict, forbidden, notFound, ServiceError } from '../errors.js';
-import { computePending, readAppliedMigrations, readMigrationFiles, type PendingSet } from '../migrations/pending.js';
+import { conflict, forbidden, notFound } from '../errors.js';
 import { hasRole, type Principal } from '../principal.js';
 import { ACTIVE_STATUSES } from '../runs/state-machine.js';
 import { lockRunForUpdate, transition } from '../runs/transition.js';
-
-export type CheckStatus = 'pass' | 'warn' | 'fail';
-export interface PreflightCheck {
-  id: string;
-  status: CheckStatus;
-  detail: string;
-}
-export interface Finding {
-  rule: string;
-  severity: 'error' | 'warning' | 'info';
-  migration: string | null;
-  message: string;
-}
-export interface PreflightReport {
-  runId: string;
-  environment: string;
-  outcome: 'passed' | 'failed';
-  scope: 'basic';
-  note: string;
-  digest: string | null;
-  migrations: Array<{ name: string; sha256: string }>;
-  checks: PreflightCheck[];
-  findings: Finding[];
-  startedAt: string;
-  finishedAt: string;
-}
-
-// Until the full preflight lands (rehearsal, lint, impact), the report says exactly what it covered.
-export const BASIC_SCOPE_NOTE =
-  'Basic preflight only: connectivity, the pending set and its digest were checked. ' +
-  'Rehearsal on an ephemeral database, migration linting and impact estimates are not implemented yet.';
+import { buildPreflightReport } from './build-report.js';
+import { ownerTag, sweepOrphanedRehearsals } from './ephemeral.js';
+import type { PreflightReport } from './report.js';
 
 /**
  * Runs preflight for a run in the background. Whoever holds the run's
@@ -51,43 +21,9 @@ export const BASIC_SCOPE_NOTE =
  * one preflight twice, and a preflight orphaned by a dead process is resumed.
  */
 export function createPreflightService(ctx: ServiceContext) {
-  const { control, config, targets, log } = ctx;
+  const { control, config, log } = ctx;
   const inflight = new Set<Promise<void>>();
   let closed = false;
-
-  async function inspect(run: RunRow): Promise<{ checks: PreflightCheck[]; findings: Finding[]; set: PendingSet | null }> {
-    const env = config.environments[run.environment];
-    const checks: PreflightCheck[] = [];
-    const findings: Finding[] = [];
-    if (!env) {
-      findings.push({ rule: 'unknown-environment', severity: 'error', migration: null, message: `Environment "${run.environment}" is no longer configured.` });
-      return { checks, findings, set: null };
-    }
-    try {
-      const files = await readMigrationFiles(env);
-      const { applied, version } = await targets.withClient(env, async (client) => ({
-        applied: await readAppliedMigrations(client, env),
-        version: (await one<{ version: string }>(client, serverVersion())).version,
-      }));
-      checks.push({ id: 'connectivity', status: 'pass', detail: `Connected to the ${env.name} database (PostgreSQL ${version}).` });
-      const set = computePending(files, applied, env.name, run.target_to ?? undefined);
-      checks.push({ id: 'pending-set', status: set.pending.length ? 'pass' : 'fail', detail: `${set.pending.length} pending migration(s) after ${applied.length} applied.` });
-      if (set.pending.length === 0) {
-        findings.push({ rule: 'nothing-to-apply', severity: 'error', migration: null, message: `Every migration is already applied to ${env.name}; cancel this run.` });
-      } else if (set.digest !== run.digest) {
-        findings.push({
-          rule: 'content-changed', severity: 'info', migration: null,
-          message: 'The pending migrations changed since the run was created; the run now carries the new digest and earlier approvals no longer count.',
-        });
-      }
-      return { checks, findings, set };
-    } catch (err) {
-      if (!(err instanceof ServiceError)) throw err;
-      checks.push({ id: err.statusCode === 503 ? 'connectivity' : 'pending-set', status: 'fail', detail: err.message });
-      findings.push({ rule: err.statusCode === 503 ? 'target-unreachable' : 'pending-set-invalid', severity: 'error', migration: null, message: err.message });
-      return { checks, findings, set: null };
-    }
-  }
 
   async function execute(runId: string): Promise<void> {
     const lockClient: pg.PoolClient = await control.connect();
@@ -97,31 +33,19 @@ export function createPreflightService(ctx: ServiceContext) {
       try {
         const run = await maybeOne<RunRow>(control, selectRun(runId));
         if (!run || run.status !== 'preflight_running') return;
-        const startedAt = new Date().toISOString();
-        const { checks, findings, set } = await inspect(run);
-        const failed = findings.some((f) => f.severity === 'error');
-        const report: PreflightReport = {
-          runId,
-          environment: run.environment,
-          outcome: failed ? 'failed' : 'passed',
-          scope: 'basic',
-          note: BASIC_SCOPE_NOTE,
-          digest: set?.digest ?? run.digest,
-          migrations: set ? set.pending.map((m) => ({ name: m.name, sha256: m.sha256 })) : run.migrations,
-          checks,
-          findings,
-          startedAt,
-          finishedAt: new Date().toISOString(),
-        };
+        const { report, set } = await buildPreflightReport(ctx, run);
+        const failed = report.outcome === 'failed';
+        const findings = report.findings;
         await transaction(control, async (client) => {
           const current = await lockRunForUpdate(client, runId);
           await exec(client, insertReport(runId, 'preflight', report.digest, report));
           if (current.status !== 'preflight_running') return; // cancelled meanwhile: keep the report, change nothing else
           const firstError = findings.find((f) => f.severity === 'error');
+          const estimatedMs = report.impact?.totalEstimatedMs;
           await transition(client, current, failed ? 'preflight_failed' : 'awaiting_approval', {
             actor: 'system',
             type: failed ? 'preflight.failed' : 'preflight.passed',
-            details: { findings: findings.length, digest: report.digest },
+            details: { findings: findings.length, errors: findings.filter((f) => f.severity === 'error').length, digest: report.digest, estimatedMs: estimatedMs ?? null },
             patch: {
               ...(set && set.pending.length ? { migrations: report.migrations, digest: set.digest } : {}),
               error: firstError ? { code: firstError.rule, message: firstError.message } : null,
@@ -196,8 +120,12 @@ export function createPreflightService(ctx: ServiceContext) {
     launch(runId);
   }
 
-  /** Resumes preflights left running by a process that died (those whose lock nobody holds). */
+  /**
+   * After a crash: drops rehearsal databases nobody owns any more, then resumes
+   * preflights left running by a dead process (those whose lock nobody holds).
+   */
   async function resumeOrphans(): Promise<void> {
+    await sweepOrphanedRehearsals(config.preflightDatabaseUrl ?? config.databaseUrl!, ownerTag(config.databaseUrl!), control, log);
     const orphans = await rows<{ id: string }>(control, runsInStatus('preflight_running'));
     for (const { id } of orphans) launch(id);
   }

@@ -34,6 +34,11 @@ export interface NotifyTarget {
   urlEnv: string;
 }
 
+export interface PreflightSettings {
+  /** Transactions open longer than this on the target are reported (they would block DDL). */
+  longTransactionSeconds: number;
+}
+
 export interface EnvironmentConfig {
   name: string;
   databaseUrlEnv: string;
@@ -50,6 +55,7 @@ export interface EnvironmentConfig {
   workers: { pause: WorkerPauseConfig };
   verify: VerifyConfig;
   notify: NotifyTarget[];
+  preflight: PreflightSettings;
 }
 
 const ENV_NAME = /^[a-z][a-z0-9_-]{0,39}$/;
@@ -59,7 +65,7 @@ const QUALIFIED_SQL_NAME = /^([a-z_][a-z0-9_$]{0,62}\.)?[a-z_][a-z0-9_$]{0,62}$/
 
 const ENVIRONMENT_KEYS = [
   'databaseUrlEnv', 'migrationsDir', 'migrationsTable', 'migrationsSchema', 'approvals', 'windows', 'freezes',
-  'lockTimeoutMs', 'statementTimeoutMs', 'lockRetries', 'backup', 'workers', 'verify', 'notify',
+  'lockTimeoutMs', 'statementTimeoutMs', 'lockRetries', 'backup', 'workers', 'verify', 'notify', 'preflight',
 ];
 
 type Obj = Record<string, unknown>;
@@ -225,6 +231,7 @@ function parseEnvironment(name: string, value: unknown, projectRoot: string): En
   };
   if (lockRetries.maxDelayMs < lockRetries.baseDelayMs) throw new ConfigError(`${key}.lockRetries.maxDelayMs`, 'must be at least baseDelayMs');
   const workers = e.workers === undefined ? {} : object(e.workers, `${key}.workers`, ['pause']);
+  const preflight = e.preflight === undefined ? {} : object(e.preflight, `${key}.preflight`, ['longTransactionSeconds']);
   return {
     name,
     databaseUrlEnv: string(e.databaseUrlEnv, `${key}.databaseUrlEnv`, ENV_VAR, 'an environment variable name such as PRODUCTION_DATABASE_URL'),
@@ -241,6 +248,11 @@ function parseEnvironment(name: string, value: unknown, projectRoot: string): En
     workers: { pause: parseWorkerPause(workers.pause, `${key}.workers.pause`) },
     verify: parseVerify(e.verify, `${key}.verify`),
     notify: array(e.notify, `${key}.notify`, parseNotify),
+    preflight: {
+      longTransactionSeconds: preflight.longTransactionSeconds === undefined
+        ? 60
+        : integer(preflight.longTransactionSeconds, `${key}.preflight.longTransactionSeconds`, 1, 86_400),
+    },
   };
 }
 

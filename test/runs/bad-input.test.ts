@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import type supertest from 'supertest';
 import { bearer, startTestApp, type TestApp } from '../support/app.js';
-import { api, assertNothingWritten, assertProblem, assertValidationProblem, createAwaiting, markApplied, REPO_MIGRATIONS, type ApiRun } from './helpers.js';
+import { api, assertNothingWritten, assertProblem, assertValidationProblem, createAwaiting, applyRepoMigrations, REPO_MIGRATIONS, type ApiRun } from './helpers.js';
 
 let t: TestApp;
 let run: ApiRun;
@@ -15,7 +15,7 @@ before(async () => {
   // One production run awaiting approval, target of the per-run bad inputs.
   run = await createAwaiting(t, 'alice', { environment: 'production', description: 'bad input target' });
   // staging has its first two migrations applied, for "to" that is already applied.
-  await markApplied(t.targets.staging, REPO_MIGRATIONS.slice(0, 2));
+  await applyRepoMigrations(t.targets.staging, 2);
 });
 after(() => t.close());
 

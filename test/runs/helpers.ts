@@ -4,7 +4,8 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { mkdtemp, readFile, rm, writeFile, unlink } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
+import { runner } from 'node-pg-migrate';
 import type { Response } from 'supertest';
 import { PROJECT_ROOT } from '../../src/paths.js';
 import { bearer, type Subject, type TestApp } from '../support/app.js';
@@ -239,8 +240,23 @@ export async function markApplied(db: TestDatabase, names: readonly string[], ta
   for (const name of names) await db.query(`INSERT INTO ${table} (name, run_on) VALUES ($1, now())`, [name]);
 }
 
+/** Applies the first `count` repo migrations to a target for real (schema and history agree). */
+export async function applyRepoMigrations(db: TestDatabase, count: number): Promise<void> {
+  await runner({
+    databaseUrl: db.url,
+    dir: resolve(PROJECT_ROOT, 'database/migrations'),
+    migrationsTable: 'pgmigrations',
+    direction: 'up',
+    count,
+    singleTransaction: false,
+    log: () => undefined,
+  });
+}
+
+/** Back to an empty target: history and schema both (they must agree for a rehearsal). */
 export async function forgetApplied(db: TestDatabase, table = 'pgmigrations'): Promise<void> {
   await db.query(`DROP TABLE IF EXISTS ${table}`);
+  await db.query('DROP SCHEMA public CASCADE; CREATE SCHEMA public; DROP EXTENSION IF EXISTS pgcrypto;');
 }
 
 /** A tiny node-pg-migrate migration. */

@@ -7,7 +7,7 @@ import pg from 'pg';
 import { startTestApp, type TestApp } from '../support/app.js';
 import {
   api, assertCompleteTrail, assertNothingWritten, assertProblem, createAwaiting, eventsOf, forgetApplied, freeEnvironments,
-  HEX64, ISO, markApplied, REPO_MIGRATIONS, repoMigrationSha, UUID,
+  HEX64, ISO, markApplied, applyRepoMigrations, REPO_MIGRATIONS, repoMigrationSha, UUID,
 } from './helpers.js';
 
 let t: TestApp;
@@ -57,26 +57,33 @@ test('POST /v1/runs creates a run from the real pending set of the target', asyn
 });
 
 test('only the migrations not yet applied on the target are pending', async () => {
-  await markApplied(t.targets.staging, REPO_MIGRATIONS.slice(0, 3));
+  await applyRepoMigrations(t.targets.staging, 3);
   const run = await createAwaiting(t, 'alice', { environment: 'staging', description: 'rest' });
   assert.deepEqual(run.migrations.map((m) => m.name), REPO_MIGRATIONS.slice(3));
   assert.deepEqual(run.requiredApprovals, ['any']);
 });
 
-test('the preflight report says exactly what basic preflight covered, as JSON and Markdown', async () => {
+test('the preflight report covers rehearsal, lint, checks and impact, as JSON and Markdown', async () => {
   const run = await createAwaiting(t, 'alice', { environment: 'production', description: 'report check', ticket: 'OPS-7' });
   const res = await api(t).report(run.id);
   assert.equal(res.status, 200, res.text);
   assert.match(res.body.createdAt, ISO);
   const report = res.body.report;
   assert.equal(report.outcome, 'passed');
-  assert.equal(report.scope, 'basic');
-  assert.match(report.note, /not implemented/);
+  assert.equal(report.scope, 'full');
   assert.equal(report.digest, run.digest);
   assert.deepEqual(report.migrations, run.migrations);
-  assert.deepEqual(report.findings, []);
+  assert.deepEqual(report.findings.filter((f: { severity: string }) => f.severity === 'error'), []);
+  assert.deepEqual(report.findings.map((f: { rule: string }) => f.rule), ['create-extension'], 'the pgcrypto migration is flagged as needing privileges');
   const checks = Object.fromEntries(report.checks.map((c: { id: string; status: string }) => [c.id, c.status]));
-  assert.deepEqual(checks, { connectivity: 'pass', 'pending-set': 'pass' });
+  for (const id of ['connectivity', 'pending-set', 'rehearsal', 'connections', 'long-transactions', 'applied-checksums', 'backup-tooling', 'extension:pgcrypto']) {
+    assert.equal(checks[id], 'pass', id);
+  }
+  assert.equal(report.rehearsal.steps.length, REPO_MIGRATIONS.length * 3, 'up, down and up again for each migration');
+  assert.ok(report.rehearsal.steps.every((s: { ok: boolean }) => s.ok));
+  assert.equal(report.impact.migrations.length, REPO_MIGRATIONS.length);
+  assert.equal(typeof report.impact.totalEstimatedMs, 'number');
+  assert.ok(report.notes.some((n: string) => /smoke ETL/i.test(n)), 'says the smoke ETL did not run');
 
   const md = await api(t).report(run.id, 'vic', 'md');
   assert.equal(md.status, 200);
@@ -85,7 +92,7 @@ test('the preflight report says exactly what basic preflight covered, as JSON an
   assert.match(md.text, /Outcome: \*\*PASSED\*\*/);
   assert.ok(md.text.includes(run.digest), 'the Markdown names the digest');
   assert.ok(md.text.includes('(OPS-7)'));
-  assert.ok(md.text.includes(report.note));
+  for (const section of ['## Findings', '## Checks', '## Migrations', '## Rehearsal', '## Notes']) assert.ok(md.text.includes(section), section);
   for (const name of REPO_MIGRATIONS) assert.ok(md.text.includes(name), name);
 
   const json = await api(t).report(run.id, 'vic', 'json');
@@ -248,7 +255,7 @@ test('cancelling while preflight is running wins: the preflight keeps its report
     assert.deepEqual(events[events.length - 1]!.details, { reason: 'changed my mind' });
     const report = await api(t).report(id);
     assert.equal(report.status, 200, 'the finished preflight still files its report');
-    assert.equal(report.body.report.outcome, 'passed');
+    assert.equal(report.body.report.runId, id);
   } finally {
     await holder.end();
     await target.query('DROP VIEW IF EXISTS pgmigrations; DROP FUNCTION IF EXISTS gate(); DROP SEQUENCE IF EXISTS gate_calls;');

@@ -191,7 +191,7 @@ test('a deleted migration file that the target has applied: 422 on create, prefl
     await t.settle();
     const failed = (await api(t).get(run.id)).body;
     assert.equal(failed.status, 'preflight_failed');
-    assert.equal(failed.error.code, 'pending-set-invalid');
+    assert.equal(failed.error.code, 'missing-migration-file');
     assert.match(failed.error.message, /no such file/);
     const res = await assertNothingWritten(t, () => api(t).create('amy', { environment: 'staging', description: 'after delete' }));
     assertProblem(res, 422, new RegExp(`${M[0]}.*no such file exists`));

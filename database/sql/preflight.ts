@@ -1,0 +1,50 @@
+import type { Query } from '../db.js';
+
+export const REHEARSAL_DB_PREFIX = 'sf_rehearsal_';
+
+export const listRehearsalDatabases = (): Query => ({
+  text: `SELECT datname FROM pg_database WHERE datname LIKE $1 ORDER BY datname`,
+  values: [`${REHEARSAL_DB_PREFIX.replace(/_/g, '\\_')}%`],
+});
+
+export const userTables = (): Query => ({
+  text: `SELECT schemaname || '.' || tablename AS name FROM pg_tables
+         WHERE schemaname NOT IN ('pg_catalog', 'information_schema') ORDER BY 1`,
+});
+
+export const tableStats = (qualifiedNames: string[]): Query => ({
+  text: `SELECT lower(n.nspname || '.' || c.relname) AS name, GREATEST(c.reltuples, 0)::bigint AS rows,
+                pg_total_relation_size(c.oid) AS bytes
+         FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+         WHERE c.relkind IN ('r', 'p', 'm') AND lower(n.nspname || '.' || c.relname) = ANY($1::text[])`,
+  values: [qualifiedNames],
+});
+
+export const serverFacts = (): Query => ({
+  text: `SELECT current_setting('server_version') AS version, current_setting('server_version_num')::int AS version_num,
+                current_setting('max_connections')::int AS max_connections,
+                (SELECT count(*) FROM pg_stat_activity)::int AS connections,
+                current_user AS role, (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) AS superuser,
+                has_database_privilege(current_user, current_database(), 'CREATE') AS can_create`,
+});
+
+export const longTransactions = (olderThanSeconds: number): Query => ({
+  text: `SELECT pid, usename, state, EXTRACT(EPOCH FROM now() - xact_start)::int AS seconds, left(query, 200) AS query
+         FROM pg_stat_activity
+         WHERE xact_start IS NOT NULL AND pid <> pg_backend_pid() AND now() - xact_start > make_interval(secs => $1)
+         ORDER BY xact_start LIMIT 20`,
+  values: [olderThanSeconds],
+});
+
+export const extensionsInfo = (names: string[]): Query => ({
+  text: `SELECT a.name, a.installed_version IS NOT NULL AS installed,
+                COALESCE(bool_or(v.trusted), false) AS trusted
+         FROM pg_available_extensions a LEFT JOIN pg_available_extension_versions v ON v.name = a.name
+         WHERE a.name = ANY($1::text[]) GROUP BY a.name, a.installed_version`,
+  values: [names],
+});
+
+export const ledgerFor = (environment: string): Query => ({
+  text: 'SELECT name, sha256, applied_at FROM migration_ledger WHERE environment = $1',
+  values: [environment],
+});

@@ -1,0 +1,155 @@
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { RunRow } from '../../database/sql/runs.js';
+import type { ServiceContext } from '../context.js';
+import { ServiceError } from '../errors.js';
+import type { MigrationFile } from '../migrations/files.js';
+import { computePending, readAppliedMigrations, readMigrationFiles, type PendingSet } from '../migrations/pending.js';
+import { checkTarget, serverFactsOf } from './checks.js';
+import { ownerTag } from './ephemeral.js';
+import { estimateImpact } from './impact.js';
+import { rehearse, type RehearsalResult } from './rehearsal.js';
+import type { Finding, PreflightCheck, PreflightReport } from './report.js';
+import { applyAcknowledgements, createdExtensions, lintMigration } from './sql-analysis/index.js';
+
+const SMOKE_ETL_NOTE = 'Smoke ETL in the rehearsal: not run yet (the reference ETL worker is not built yet).';
+
+function rehearsalFindings(rehearsal: RehearsalResult): Finding[] {
+  const failed = rehearsal.failed;
+  if (!failed?.error) return [];
+  const where = failed.error.sqlState ? ` (SQLSTATE ${failed.error.sqlState})` : '';
+  const rule = failed.phase === 'up' ? 'rehearsal-failed' : failed.phase === 'down' ? 'rehearsal-down-failed' : 'rehearsal-reapply-failed';
+  const what = failed.phase === 'up'
+    ? 'failed when applied to a copy of the target'
+    : failed.phase === 'down'
+      ? 'could not be reverted on the copy (its down migration failed); a rollback of this run would fail the same way'
+      : 'failed when re-applied after its down migration; the down does not restore the state its up expects';
+  return [{
+    rule,
+    severity: 'error',
+    migration: failed.migration,
+    statement: failed.error.statement,
+    message: `Migration ${failed.migration} ${what}: ${failed.error.message}${where}. The target was not touched.`,
+    acknowledged: null,
+  }];
+}
+
+async function sources(files: MigrationFile[], dir: string, names: string[]): Promise<Map<string, string>> {
+  const out = new Map<string, string>();
+  for (const name of names) {
+    const file = files.find((f) => f.name === name);
+    if (file) out.set(name, await readFile(join(dir, file.file), 'utf8'));
+  }
+  return out;
+}
+
+/**
+ * The full preflight of a run: the pending set on the real target, a
+ * rehearsal on a throw-away copy (up, down, up), lint of the SQL the
+ * rehearsal ran, read-only target checks and impact estimates.
+ */
+export async function buildPreflightReport(ctx: ServiceContext, run: RunRow): Promise<{ report: PreflightReport; set: PendingSet | null }> {
+  const startedAt = new Date().toISOString();
+  const checks: PreflightCheck[] = [];
+  const findings: Finding[] = [];
+  const notes: string[] = [];
+  const finish = (set: PendingSet | null, extra: Partial<PreflightReport> = {}): { report: PreflightReport; set: PendingSet | null } => ({
+    set,
+    report: {
+      runId: run.id,
+      environment: run.environment,
+      outcome: findings.some((f) => f.severity === 'error') ? 'failed' : 'passed',
+      scope: 'full',
+      digest: set?.digest ?? run.digest,
+      migrations: set ? set.pending.map((m) => ({ name: m.name, sha256: m.sha256 })) : run.migrations,
+      server: null,
+      checks,
+      findings,
+      rehearsal: null,
+      impact: null,
+      notes,
+      startedAt,
+      finishedAt: new Date().toISOString(),
+      ...extra,
+    },
+  });
+  const fail = (rule: string, message: string) => findings.push({ rule, severity: 'error', migration: null, statement: null, message, acknowledged: null });
+
+  const env = ctx.config.environments[run.environment];
+  if (!env) {
+    fail('unknown-environment', `Environment "${run.environment}" is no longer configured.`);
+    return finish(null);
+  }
+  let files: MigrationFile[];
+  let set: PendingSet;
+  let facts: Awaited<ReturnType<typeof serverFactsOf>>;
+  try {
+    files = await readMigrationFiles(env);
+    ({ set, facts } = await ctx.targets.withClient(env, async (client) => {
+      const applied = await readAppliedMigrations(client, env);
+      return { facts: await serverFactsOf(client), set: computePending(files, applied, env.name, run.target_to ?? undefined) };
+    }));
+  } catch (err) {
+    if (!(err instanceof ServiceError)) throw err;
+    const rule = typeof err.extra.rule === 'string' ? err.extra.rule : err.statusCode === 503 ? 'target-unreachable' : 'pending-set-invalid';
+    checks.push({ id: rule === 'target-unreachable' ? 'connectivity' : 'pending-set', status: 'fail', detail: err.message });
+    fail(rule, err.message);
+    return finish(null);
+  }
+  checks.push({ id: 'pending-set', status: set.pending.length ? 'pass' : 'fail', detail: `${set.pending.length} pending migration(s) after ${set.applied.length} applied.` });
+  if (set.pending.length === 0) {
+    fail('nothing-to-apply', `Every migration is already applied to ${env.name}; cancel this run.`);
+    return finish(set);
+  }
+  if (set.digest !== run.digest) {
+    findings.push({
+      rule: 'content-changed', severity: 'info', migration: null, statement: null, acknowledged: null,
+      message: 'The pending migrations changed since the run was created; the run now carries the new digest and earlier approvals no longer count.',
+    });
+  }
+
+  const pendingNames = set.pending.map((m) => m.name);
+  const rehearsal = await rehearse({
+    runId: run.id,
+    environment: env,
+    targetUrl: ctx.targets.url(env),
+    targetServerMajor: Math.floor(facts.version_num / 10000),
+    serverUrl: ctx.config.preflightDatabaseUrl ?? ctx.config.databaseUrl!,
+    owner: ownerTag(ctx.config.databaseUrl!),
+    applied: set.applied,
+    pending: pendingNames,
+    expected: new Map(set.pending.map((m) => [m.name, m.sha256])),
+  });
+  checks.push({
+    id: 'rehearsal',
+    status: rehearsal.failed ? 'fail' : 'pass',
+    detail: `${rehearsal.steps.filter((s) => s.ok).length}/${pendingNames.length * 3} steps (up, down, up) succeeded on a copy seeded by ${rehearsal.seededFrom} in ${rehearsal.durationMs} ms.`,
+  });
+  if (rehearsal.seedNote) notes.push(rehearsal.seedNote);
+  notes.push(SMOKE_ETL_NOTE);
+
+  const texts = await sources(files, env.migrationsDir, pendingNames);
+  const lint: Finding[] = [];
+  for (const name of pendingNames) {
+    const trace = rehearsal.traces[name];
+    if (!trace) continue;
+    lint.push(...(await lintMigration({
+      migration: name,
+      statements: trace.statements,
+      transactional: trace.transactional,
+      existingTables: new Set(trace.tablesBefore),
+      source: texts.get(name) ?? '',
+    })));
+  }
+  findings.push(...lint, ...applyAcknowledgements(rehearsalFindings(rehearsal), texts));
+  const extensions = await createdExtensions(pendingNames.flatMap((n) => rehearsal.traces[n]?.statements ?? []));
+
+  const { traces: _traces, ...rehearsalSummary } = rehearsal;
+  const { checked, impact } = await ctx.targets.withClient(env, async (client) => ({
+    checked: await checkTarget(client, ctx.control, env, files, set.applied.map((a) => a.name), extensions),
+    impact: await estimateImpact(client, rehearsal, pendingNames),
+  }));
+  checks.unshift(...checked.checks);
+  findings.push(...checked.findings);
+  return finish(set, { server: { version: facts.version }, rehearsal: rehearsalSummary, impact });
+}

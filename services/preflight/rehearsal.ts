@@ -1,0 +1,226 @@
+import { performance } from 'node:perf_hooks';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import pg from 'pg';
+import { runner } from 'node-pg-migrate';
+import { rows } from '../../database/db.js';
+import { scrubSecrets } from '../../database/pg-errors.js';
+import { userTables } from '../../database/sql/preflight.js';
+import type { EnvironmentConfig } from '../../src/config/environments.js';
+import type { AppliedMigration } from '../migrations/pending.js';
+import { runPgTool, toolMajorVersion } from '../pg-tools.js';
+import { verifiedLoaders } from '../migrations/loader.js';
+import { createEphemeralDatabase } from './ephemeral.js';
+
+export type Phase = 'up' | 'down' | 'up-again';
+
+export interface RehearsalStep {
+  phase: Phase;
+  migration: string;
+  durationMs: number;
+  ok: boolean;
+  error: { message: string; sqlState: string | null; statement: string | null } | null;
+}
+
+export interface MigrationTrace {
+  /** The SQL the migration ran, in order (node-pg-migrate's own bookkeeping removed). */
+  statements: string[];
+  transactional: boolean;
+  /** Tables ('schema.table') that existed before this migration ran. */
+  tablesBefore: string[];
+}
+
+export interface RehearsalResult {
+  database: string;
+  /** How the throw-away database was brought to the target's state. */
+  seededFrom: 'pg_dump' | 'replay';
+  seedNote: string | null;
+  steps: RehearsalStep[];
+  traces: Record<string, MigrationTrace>;
+  failed: RehearsalStep | null;
+  durationMs: number;
+}
+
+export interface RehearsalInput {
+  runId: string;
+  environment: EnvironmentConfig;
+  targetUrl: string;
+  targetServerMajor: number;
+  serverUrl: string;
+  /** ownerTag() of the control database, part of the throw-away database's name. */
+  owner: string;
+  applied: AppliedMigration[];
+  pending: string[];
+  /** sha256 by migration name of the pending files preflight checked; other bytes are refused. */
+  expected: ReadonlyMap<string, string>;
+}
+
+const MARKER = /^### MIGRATION (.+) \((UP|DOWN)\) ###$/;
+const BOOKKEEPING = /^(BEGIN|COMMIT);?$/i;
+
+interface StepOutcome {
+  migration: string;
+  durationMs: number;
+  statements: string[];
+  transactional: boolean;
+  error: RehearsalStep['error'];
+}
+
+/**
+ * Runs one migration in `direction` with node-pg-migrate, capturing exactly
+ * the SQL it sends (the runner logs a marker right before a migration's steps).
+ */
+async function runOne(client: pg.Client, env: EnvironmentConfig, direction: 'up' | 'down', secrets: string[], loaders: ReturnType<typeof verifiedLoaders>): Promise<StepOutcome> {
+  const captured: string[] = [];
+  let marker = -1;
+  let markedAt = 0;
+  let name = '';
+  const capturing = {
+    query: (text: string | pg.QueryConfig, values?: unknown[]) => {
+      captured.push(typeof text === 'string' ? text : text.text);
+      return client.query(text as string, values);
+    },
+  };
+  const logger = {
+    info: (msg: string) => {
+      const match = MARKER.exec(String(msg).trim());
+      if (match) {
+        name = match[1]!;
+        marker = captured.length;
+        markedAt = performance.now();
+      }
+    },
+    warn: () => undefined,
+    error: () => undefined,
+  };
+  let error: RehearsalStep['error'] = null;
+  try {
+    await runner({
+      dbClient: capturing as unknown as pg.ClientBase,
+      dir: env.migrationsDir,
+      migrationsTable: env.migrationsTable,
+      migrationsSchema: env.migrationsSchema,
+      direction,
+      count: 1,
+      singleTransaction: false,
+      noLock: true,
+      checkOrder: true,
+      logger,
+      migrationLoaderStrategies: loaders,
+    });
+  } catch (err) {
+    const e = err as pg.DatabaseError;
+    error = {
+      message: scrubSecrets(e.message ?? String(err), secrets),
+      sqlState: typeof e.code === 'string' ? e.code : null,
+      statement: marker >= 0 && captured.length > marker ? captured[captured.length - 1]!.trim().slice(0, 2000) : null,
+    };
+    await client.query('ROLLBACK').catch(() => undefined);
+  }
+  const durationMs = markedAt ? performance.now() - markedAt : 0;
+  const steps = marker >= 0 ? captured.slice(marker) : [];
+  const transactional = steps[0] !== undefined && BOOKKEEPING.test(steps[0].trim());
+  // The last step is node-pg-migrate marking the migration as run (or unrun).
+  const body = steps.filter((s) => !BOOKKEEPING.test(s.trim()));
+  if (!error && body.length) body.pop();
+  return { migration: name, durationMs: Math.round(durationMs * 10) / 10, statements: body.map((s) => s.trim()), transactional, error };
+}
+
+async function seedFromDump(input: RehearsalInput, databaseUrl: string): Promise<void> {
+  const dir = await mkdtemp(join(tmpdir(), 'sf-rehearsal-'));
+  try {
+    const file = join(dir, 'schema.dump');
+    await runPgTool('pg_dump', ['--schema-only', '--format=custom', '--no-owner', '--no-privileges', `--file=${file}`], input.targetUrl);
+    await runPgTool('pg_restore', ['--no-owner', '--no-privileges', '--exit-on-error', '--single-transaction', `--dbname=${new URL(databaseUrl).pathname.slice(1)}`, file], databaseUrl);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+  // The dump holds the migrations table's shape; its rows make the clone's history the target's.
+  if (input.applied.length) {
+    const client = new pg.Client({ connectionString: databaseUrl });
+    await client.connect();
+    try {
+      const table = `${client.escapeIdentifier(input.environment.migrationsSchema)}.${client.escapeIdentifier(input.environment.migrationsTable)}`;
+      for (const m of input.applied) await client.query(`INSERT INTO ${table} (name, run_on) VALUES ($1, $2)`, [m.name, m.runOn]);
+    } finally {
+      await client.end();
+    }
+  }
+}
+
+/**
+ * Rehearses the pending migrations on a throw-away copy of the target's schema:
+ * up, down, up again. The target is only read (pg_dump --schema-only); the copy
+ * is dropped whatever happens.
+ */
+export async function rehearse(input: RehearsalInput): Promise<RehearsalResult> {
+  const started = performance.now();
+  const secrets = [input.targetUrl, input.serverUrl];
+  const loaders = verifiedLoaders(input.expected);
+  let db = await createEphemeralDatabase(input.serverUrl, input.owner, input.runId);
+  try {
+    let seededFrom: RehearsalResult['seededFrom'] = 'pg_dump';
+    let seedNote: string | null = null;
+    const dump = await toolMajorVersion('pg_dump');
+    if (!dump || dump.major < input.targetServerMajor) {
+      seededFrom = 'replay';
+      seedNote = dump
+        ? `pg_dump ${dump.version} cannot dump a PostgreSQL ${input.targetServerMajor} server; replayed the applied history from an empty database instead.`
+        : 'pg_dump is not available; replayed the applied history from an empty database instead.';
+    } else {
+      try {
+        await seedFromDump(input, db.url);
+      } catch (err) {
+        // A half-restored copy is useless: start again from an empty database.
+        await db.drop();
+        db = await createEphemeralDatabase(input.serverUrl, input.owner, input.runId);
+        seededFrom = 'replay';
+        seedNote = `Copying the schema with pg_dump failed (${(err as Error).message}); replayed the applied history from an empty database instead.`;
+      }
+    }
+    const client = new pg.Client({ connectionString: db.url, application_name: 'starforge-rehearsal' });
+    await client.connect();
+    const steps: RehearsalStep[] = [];
+    const traces: Record<string, MigrationTrace> = {};
+    const run = async (phase: Phase, direction: 'up' | 'down', expected: string): Promise<boolean> => {
+      const outcome = await runOne(client, input.environment, direction, secrets, loaders);
+      steps.push({ phase, migration: outcome.migration || expected, durationMs: outcome.durationMs, ok: !outcome.error, error: outcome.error });
+      return outcome.error === null;
+    };
+    try {
+      if (seededFrom === 'replay') {
+        for (const m of input.applied) {
+          const outcome = await runOne(client, input.environment, 'up', secrets, loaders);
+          if (outcome.error) throw new Error(`replaying the applied migration ${m.name} failed: ${outcome.error.message}`);
+        }
+      }
+      let ok = true;
+      for (const name of input.pending) {
+        const tablesBefore = (await rows<{ name: string }>(client, userTables())).map((r) => r.name);
+        const outcome = await runOne(client, input.environment, 'up', secrets, loaders);
+        traces[name] = { statements: outcome.statements, transactional: outcome.transactional, tablesBefore };
+        steps.push({ phase: 'up', migration: outcome.migration || name, durationMs: outcome.durationMs, ok: !outcome.error, error: outcome.error });
+        if (outcome.error) {
+          ok = false;
+          break;
+        }
+      }
+      for (const name of [...input.pending].reverse()) if (ok) ok = await run('down', 'down', name);
+      for (const name of input.pending) if (ok) ok = await run('up-again', 'up', name);
+    } finally {
+      await client.end().catch(() => undefined);
+    }
+    return {
+      database: db.name,
+      seededFrom,
+      seedNote,
+      steps,
+      traces,
+      failed: steps.find((s) => !s.ok) ?? null,
+      durationMs: Math.round(performance.now() - started),
+    };
+  } finally {
+    await db.drop();
+  }
+}
