@@ -16,12 +16,22 @@ export interface FreezeConfig {
   reason: string;
 }
 export type BackupConfig =
-  | { method: 'pg_dump'; dir: string }
-  | { method: 'external'; createCommand: string; verifyCommand: string };
+  /** dir: absolute, or relative to the project root; null = DATA_DIR/backups. */
+  | { method: 'pg_dump'; dir: string | null }
+  /** Commands run with /bin/sh; createCommand prints the snapshot id as its last line. */
+  | { method: 'external'; createCommand: string; verifyCommand: string; restoreCommand: string | null };
 export type WorkerPauseConfig =
   | { method: 'sql' }
-  | { method: 'command'; pause: string; resume: string }
-  | { method: 'http'; pauseUrl: string; resumeUrl: string };
+  /** replicasCommand (optional) prints the current replica count, recorded and handed to resume. */
+  | { method: 'command'; pause: string; resume: string; replicasCommand: string | null }
+  | { method: 'http'; pauseUrl: string; resumeUrl: string; tokenEnv: string | null };
+export interface WorkersConfig {
+  pause: WorkerPauseConfig;
+  /** Resume workers after a failed apply; off by default (the runbook keeps them stopped). */
+  resumeOnFailure: boolean;
+  /** How long pausing may take (e.g. waiting for in-flight snapshots). */
+  pauseTimeoutMs: number;
+}
 export interface VerifyConfig {
   tables: string[];
   indexes: string[];
@@ -52,7 +62,7 @@ export interface EnvironmentConfig {
   statementTimeoutMs: number;
   lockRetries: { attempts: number; baseDelayMs: number; maxDelayMs: number };
   backup: BackupConfig;
-  workers: { pause: WorkerPauseConfig };
+  workers: WorkersConfig;
   verify: VerifyConfig;
   notify: NotifyTarget[];
   preflight: PreflightSettings;
@@ -158,15 +168,20 @@ function parseFreeze(value: unknown, key: string): FreezeConfig {
 }
 
 function parseBackup(value: unknown, key: string): BackupConfig {
-  if (value === undefined) return { method: 'pg_dump', dir: '.data/backups' };
+  if (value === undefined) return { method: 'pg_dump', dir: null };
   const b = object(value, key);
   if (b.method === 'pg_dump') {
     object(value, key, ['method', 'dir']);
-    return { method: 'pg_dump', dir: b.dir === undefined ? '.data/backups' : string(b.dir, `${key}.dir`) };
+    return { method: 'pg_dump', dir: b.dir === undefined ? null : string(b.dir, `${key}.dir`) };
   }
   if (b.method === 'external') {
-    object(value, key, ['method', 'createCommand', 'verifyCommand']);
-    return { method: 'external', createCommand: string(b.createCommand, `${key}.createCommand`), verifyCommand: string(b.verifyCommand, `${key}.verifyCommand`) };
+    object(value, key, ['method', 'createCommand', 'verifyCommand', 'restoreCommand']);
+    return {
+      method: 'external',
+      createCommand: string(b.createCommand, `${key}.createCommand`),
+      verifyCommand: string(b.verifyCommand, `${key}.verifyCommand`),
+      restoreCommand: b.restoreCommand === undefined ? null : string(b.restoreCommand, `${key}.restoreCommand`),
+    };
   }
   throw new ConfigError(`${key}.method`, 'must be "pg_dump" or "external"');
 }
@@ -179,11 +194,21 @@ function parseWorkerPause(value: unknown, key: string): WorkerPauseConfig {
       object(value, key, ['method']);
       return { method: 'sql' };
     case 'command':
-      object(value, key, ['method', 'pause', 'resume']);
-      return { method: 'command', pause: string(p.pause, `${key}.pause`), resume: string(p.resume, `${key}.resume`) };
+      object(value, key, ['method', 'pause', 'resume', 'replicasCommand']);
+      return {
+        method: 'command',
+        pause: string(p.pause, `${key}.pause`),
+        resume: string(p.resume, `${key}.resume`),
+        replicasCommand: p.replicasCommand === undefined ? null : string(p.replicasCommand, `${key}.replicasCommand`),
+      };
     case 'http':
-      object(value, key, ['method', 'pauseUrl', 'resumeUrl']);
-      return { method: 'http', pauseUrl: httpUrl(p.pauseUrl, `${key}.pauseUrl`), resumeUrl: httpUrl(p.resumeUrl, `${key}.resumeUrl`) };
+      object(value, key, ['method', 'pauseUrl', 'resumeUrl', 'tokenEnv']);
+      return {
+        method: 'http',
+        pauseUrl: httpUrl(p.pauseUrl, `${key}.pauseUrl`),
+        resumeUrl: httpUrl(p.resumeUrl, `${key}.resumeUrl`),
+        tokenEnv: p.tokenEnv === undefined ? null : string(p.tokenEnv, `${key}.tokenEnv`, ENV_VAR, 'an environment variable name'),
+      };
     default:
       throw new ConfigError(`${key}.method`, 'must be "sql", "command" or "http"');
   }
@@ -230,7 +255,7 @@ function parseEnvironment(name: string, value: unknown, projectRoot: string): En
     maxDelayMs: retries.maxDelayMs === undefined ? 30_000 : integer(retries.maxDelayMs, `${key}.lockRetries.maxDelayMs`, 1, 3_600_000),
   };
   if (lockRetries.maxDelayMs < lockRetries.baseDelayMs) throw new ConfigError(`${key}.lockRetries.maxDelayMs`, 'must be at least baseDelayMs');
-  const workers = e.workers === undefined ? {} : object(e.workers, `${key}.workers`, ['pause']);
+  const workers = e.workers === undefined ? {} : object(e.workers, `${key}.workers`, ['pause', 'resumeOnFailure', 'pauseTimeoutMs']);
   const preflight = e.preflight === undefined ? {} : object(e.preflight, `${key}.preflight`, ['longTransactionSeconds']);
   return {
     name,
@@ -245,7 +270,11 @@ function parseEnvironment(name: string, value: unknown, projectRoot: string): En
     statementTimeoutMs: e.statementTimeoutMs === undefined ? 600_000 : integer(e.statementTimeoutMs, `${key}.statementTimeoutMs`, 1, 86_400_000),
     lockRetries,
     backup: parseBackup(e.backup, `${key}.backup`),
-    workers: { pause: parseWorkerPause(workers.pause, `${key}.workers.pause`) },
+    workers: {
+      pause: parseWorkerPause(workers.pause, `${key}.workers.pause`),
+      resumeOnFailure: workers.resumeOnFailure === undefined ? false : boolean(workers.resumeOnFailure, `${key}.workers.resumeOnFailure`),
+      pauseTimeoutMs: workers.pauseTimeoutMs === undefined ? 120_000 : integer(workers.pauseTimeoutMs, `${key}.workers.pauseTimeoutMs`, 100, 3_600_000),
+    },
     verify: parseVerify(e.verify, `${key}.verify`),
     notify: array(e.notify, `${key}.notify`, parseNotify),
     preflight: {
