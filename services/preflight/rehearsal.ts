@@ -3,7 +3,6 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
-import { runner } from 'node-pg-migrate';
 import { rows } from '../../database/db.js';
 import { scrubSecrets } from '../../database/pg-errors.js';
 import { userTables } from '../../database/sql/preflight.js';
@@ -11,6 +10,7 @@ import type { EnvironmentConfig } from '../../src/config/environments.js';
 import type { AppliedMigration } from '../migrations/pending.js';
 import { runPgTool, toolMajorVersion } from '../pg-tools.js';
 import { verifiedLoaders } from '../migrations/loader.js';
+import { runOne, type StepOutcome } from '../migrations/run-one.js';
 import { createEphemeralDatabase } from './ephemeral.js';
 
 export type Phase = 'up' | 'down' | 'up-again';
@@ -20,7 +20,7 @@ export interface RehearsalStep {
   migration: string;
   durationMs: number;
   ok: boolean;
-  error: { message: string; sqlState: string | null; statement: string | null } | null;
+  error: StepOutcome['error'];
 }
 
 export interface MigrationTrace {
@@ -54,77 +54,6 @@ export interface RehearsalInput {
   pending: string[];
   /** sha256 by migration name of the pending files preflight checked; other bytes are refused. */
   expected: ReadonlyMap<string, string>;
-}
-
-const MARKER = /^### MIGRATION (.+) \((UP|DOWN)\) ###$/;
-const BOOKKEEPING = /^(BEGIN|COMMIT);?$/i;
-
-interface StepOutcome {
-  migration: string;
-  durationMs: number;
-  statements: string[];
-  transactional: boolean;
-  error: RehearsalStep['error'];
-}
-
-/**
- * Runs one migration in `direction` with node-pg-migrate, capturing exactly
- * the SQL it sends (the runner logs a marker right before a migration's steps).
- */
-async function runOne(client: pg.Client, env: EnvironmentConfig, direction: 'up' | 'down', secrets: string[], loaders: ReturnType<typeof verifiedLoaders>): Promise<StepOutcome> {
-  const captured: string[] = [];
-  let marker = -1;
-  let markedAt = 0;
-  let name = '';
-  const capturing = {
-    query: (text: string | pg.QueryConfig, values?: unknown[]) => {
-      captured.push(typeof text === 'string' ? text : text.text);
-      return client.query(text as string, values);
-    },
-  };
-  const logger = {
-    info: (msg: string) => {
-      const match = MARKER.exec(String(msg).trim());
-      if (match) {
-        name = match[1]!;
-        marker = captured.length;
-        markedAt = performance.now();
-      }
-    },
-    warn: () => undefined,
-    error: () => undefined,
-  };
-  let error: RehearsalStep['error'] = null;
-  try {
-    await runner({
-      dbClient: capturing as unknown as pg.ClientBase,
-      dir: env.migrationsDir,
-      migrationsTable: env.migrationsTable,
-      migrationsSchema: env.migrationsSchema,
-      direction,
-      count: 1,
-      singleTransaction: false,
-      noLock: true,
-      checkOrder: true,
-      logger,
-      migrationLoaderStrategies: loaders,
-    });
-  } catch (err) {
-    const e = err as pg.DatabaseError;
-    error = {
-      message: scrubSecrets(e.message ?? String(err), secrets),
-      sqlState: typeof e.code === 'string' ? e.code : null,
-      statement: marker >= 0 && captured.length > marker ? captured[captured.length - 1]!.trim().slice(0, 2000) : null,
-    };
-    await client.query('ROLLBACK').catch(() => undefined);
-  }
-  const durationMs = markedAt ? performance.now() - markedAt : 0;
-  const steps = marker >= 0 ? captured.slice(marker) : [];
-  const transactional = steps[0] !== undefined && BOOKKEEPING.test(steps[0].trim());
-  // The last step is node-pg-migrate marking the migration as run (or unrun).
-  const body = steps.filter((s) => !BOOKKEEPING.test(s.trim()));
-  if (!error && body.length) body.pop();
-  return { migration: name, durationMs: Math.round(durationMs * 10) / 10, statements: body.map((s) => s.trim()), transactional, error };
 }
 
 async function seedFromDump(input: RehearsalInput, databaseUrl: string): Promise<void> {
@@ -184,21 +113,21 @@ export async function rehearse(input: RehearsalInput): Promise<RehearsalResult> 
     const steps: RehearsalStep[] = [];
     const traces: Record<string, MigrationTrace> = {};
     const run = async (phase: Phase, direction: 'up' | 'down', expected: string): Promise<boolean> => {
-      const outcome = await runOne(client, input.environment, direction, secrets, loaders);
+      const outcome = await runOne(client, input.environment, direction, { secrets, loaders });
       steps.push({ phase, migration: outcome.migration || expected, durationMs: outcome.durationMs, ok: !outcome.error, error: outcome.error });
       return outcome.error === null;
     };
     try {
       if (seededFrom === 'replay') {
         for (const m of input.applied) {
-          const outcome = await runOne(client, input.environment, 'up', secrets, loaders);
+          const outcome = await runOne(client, input.environment, 'up', { secrets, loaders });
           if (outcome.error) throw new Error(`replaying the applied migration ${m.name} failed: ${outcome.error.message}`);
         }
       }
       let ok = true;
       for (const name of input.pending) {
         const tablesBefore = (await rows<{ name: string }>(client, userTables())).map((r) => r.name);
-        const outcome = await runOne(client, input.environment, 'up', secrets, loaders);
+        const outcome = await runOne(client, input.environment, 'up', { secrets, loaders });
         traces[name] = { statements: outcome.statements, transactional: outcome.transactional, tablesBefore };
         steps.push({ phase: 'up', migration: outcome.migration || name, durationMs: outcome.durationMs, ok: !outcome.error, error: outcome.error });
         if (outcome.error) {

@@ -1,18 +1,18 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, readdir, rm, unlink, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, afterEach, before, describe, test } from 'node:test';
 import pg from 'pg';
 import { withDatabase } from '../../database/db.js';
 import { PREFLIGHT_LOCK_CLASS, releaseRunLock, tryRunLock } from '../../database/sql/locks.js';
-import { verifiedLoaders } from '../../services/migrations/loader.js';
 import { createEphemeralDatabase, ownerTag, sweepOrphanedRehearsals } from '../../services/preflight/ephemeral.js';
 import { PROJECT_ROOT } from '../../src/paths.js';
 import { bearer, startTestApp, type TestApp } from '../support/app.js';
 import { adminQuery, adminUrl } from '../support/db.js';
+import { applyMigrations, migrationSource, writeMigrations as writeFiles } from '../support/migrations.js';
 
 // Each test writes its own migrations into one directory the `staging`
 // environment reads; `production` points at the same directory, and the
@@ -23,28 +23,15 @@ let dir: string;
 const limitedRole = `sf_limited_${randomBytes(3).toString('hex')}`;
 const limitedPassword = `pw_${randomBytes(8).toString('hex')}`;
 
-const migration = (up: string, down = 'SELECT 1', opts: { noTransaction?: boolean; comment?: string } = {}) =>
-  `${opts.comment ? `${opts.comment}\n` : ''}export const up = (pgm) => { ${opts.noTransaction ? 'pgm.noTransaction(); ' : ''}pgm.sql(${JSON.stringify(up)}); };\n` +
-  `export const down = (pgm) => { ${opts.noTransaction ? 'pgm.noTransaction(); ' : ''}pgm.sql(${JSON.stringify(down)}); };\n`;
-
-async function writeMigrations(files: Record<string, string>): Promise<void> {
-  for (const f of await readdir(dir)) await unlink(join(dir, f));
-  for (const [name, source] of Object.entries(files)) await writeFile(join(dir, `${name}.js`), source);
-}
+const migration = migrationSource;
+const writeMigrations = (files: Record<string, string>) => writeFiles(dir, files);
 
 async function resetTarget(db = t.targets.staging): Promise<void> {
   // Recreated as PostgreSQL 15 creates it: owned by pg_database_owner, USAGE for everyone.
   await db.query('DROP SCHEMA public CASCADE; CREATE SCHEMA public AUTHORIZATION pg_database_owner; GRANT USAGE ON SCHEMA public TO PUBLIC; DROP EXTENSION IF EXISTS pgcrypto;');
 }
 
-async function applyOnTarget(count: number, db = t.targets.staging): Promise<void> {
-  const { runner } = await import('node-pg-migrate');
-  await runner({
-    databaseUrl: db.url, dir, migrationsTable: 'pgmigrations', direction: 'up', count, singleTransaction: false, log: () => undefined,
-    // This process rewrites the same file names between tests: never run a cached module.
-    migrationLoaderStrategies: verifiedLoaders(),
-  });
-}
+const applyOnTarget = (count: number, db = t.targets.staging) => applyMigrations(db.url, dir, count);
 
 async function createRun(environment: string, description = 'preflight test') {
   const res = await t.http().post('/v1/runs').set('authorization', bearer('alice')).send({ environment, description });

@@ -1,0 +1,142 @@
+import pg from 'pg';
+import { maybeOne, one, rows } from '../../database/db.js';
+import { LOCK_NOT_AVAILABLE } from '../../database/pg-errors.js';
+import { invalidIndexes, releaseMigrationLock, setSessionTimeouts, tryMigrationLock } from '../../database/sql/apply-target.js';
+import type { EnvironmentConfig } from '../../src/config/environments.js';
+import { verifiedLoaders } from '../migrations/loader.js';
+import { runOne } from '../migrations/run-one.js';
+import { nextRetryDelay, sleep, type RetryBudget } from './lock-retry.js';
+
+export interface MigrationToRun {
+  name: string;
+  sha256: string;
+}
+
+export interface AppliedStep {
+  name: string;
+  sha256: string;
+  durationMs: number;
+  attempts: number;
+  transactional: boolean;
+}
+
+export interface MigrateFailure {
+  code: 'lock-timeout' | 'migration-failed' | 'migration-lock-busy' | 'content-changed' | 'unexpected-migration';
+  migration: string | null;
+  statement: string | null;
+  sqlState: string | null;
+  message: string;
+  transactional: boolean;
+  /** For a failed non-transactional migration: what may have landed (e.g. INVALID indexes). */
+  partial: string[] | null;
+}
+
+export interface MigrateResult {
+  steps: AppliedStep[];
+  lockRetries: number;
+  failure: MigrateFailure | null;
+}
+
+export interface MigrateOptions {
+  environment: EnvironmentConfig;
+  targetUrl: string;
+  direction: 'up' | 'down';
+  /** Exactly these migrations, in the order they must run (newest first for down). */
+  migrations: MigrationToRun[];
+  budget: RetryBudget;
+  /** How long to poll for node-pg-migrate's lock before giving up. */
+  lockWaitMs?: number;
+  log: (line: string) => void;
+  /** Called after each migration commits, before the next starts (ledger, audit). */
+  onStep?: (step: AppliedStep) => Promise<void>;
+}
+
+/**
+ * Applies (or reverts) migrations one at a time on a dedicated connection
+ * with lock_timeout and statement_timeout always set. A lock timeout (55P03)
+ * in a transactional migration rolls it back and retries after a jittered
+ * backoff while the budget lasts; it never retries without the timeout.
+ */
+export async function migrate(opts: MigrateOptions): Promise<MigrateResult> {
+  const { environment: env, direction } = opts;
+  const client = new pg.Client({ connectionString: opts.targetUrl, application_name: 'starforge-apply' });
+  const secrets = [opts.targetUrl];
+  const steps: AppliedStep[] = [];
+  let lockRetries = 0;
+  await client.connect();
+  let locked = false;
+  try {
+    await one(client, setSessionTimeouts(env.lockTimeoutMs, env.statementTimeoutMs));
+    // Poll rather than block: a session blocked on an advisory lock can
+    // deadlock with CREATE INDEX CONCURRENTLY waiting for it to finish.
+    const lockDeadline = Date.now() + (opts.lockWaitMs ?? 30_000);
+    for (;;) {
+      locked = (await one<{ locked: boolean }>(client, tryMigrationLock())).locked;
+      if (locked) break;
+      if (Date.now() > lockDeadline) {
+        return { steps, lockRetries, failure: { code: 'migration-lock-busy', migration: null, statement: null, sqlState: null, transactional: true, partial: null, message: 'Another migration holds the node-pg-migrate lock on the target; nothing was run.' } };
+      }
+      await sleep(250);
+    }
+    opts.log(`migration lock taken; lock_timeout ${env.lockTimeoutMs} ms, statement_timeout ${env.statementTimeoutMs} ms`);
+
+    const loaders = verifiedLoaders(new Map(opts.migrations.map((m) => [m.name, m.sha256])));
+    for (const expected of opts.migrations) {
+      for (let attempt = 1; ; attempt++) {
+        const outcome = await runOne(client, env, direction, { secrets, loaders });
+        if (outcome.error?.contentChanged) {
+          return { steps, lockRetries, failure: { code: 'content-changed', migration: expected.name, statement: null, sqlState: null, transactional: true, partial: null, message: outcome.error.message } };
+        }
+        if (!outcome.error && outcome.migration !== expected.name) {
+          // Never expected: the drift check ran before. Stop rather than guess.
+          return { steps, lockRetries, failure: { code: 'unexpected-migration', migration: outcome.migration, statement: null, sqlState: null, transactional: outcome.transactional, partial: null, message: `node-pg-migrate ran ${outcome.migration || 'nothing'} where ${expected.name} was expected; stopped.` } };
+        }
+        if (!outcome.error) {
+          const step = { name: expected.name, sha256: expected.sha256, durationMs: outcome.durationMs, attempts: attempt, transactional: outcome.transactional };
+          steps.push(step);
+          opts.log(`${direction === 'up' ? 'applied' : 'reverted'} ${expected.name} in ${outcome.durationMs} ms${attempt > 1 ? ` after ${attempt} attempts` : ''}`);
+          await opts.onStep?.(step);
+          break;
+        }
+        const { error } = outcome;
+        if (error.sqlState === LOCK_NOT_AVAILABLE && outcome.transactional) {
+          const delay = nextRetryDelay(attempt, opts.budget);
+          if (delay !== null) {
+            lockRetries += 1;
+            opts.log(`${expected.name}: lock not available within ${env.lockTimeoutMs} ms (attempt ${attempt}); rolled back, retrying in ${delay} ms`);
+            await sleep(delay);
+            continue;
+          }
+          opts.log(`${expected.name}: lock not available; retry budget exhausted after ${attempt} attempts`);
+          return { steps, lockRetries, failure: { code: 'lock-timeout', migration: expected.name, statement: error.statement, sqlState: error.sqlState, transactional: true, partial: null, message: `Could not get the locks ${expected.name} needs within ${env.lockTimeoutMs} ms in ${attempt} attempts; the migration was rolled back each time.` } };
+        }
+        let partial: string[] | null = null;
+        if (!outcome.transactional) {
+          const invalid = await rows<{ index: string; table: string }>(client, invalidIndexes());
+          partial = [
+            'the migration ran outside a transaction: statements before the failing one stay applied',
+            ...invalid.map((i) => `INVALID index ${i.index} on ${i.table} (left by a failed CONCURRENTLY build; drop it before retrying)`),
+          ];
+        }
+        opts.log(`${expected.name} failed: ${error.message}${error.sqlState ? ` (SQLSTATE ${error.sqlState})` : ''}`);
+        return {
+          steps,
+          lockRetries,
+          failure: {
+            code: error.sqlState === LOCK_NOT_AVAILABLE ? 'lock-timeout' : 'migration-failed',
+            migration: expected.name,
+            statement: error.statement,
+            sqlState: error.sqlState,
+            transactional: outcome.transactional,
+            partial,
+            message: error.message,
+          },
+        };
+      }
+    }
+    return { steps, lockRetries, failure: null };
+  } finally {
+    if (locked) await maybeOne(client, releaseMigrationLock()).catch(() => undefined);
+    await client.end().catch(() => undefined);
+  }
+}

@@ -1,0 +1,26 @@
+import { readdir, unlink, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { runner } from 'node-pg-migrate';
+import { verifiedLoaders } from '../../services/migrations/loader.js';
+
+/** The source of a tiny node-pg-migrate migration running raw SQL. */
+export function migrationSource(up: string, down = 'SELECT 1', opts: { noTransaction?: boolean; comment?: string } = {}): string {
+  const noTx = opts.noTransaction ? 'pgm.noTransaction(); ' : '';
+  return `${opts.comment ? `${opts.comment}\n` : ''}export const up = (pgm) => { ${noTx}pgm.sql(${JSON.stringify(up)}); };\n` +
+    `export const down = (pgm) => { ${noTx}pgm.sql(${JSON.stringify(down)}); };\n`;
+}
+
+/** Makes `dir` hold exactly these migrations (name -> source). */
+export async function writeMigrations(dir: string, files: Record<string, string>): Promise<void> {
+  for (const f of await readdir(dir)) await unlink(join(dir, f));
+  for (const [name, source] of Object.entries(files)) await writeFile(join(dir, `${name}.js`), source);
+}
+
+/** Applies the first `count` migrations of `dir` to a database, as a plain node-pg-migrate user would. */
+export async function applyMigrations(url: string, dir: string, count: number): Promise<void> {
+  await runner({
+    databaseUrl: url, dir, migrationsTable: 'pgmigrations', direction: 'up', count, singleTransaction: false, log: () => undefined,
+    // Tests rewrite the same file names: never run a module cached from an earlier test.
+    migrationLoaderStrategies: verifiedLoaders(),
+  });
+}
