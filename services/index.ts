@@ -3,6 +3,9 @@ import { describeConnectionError } from '../database/pg-errors.js';
 import type { AppConfig } from '../src/config/index.js';
 import { exec } from '../database/db.js';
 import { listRunEvents } from './audit.js';
+import { createApplyService } from './apply/apply-service.js';
+import { renderRunLog } from './apply/run-log.js';
+import { createRollbackService } from './apply/rollback-service.js';
 import { createApprovalsService } from './approvals/approvals-service.js';
 import type { ServiceContext } from './context.js';
 import { createEnvironmentsService } from './environments.js';
@@ -30,6 +33,8 @@ export function createServices({ control, config, log }: ServicesOptions) {
   });
   const approvals = createApprovalsService(ctx);
   const environments = createEnvironmentsService(ctx);
+  const apply = createApplyService(ctx);
+  const rollback = createRollbackService(ctx);
 
   const health = {
     /** null when the control database answers within 2 s, else a reason safe to show. */
@@ -56,15 +61,23 @@ export function createServices({ control, config, log }: ServicesOptions) {
     approvals,
     preflight,
     environments,
+    apply,
+    rollback,
+    logs: { render: (runId: string) => renderRunLog(control, runId) },
     health,
     targets,
     audit: { runEvents: (runId: string) => listRunEvents(control, runId) },
     /** Background work that must start once the app listens. */
     async start(): Promise<void> {
+      await apply.reconcile();
       await preflight.resumeOrphans();
     },
+    /** Resolves when no background work (preflight, apply, rollback) is running. */
+    async idle(): Promise<void> {
+      await Promise.all([preflight.idle(), apply.idle(), rollback.idle()]);
+    },
     async close(): Promise<void> {
-      await preflight.close();
+      await Promise.all([preflight.close(), apply.close(), rollback.close()]);
       await targets.close();
     },
   };

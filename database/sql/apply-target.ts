@@ -19,3 +19,8 @@ export const invalidIndexes = (): Query => ({
          JOIN pg_namespace n ON n.oid = c.relnamespace
          WHERE NOT i.indisvalid AND n.nspname NOT IN ('pg_catalog', 'information_schema') ORDER BY 1`,
 });
+
+/** DROP TABLE for identifiers already escaped by the caller's client.escapeIdentifier. */
+export const dropTable = (escapedSchema: string, escapedTable: string): Query => ({
+  text: `DROP TABLE IF EXISTS ${escapedSchema}.${escapedTable} CASCADE`,
+});

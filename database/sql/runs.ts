@@ -14,7 +14,7 @@ export interface RunRow {
   migrations: Array<{ name: string; sha256: string }>;
   digest: string;
   required_approvals: string[];
-  error: { code: string; message: string } | null;
+  error: { code: string; message: string; phase?: string | null; migration?: string | null; statement?: string | null; sqlState?: string | null; partial?: string[] | null } | null;
   created_at: Date;
   updated_at: Date;
   approvals: Array<{ subject: string; role: string; decision: string; comment: string; digest: string; at: string }>;

@@ -1,14 +1,16 @@
 import { Type } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
+import { notFound } from '../../services/errors.js';
 import { renderPreflightMarkdown } from '../../services/preflight/markdown.js';
 import { withProblems } from '../schemas.js';
+import { renderApplyMarkdown } from '../../services/apply/markdown.js';
 import {
-  ApprovalBody, AuditEvent, CancelBody, CreateRunBody, IdempotencyHeaders, ListRunsQuery, PreflightQuery,
-  PreflightReport, RunId, RunList,
+  ApplyBody, ApprovalBody, AuditEvent, CancelBody, CreateRunBody, IdempotencyHeaders, ListRunsQuery, PreflightQuery,
+  PreflightReport, ReportQuery, RollbackBody, RollbackDecisionBody, RollbackRequest, RunId, RunList, RunReport,
 } from './schemas.js';
 
 export async function runRoutes(app: FastifyInstance): Promise<void> {
-  const { runs, approvals, preflight } = app.services;
+  const { runs, approvals, preflight, apply, rollback, logs } = app.services;
 
   app.post<{ Body: CreateRunBody; Headers: { 'idempotency-key'?: string } }>('', {
     config: { auth: ['requester'] },
@@ -87,4 +89,76 @@ export async function runRoutes(app: FastifyInstance): Promise<void> {
     await runs.get(request.params.id);
     return app.services.audit.runEvents(request.params.id);
   });
+
+  app.post<{ Params: { id: string }; Body: ApplyBody }>('/:id/apply', {
+    config: { auth: ['operator'] },
+    schema: {
+      tags: ['runs'],
+      summary: 'Apply an approved run now: drift check, pause workers, verified backup, lock-safe migrate, verify, resume',
+      description: '`confirm` must equal the environment name. Drift since approval is refused with 409 and changes nothing.',
+      params: RunId,
+      body: ApplyBody,
+      response: withProblems({ 202: Type.Ref('Run') }, [400, 401, 403, 404, 409, 413, 415, 422, 503]),
+    },
+  }, async (request, reply) => {
+    await apply.request(request.params.id, request.principal!, request.body);
+    return reply.code(202).send(await runs.get(request.params.id));
+  });
+
+  app.get<{ Params: { id: string } }>('/:id/logs', {
+    schema: {
+      tags: ['runs'],
+      summary: 'The apply log of the run (text/plain, one line per step)',
+      params: RunId,
+      response: withProblems({ 200: Type.String() }, [400, 401, 404]),
+    },
+  }, async (request, reply) => {
+    await runs.get(request.params.id);
+    return reply.type('text/plain; charset=utf-8').send(await logs.render(request.params.id));
+  });
+
+  app.get<{ Params: { id: string }; Querystring: { format?: 'json' | 'md' } }>('/:id/report', {
+    schema: {
+      tags: ['runs'],
+      summary: 'The apply report (backup, workers, migrations, verification) and the latest rollback/restore report; ?format=md for Markdown',
+      params: RunId,
+      querystring: ReportQuery,
+      response: withProblems({ 200: RunReport }, [400, 401, 404]),
+    },
+  }, async (request, reply) => {
+    const run = await runs.get(request.params.id);
+    const applied = await apply.report(run.id);
+    const rolledBack = await rollback.report(run.id);
+    if (!applied && !rolledBack) throw notFound(`Run ${run.id} has no apply or rollback report yet.`);
+    if (request.query.format === 'md') {
+      return reply.type('text/markdown; charset=utf-8').serializer(String).send(renderApplyMarkdown(run, applied?.report ?? null, rolledBack));
+    }
+    return { apply: applied, rollback: rolledBack };
+  });
+
+  app.post<{ Params: { id: string }; Body: RollbackBody }>('/:id/rollback', {
+    config: { auth: ['operator'] },
+    schema: {
+      tags: ['runs'],
+      summary: 'Ask to undo a run: mode "down" (its down migrations) or "restore" (its backup); an sre other than the caller must approve',
+      params: RunId,
+      body: RollbackBody,
+      response: withProblems({ 202: RollbackRequest }, [400, 401, 403, 404, 409, 413, 415, 422, 503]),
+    },
+  }, async (request, reply) => reply.code(202).send(await rollback.request(request.params.id, request.principal!, request.body)));
+
+  app.get<{ Params: { id: string } }>('/:id/rollback', {
+    schema: { tags: ['runs'], summary: 'Rollback and restore requests of the run', params: RunId, response: withProblems({ 200: Type.Array(RollbackRequest) }, [400, 401, 404]) },
+  }, async (request) => rollback.list(request.params.id));
+
+  app.post<{ Params: { id: string }; Body: RollbackDecisionBody }>('/:id/rollback/approvals', {
+    config: { auth: ['sre'] },
+    schema: {
+      tags: ['runs'],
+      summary: 'Approve (and start) or reject the open rollback/restore request (sre, not its requester)',
+      params: RunId,
+      body: RollbackDecisionBody,
+      response: withProblems({ 201: RollbackRequest }, [400, 401, 403, 404, 409, 413, 415]),
+    },
+  }, async (request, reply) => reply.code(201).send(await rollback.decide(request.params.id, request.principal!, request.body)));
 }

@@ -93,7 +93,21 @@ export const Run = Type.Object(
       }),
       Type.Null(),
     ]),
-    error: Type.Union([Type.Object({ code: Type.String(), message: Type.String() }), Type.Null()]),
+    error: Type.Union([
+      Type.Object(
+        {
+          code: Type.String(),
+          message: Type.String(),
+          phase: Type.Optional(Type.Union([Type.String(), Type.Null()])),
+          migration: Type.Optional(Type.Union([Type.String(), Type.Null()])),
+          statement: Type.Optional(Type.Union([Type.String(), Type.Null()])),
+          sqlState: Type.Optional(Type.Union([Type.String(), Type.Null()])),
+          partial: Type.Optional(Type.Union([Type.Array(Type.String()), Type.Null()])),
+        },
+        { description: 'Why the run stopped: for a failed apply the migration, statement, SQLSTATE and what may have partly landed' },
+      ),
+      Type.Null(),
+    ]),
   },
   { $id: 'Run' },
 );
@@ -120,4 +134,54 @@ export const PreflightQuery = Type.Object(
 export const PreflightReport = Type.Object({
   createdAt: Iso,
   report: Type.Object({}, { additionalProperties: true }),
+});
+
+export const ApplyBody = Type.Object(
+  {
+    confirm: Type.String({ minLength: 1, maxLength: 40, description: 'Must equal the environment name' }),
+    overrideWindow: Type.Optional(Type.Boolean()),
+    reason: Type.Optional(Type.String({ minLength: 1, maxLength: 2000 })),
+  },
+  { additionalProperties: false },
+);
+export type ApplyBody = Static<typeof ApplyBody>;
+
+export const RollbackBody = Type.Object(
+  {
+    mode: Type.Union([Type.Literal('down'), Type.Literal('restore')]),
+    confirm: Type.String({ minLength: 1, maxLength: 40, description: 'Must equal the environment name' }),
+    reason: Type.String({ minLength: 1, maxLength: 2000 }),
+  },
+  { additionalProperties: false },
+);
+export type RollbackBody = Static<typeof RollbackBody>;
+
+export const RollbackDecisionBody = Type.Object(
+  {
+    decision: Type.Union([Type.Literal('approve'), Type.Literal('reject')]),
+    comment: Type.Optional(Type.String({ maxLength: 2000 })),
+  },
+  { additionalProperties: false },
+);
+export type RollbackDecisionBody = Static<typeof RollbackDecisionBody>;
+
+export const RollbackRequest = Type.Object({
+  id: Type.String({ format: 'uuid' }),
+  runId: Type.String({ format: 'uuid' }),
+  mode: Type.String(),
+  status: Type.String({ enum: ['awaiting_approval', 'running', 'succeeded', 'failed', 'rejected', 'cancelled'] }),
+  requestedBy: Type.String(),
+  reason: Type.String(),
+  decidedBy: Type.Union([Type.String(), Type.Null()]),
+  decisionComment: Type.Union([Type.String(), Type.Null()]),
+  error: Type.Union([Type.Object({}, { additionalProperties: true }), Type.Null()]),
+  createdAt: Iso,
+  updatedAt: Iso,
+});
+
+export const ReportQuery = PreflightQuery;
+
+export const RunReport = Type.Object({
+  apply: Type.Union([Type.Object({ createdAt: Iso, report: Type.Object({}, { additionalProperties: true }) }), Type.Null()]),
+  rollback: Type.Union([Type.Object({}, { additionalProperties: true }), Type.Null()]),
 });

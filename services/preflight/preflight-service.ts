@@ -1,11 +1,11 @@
-import type pg from 'pg';
-import { exec, maybeOne, one, rows, transaction } from '../../database/db.js';
-import { PREFLIGHT_LOCK_CLASS, releaseRunLock, tryRunLock } from '../../database/sql/locks.js';
-import { insertReport, latestReport } from '../../database/sql/reports.js';
+import { exec, maybeOne, rows, transaction } from '../../database/db.js';
 import { isPgError, UNIQUE_VIOLATION } from '../../database/pg-errors.js';
 import { approvalsForDigest } from '../../database/sql/approvals.js';
+import { PREFLIGHT_LOCK_CLASS } from '../../database/sql/locks.js';
+import { insertReport, latestReport } from '../../database/sql/reports.js';
 import { activeRunFor, runsInStatus, selectRun, type RunRow } from '../../database/sql/runs.js';
 import { openSlots } from '../approvals/policy.js';
+import { createBackground, withRunLock } from '../background.js';
 import type { ServiceContext } from '../context.js';
 import { conflict, forbidden, notFound } from '../errors.js';
 import { hasRole, type Principal } from '../principal.js';
@@ -22,63 +22,50 @@ import type { PreflightReport } from './report.js';
  */
 export function createPreflightService(ctx: ServiceContext) {
   const { control, config, log } = ctx;
-  const inflight = new Set<Promise<void>>();
-  let closed = false;
+  const background = createBackground(log);
 
   async function execute(runId: string): Promise<void> {
-    const lockClient: pg.PoolClient = await control.connect();
-    try {
-      const locked = await one<{ locked: boolean }>(lockClient, tryRunLock(PREFLIGHT_LOCK_CLASS, runId));
-      if (!locked.locked) return; // another replica is on it
-      try {
-        const run = await maybeOne<RunRow>(control, selectRun(runId));
-        if (!run || run.status !== 'preflight_running') return;
-        const { report, set } = await buildPreflightReport(ctx, run);
-        const failed = report.outcome === 'failed';
-        const findings = report.findings;
-        await transaction(control, async (client) => {
-          const current = await lockRunForUpdate(client, runId);
-          await exec(client, insertReport(runId, 'preflight', report.digest, report));
-          if (current.status !== 'preflight_running') return; // cancelled meanwhile: keep the report, change nothing else
-          const firstError = findings.find((f) => f.severity === 'error');
-          const estimatedMs = report.impact?.totalEstimatedMs;
-          await transition(client, current, failed ? 'preflight_failed' : 'awaiting_approval', {
-            actor: 'system',
-            type: failed ? 'preflight.failed' : 'preflight.passed',
-            details: { findings: findings.length, errors: findings.filter((f) => f.severity === 'error').length, digest: report.digest, estimatedMs: estimatedMs ?? null },
-            patch: {
-              ...(set && set.pending.length ? { migrations: report.migrations, digest: set.digest } : {}),
-              error: firstError ? { code: firstError.rule, message: firstError.message } : null,
-            },
-          });
-          if (failed) return;
-          // A re-run preflight of an approved run: approvals given for exactly this
-          // digest still stand (and their approvers cannot approve it again), so a
-          // satisfied policy makes the run approved again instead of leaving it stuck.
-          const digest = report.digest ?? current.digest;
-          const approvals = (await rows<{ subject: string; role: string; decision: string }>(client, approvalsForDigest(runId, digest)))
-            .filter((a) => a.decision === 'approve');
-          if (approvals.length && openSlots(current.required_approvals, approvals).length === 0) {
-            await transition(client, current, 'approved', {
-              actor: 'system',
-              details: { digest, approvers: approvals.map((a) => a.subject), reason: 'approvals for this digest still stand' },
-            });
-          }
+    // Another replica holding the run's lock is on it: nothing to do here.
+    await withRunLock(control, PREFLIGHT_LOCK_CLASS, runId, async () => {
+      const run = await maybeOne<RunRow>(control, selectRun(runId));
+      if (!run || run.status !== 'preflight_running') return;
+      const { report, set } = await buildPreflightReport(ctx, run);
+      const failed = report.outcome === 'failed';
+      const findings = report.findings;
+      await transaction(control, async (client) => {
+        const current = await lockRunForUpdate(client, runId);
+        await exec(client, insertReport(runId, 'preflight', report.digest, report));
+        if (current.status !== 'preflight_running') return; // cancelled meanwhile: keep the report, change nothing else
+        const firstError = findings.find((f) => f.severity === 'error');
+        const estimatedMs = report.impact?.totalEstimatedMs;
+        await transition(client, current, failed ? 'preflight_failed' : 'awaiting_approval', {
+          actor: 'system',
+          type: failed ? 'preflight.failed' : 'preflight.passed',
+          details: { findings: findings.length, errors: findings.filter((f) => f.severity === 'error').length, digest: report.digest, estimatedMs: estimatedMs ?? null },
+          patch: {
+            ...(set && set.pending.length ? { migrations: report.migrations, digest: set.digest } : {}),
+            error: firstError ? { code: firstError.rule, message: firstError.message } : null,
+          },
         });
-      } finally {
-        await exec(lockClient, releaseRunLock(PREFLIGHT_LOCK_CLASS, runId));
-      }
-    } finally {
-      lockClient.release();
-    }
+        if (failed) return;
+        // A re-run preflight of an approved run: approvals given for exactly this
+        // digest still stand (and their approvers cannot approve it again), so a
+        // satisfied policy makes the run approved again instead of leaving it stuck.
+        const digest = report.digest ?? current.digest;
+        const approvals = (await rows<{ subject: string; role: string; decision: string }>(client, approvalsForDigest(runId, digest)))
+          .filter((a) => a.decision === 'approve');
+        if (approvals.length && openSlots(current.required_approvals, approvals).length === 0) {
+          await transition(client, current, 'approved', {
+            actor: 'system',
+            details: { digest, approvers: approvals.map((a) => a.subject), reason: 'approvals for this digest still stand' },
+          });
+        }
+      });
+    });
   }
 
   function launch(runId: string): void {
-    if (closed) return;
-    const task: Promise<void> = execute(runId)
-      .catch((err) => log.error({ err, runId }, 'preflight failed unexpectedly'))
-      .finally(() => inflight.delete(task));
-    inflight.add(task);
+    background.launch('preflight', { runId }, () => execute(runId));
   }
 
   /**
@@ -87,10 +74,7 @@ export function createPreflightService(ctx: ServiceContext) {
    * that is still being requested (the one a new run starts).
    */
   function request(runId: string, principal: Principal | 'system'): Promise<void> {
-    const work = start(runId, principal);
-    const task: Promise<void> = work.then(() => undefined, () => undefined).finally(() => inflight.delete(task));
-    inflight.add(task);
-    return work;
+    return background.track(start(runId, principal));
   }
 
   async function start(runId: string, principal: Principal | 'system'): Promise<void> {
@@ -136,17 +120,7 @@ export function createPreflightService(ctx: ServiceContext) {
     return { report: row.body, createdAt: row.created_at.toISOString() };
   }
 
-  /** Resolves when every preflight started so far has finished. */
-  async function idle(): Promise<void> {
-    while (inflight.size) await Promise.allSettled([...inflight]);
-  }
-
-  async function close(): Promise<void> {
-    closed = true;
-    await idle();
-  }
-
-  return { request, launch, resumeOrphans, report, idle, close };
+  return { request, launch, resumeOrphans, report, idle: background.idle, close: background.close };
 }
 
 export type PreflightService = ReturnType<typeof createPreflightService>;

@@ -17,7 +17,7 @@ export interface ApiRun {
   requiredApprovals: string[];
   approvals: Array<{ subject: string; role: string; decision: string; comment: string; digest: string; current: boolean; at: string }>;
   backup: { id: string; method: string; sizeBytes: number | null; sha256: string | null; verifiedAt: string | null } | null;
-  error: { code: string; message: string } | null;
+  error: RunRow['error'];
 }
 
 const iso = (value: string | Date | null): string | null => (value === null ? null : new Date(value).toISOString());

@@ -65,7 +65,7 @@ async function holdLock(mode: 'ACCESS EXCLUSIVE' | 'ACCESS SHARE', ms: number): 
 }
 
 async function assertNoLeftovers(): Promise<void> {
-  const sessions = await db.query(`SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = 'starforge-apply'`);
+  const sessions = await db.query(`SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'starforge-apply'`);
   assert.equal(sessions.rows[0].n, 0, 'the apply connection is closed');
   const locks = await db.query(`SELECT count(*)::int AS n FROM pg_locks WHERE locktype = 'advisory' AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`);
   assert.equal(locks.rows[0].n, 0, 'no advisory lock is left behind');

@@ -34,7 +34,7 @@ export interface TestApp {
   targets: Record<'staging' | 'production', TestDatabase>;
   /** supertest against the app; add `.set('authorization', bearer('alice'))`. */
   http(): supertest.Agent;
-  /** Resolves once every background preflight has finished. */
+  /** Resolves once all background work (preflight, apply, rollback) has finished. */
   settle(): Promise<void>;
   close(): Promise<void>;
 }
@@ -79,7 +79,7 @@ export async function startTestApp(opts: TestAppOptions): Promise<TestApp> {
     control,
     targets: { staging, production },
     http: () => supertest.agent(app.server),
-    settle: () => app.services.preflight.idle(),
+    settle: () => app.services.idle(),
     async close() {
       await app.close();
       await Promise.all([control.drop(), staging.drop(), production.drop()]);
