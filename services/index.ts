@@ -12,6 +12,7 @@ import { createEnvironmentsService } from './environments.js';
 import type { Logger } from './logger.js';
 import { createPreflightService } from './preflight/preflight-service.js';
 import { createRunsService } from './runs/runs-service.js';
+import { createMetrics } from './metrics/registry.js';
 import { TargetDatabases } from './targets.js';
 
 export interface ServicesOptions {
@@ -23,7 +24,8 @@ export interface ServicesOptions {
 /** Wires every service onto one control pool and one set of target pools. */
 export function createServices({ control, config, log }: ServicesOptions) {
   const targets = new TargetDatabases(config.targetUrls, log);
-  const ctx: ServiceContext = { control, config, log, targets };
+  const metrics = createMetrics();
+  const ctx: ServiceContext = { control, config, log, targets, metrics };
   const preflight = createPreflightService(ctx);
   const runs = createRunsService({
     ...ctx,
@@ -66,6 +68,7 @@ export function createServices({ control, config, log }: ServicesOptions) {
     logs: { render: (runId: string) => renderRunLog(control, runId) },
     health,
     targets,
+    metrics,
     audit: { runEvents: (runId: string) => listRunEvents(control, runId) },
     /** Background work that must start once the app listens. */
     async start(): Promise<void> {

@@ -1,0 +1,25 @@
+import { Counter, Registry } from 'prom-client';
+
+/**
+ * The service's Prometheus metrics: one registry per app instance (never
+ * prom-client's global one), so tests and several apps in one process do not
+ * share counters.
+ */
+export function createMetrics() {
+  const registry = new Registry();
+  const etlProcessed = new Counter({
+    name: 'starforge_etl_snapshots_processed_total',
+    help: 'Hero snapshots the ETL worker processed successfully.',
+    labelNames: ['environment'] as const,
+    registers: [registry],
+  });
+  const etlFailed = new Counter({
+    name: 'starforge_etl_snapshots_failed_total',
+    help: 'Hero snapshots the ETL worker failed to process (each failed attempt counts).',
+    labelNames: ['environment'] as const,
+    registers: [registry],
+  });
+  return { registry, etlProcessed, etlFailed };
+}
+
+export type Metrics = ReturnType<typeof createMetrics>;
