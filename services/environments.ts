@@ -5,6 +5,7 @@ import type { ServiceContext } from './context.js';
 import { notFound, ServiceError } from './errors.js';
 import { computePending, readAppliedMigrations, readMigrationFiles } from './migrations/pending.js';
 import { ACTIVE_STATUSES } from './runs/state-machine.js';
+import { freezeAt, nextWindows, openWindowAt } from './windows/windows.js';
 
 export interface EnvironmentState {
   name: string;
@@ -20,7 +21,15 @@ export interface EnvironmentState {
   windows: Array<{ cron: string; durationMinutes: number; timezone: string }>;
   freezes: Array<{ from: string; to: string; reason: string }>;
   activeFreeze: { from: string; to: string; reason: string } | null;
+  /** May an apply start now by the window policy (no windows: any time outside a freeze)? */
+  windowOpen: boolean;
+  /** The window open now, freezes cut out; null when none is (or no windows are configured). */
+  currentWindow: { start: string; end: string } | null;
+  /** The next window to open after now; null when no windows are configured (or none within the search bound). */
+  nextWindow: { start: string; end: string } | null;
 }
+
+const span = (w: { start: Date; end: Date }) => ({ start: w.start.toISOString(), end: w.end.toISOString() });
 
 export function createEnvironmentsService(ctx: ServiceContext) {
   const { config, control, targets } = ctx;
@@ -42,6 +51,7 @@ export function createEnvironmentsService(ctx: ServiceContext) {
       windows: env.windows,
       freezes,
       activeFreeze: active ? { from: active.from.toISOString(), to: active.to.toISOString(), reason: active.reason } : null,
+      ...windowState(env, now),
     };
     if (!state.configured) {
       state.error = `Not configured: set ${env.databaseUrlEnv}.`;
@@ -60,6 +70,20 @@ export function createEnvironmentsService(ctx: ServiceContext) {
     return state;
   }
 
+  function windowState(env: EnvironmentConfig, now: Date): Pick<EnvironmentState, 'windowOpen' | 'currentWindow' | 'nextWindow'> {
+    if (env.windows.length === 0) return { windowOpen: freezeAt(env.freezes, now) === null, currentWindow: null, nextWindow: null };
+    const current = openWindowAt(env.windows, env.freezes, now);
+    const next = nextWindows(env.windows, env.freezes, now, 2).find((w) => w.start.getTime() > now.getTime());
+    return { windowOpen: current !== null, currentWindow: current && span(current), nextWindow: next ? span(next) : null };
+  }
+
+  /** The next `count` windows of an environment from `now`, freezes cut out (the first may be open already). */
+  function windows(name: string, count: number, now = new Date()): Array<{ start: string; end: string }> {
+    const env = config.environments[name];
+    if (!env) throw notFound(`Unknown environment "${name}".`);
+    return nextWindows(env.windows, env.freezes, now, count).map(span);
+  }
+
   async function list(): Promise<EnvironmentState[]> {
     return Promise.all(Object.values(config.environments).map((env) => describe(env)));
   }
@@ -70,7 +94,7 @@ export function createEnvironmentsService(ctx: ServiceContext) {
     return describe(env);
   }
 
-  return { list, get };
+  return { list, get, windows };
 }
 
 export type EnvironmentsService = ReturnType<typeof createEnvironmentsService>;

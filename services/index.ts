@@ -12,8 +12,13 @@ import { createEnvironmentsService } from './environments.js';
 import type { Logger } from './logger.js';
 import { createPreflightService } from './preflight/preflight-service.js';
 import { createRunsService } from './runs/runs-service.js';
+import { createEtlWorkers } from './etl/worker.js';
 import { createMetrics } from './metrics/registry.js';
+import { registerStateMetrics } from './metrics/state.js';
+import { createEtlControlService } from './etl/control.js';
+import { createEtlHealthService } from './etl/health.js';
 import { TargetDatabases } from './targets.js';
+import { createScheduler } from './scheduler/scheduler-service.js';
 
 export interface ServicesOptions {
   control: pg.Pool;
@@ -26,6 +31,11 @@ export function createServices({ control, config, log }: ServicesOptions) {
   const targets = new TargetDatabases(config.targetUrls, log);
   const metrics = createMetrics();
   const ctx: ServiceContext = { control, config, log, targets, metrics };
+  metrics.initEnvironments(Object.keys(config.environments), [metrics.etlProcessed, metrics.etlFailed]);
+  // Runs by status, pending migrations, ETL backlog...: read when /metrics is scraped.
+  const stateMetrics = registerStateMetrics(ctx);
+  const etlHealth = createEtlHealthService(ctx);
+  const etlControl = createEtlControlService(ctx);
   const preflight = createPreflightService(ctx);
   const runs = createRunsService({
     ...ctx,
@@ -37,6 +47,8 @@ export function createServices({ control, config, log }: ServicesOptions) {
   const environments = createEnvironmentsService(ctx);
   const apply = createApplyService(ctx);
   const rollback = createRollbackService(ctx);
+  const etlWorkers = createEtlWorkers(ctx);
+  const scheduler = createScheduler(ctx, apply);
 
   const health = {
     /** null when the control database answers within 2 s, else a reason safe to show. */
@@ -69,18 +81,26 @@ export function createServices({ control, config, log }: ServicesOptions) {
     health,
     targets,
     metrics,
+    stateMetrics,
+    etlHealth,
+    etlControl,
     audit: { runEvents: (runId: string) => listRunEvents(control, runId) },
     /** Background work that must start once the app listens. */
+    etlWorkers,
+    scheduler,
     async start(): Promise<void> {
+      etlWorkers.start();
       await apply.reconcile();
       await preflight.resumeOrphans();
+      scheduler.start();
     },
     /** Resolves when no background work (preflight, apply, rollback) is running. */
     async idle(): Promise<void> {
-      await Promise.all([preflight.idle(), apply.idle(), rollback.idle()]);
+      await Promise.all([preflight.idle(), apply.idle(), rollback.idle(), scheduler.idle()]);
     },
     async close(): Promise<void> {
-      await Promise.all([preflight.close(), apply.close(), rollback.close()]);
+      await scheduler.stop();
+      await Promise.all([preflight.close(), apply.close(), rollback.close(), etlWorkers.stop()]);
       await targets.close();
     },
   };

@@ -9,6 +9,8 @@ import type { AppConfig } from './config/index.js';
 import { authPlugin } from './plugins/auth.js';
 import { errorsPlugin } from './plugins/errors.js';
 import { servicesPlugin } from './plugins/services.js';
+import { metricsPlugin } from './plugins/metrics.js';
+import { etlRoutes } from '../routes/etl/index.js';
 import { swaggerPlugin } from './plugins/swagger.js';
 import { environmentRoutes } from '../routes/environments/index.js';
 import { healthRoutes } from '../routes/health/index.js';
@@ -93,9 +95,11 @@ async function starforge(fastify: FastifyInstance, opts: { config: AppConfig }):
   await fastify.register(swaggerPlugin);
   await fastify.register(authPlugin, { tokens: opts.config.authTokens });
   await fastify.register(servicesPlugin, { config: opts.config });
+  await fastify.register(metricsPlugin, { metricsToken: opts.config.metricsToken });
   await fastify.register(healthRoutes);
   await fastify.register(runRoutes, { prefix: '/v1/runs' });
   await fastify.register(environmentRoutes, { prefix: '/v1/environments' });
+  await fastify.register(etlRoutes, { prefix: '/v1/etl' });
 }
 
 // Not encapsulated, so the server and tests can reach app.services.

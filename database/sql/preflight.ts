@@ -48,3 +48,8 @@ export const ledgerFor = (environment: string): Query => ({
   text: 'SELECT name, sha256, applied_at FROM migration_ledger WHERE environment = $1',
   values: [environment],
 });
+
+export const userIndexes = (): Query => ({
+  text: `SELECT schemaname || '.' || indexname AS name FROM pg_indexes
+         WHERE schemaname NOT IN ('pg_catalog', 'information_schema') ORDER BY 1`,
+});

@@ -15,7 +15,15 @@ import { lockRunForUpdate, transition } from '../runs/transition.js';
 import { createBackup, type BackupRecord } from './backup.js';
 import { migrate, type AppliedStep, type MigrateFailure } from './migrate.js';
 import { runLogger } from './run-log.js';
+import { verifyApply, type SmokeOutcome, type VerificationCheck } from '../verify/verify.js';
+import { baselineWindow, etlRates, watchEtl, type WatchOutcome } from '../verify/watch.js';
 import { pauseWorkers, resumeWorkers, type PauseState } from './workers.js';
+import { reconcileInterrupted, type Reconciliation } from './reconcile.js';
+import { createStarter } from './start.js';
+import { createLease } from '../scheduler/lease.js';
+import { windowForApply } from '../scheduler/policy.js';
+import { forbidden } from '../errors.js';
+import { hasRole } from '../principal.js';
 
 export interface ApplyInput {
   confirm: string;
@@ -23,16 +31,13 @@ export interface ApplyInput {
   reason?: string;
 }
 
-export interface VerificationCheck {
-  id: string;
-  status: 'pass' | 'warn' | 'fail';
-  detail: string;
-}
 
 export interface ApplyReport {
   runId: string;
   environment: string;
-  outcome: 'succeeded' | 'failed' | 'verification_failed';
+  outcome: 'succeeded' | 'failed' | 'verification_failed' | 'interrupted';
+  /** Set when the run was marked interrupted: what the dead process left on the target. */
+  reconciliation?: Reconciliation;
   actor: string;
   startedAt: string;
   finishedAt: string;
@@ -42,15 +47,15 @@ export interface ApplyReport {
   lockRetries: number;
   failure: (Omit<Partial<MigrateFailure>, 'code'> & { code: string; message: string; phase: string }) | null;
   verification: VerificationCheck[];
+  smoke: SmokeOutcome | null;
+  watch: WatchOutcome | null;
   notes: string[];
 }
 
 const APPLYABLE: RunStatus[] = ['approved', 'scheduled'];
 const IN_FLIGHT: RunStatus[] = ['applying', 'verifying', 'monitoring'];
-const LIMITATION_NOTES = [
-  'Post-apply verification here checks the migrations table and the checksum ledger; the full runbook verification (health, expected tables and indexes, smoke ETL) comes with the verification issue.',
-  'ETL health is not watched after the apply yet (metrics issue): the run leaves monitoring at once.',
-];
+const RUNBOOK_ON_FAILED_VERIFICATION =
+  'Runbook decision flow: if the migration has a safe down, ask for a rollback (mode "down"); if not, restore the backup (mode "restore"). Workers stay paused until then.';
 
 /** Why the approved content and the target no longer match, or null when they do. */
 export async function driftOf(ctx: ServiceContext, run: RunRow, env: EnvironmentConfig): Promise<string | null> {
@@ -79,6 +84,8 @@ export async function driftOf(ctx: ServiceContext, run: RunRow, env: Environment
 export function createApplyService(ctx: ServiceContext) {
   const { control, config, log } = ctx;
   const background = createBackground(log);
+  // Aborted on close: a post-apply watch ends early instead of holding shutdown for watchMinutes.
+  const shutdown = new AbortController();
 
   async function loadRun(runId: string): Promise<RunRow> {
     const run = await maybeOne<RunRow>(control, selectRun(runId));
@@ -86,7 +93,7 @@ export function createApplyService(ctx: ServiceContext) {
     return run;
   }
 
-  async function request(runId: string, principal: Principal, input: ApplyInput): Promise<void> {
+  async function request(runId: string, principal: Principal, input: ApplyInput, now = new Date()): Promise<void> {
     const run = await loadRun(runId);
     const env = config.environments[run.environment];
     if (!env) throw conflict(`Environment "${run.environment}" is no longer configured.`);
@@ -96,9 +103,22 @@ export function createApplyService(ctx: ServiceContext) {
     if (!APPLYABLE.includes(run.status as RunStatus)) {
       throw conflict(`Run ${runId} is ${run.status}; only approved or scheduled runs can be applied.`, { currentStatus: run.status });
     }
-    const now = new Date();
     const freeze = env.freezes.find((f) => f.from <= now && now < f.to);
     if (freeze) throw conflict(`${env.name} is frozen until ${freeze.to.toISOString()} (${freeze.reason}); a freeze always wins.`);
+    // Outside the environment's windows an operator needs an explicit override, a reason and the sre role too.
+    const slot = windowForApply(env, now);
+    if (!slot.open) {
+      const next = slot.next ? ` (the next one opens ${slot.next.start.toISOString()})` : '';
+      if (input.overrideWindow !== true) {
+        throw conflict(`${env.name} has no maintenance window open now${next}; applying outside a window needs "overrideWindow": true, a "reason" and the sre role besides operator. Or leave the run scheduled.`, { code: 'outside-window', nextWindow: slot.next ? { start: slot.next.start.toISOString(), end: slot.next.end.toISOString() } : null });
+      }
+      if (!input.reason?.trim()) {
+        throw unprocessable('"reason" is required to apply outside a maintenance window.', { errors: [{ path: 'body/reason', message: 'is required with overrideWindow' }] });
+      }
+      if (!hasRole(principal, 'sre')) {
+        throw forbidden(`Applying ${env.name} outside its maintenance windows needs the sre role as well as operator; ${principal.subject} does not hold it.`);
+      }
+    }
     const drift = await driftOf(ctx, run, env);
     if (drift) {
       await transaction(control, (client) => appendEvent(client, {
@@ -106,16 +126,21 @@ export function createApplyService(ctx: ServiceContext) {
       }));
       throw conflict(`Refused: ${drift}. Nothing was changed; re-run preflight and get the new content approved.`, { code: 'drift' });
     }
-    await transaction(control, async (client) => {
-      const locked = await lockRunForUpdate(client, runId);
-      await transition(client, locked, 'applying', {
-        actor: principal.subject,
-        type: 'apply.started',
-        expect: APPLYABLE,
-        details: { reason: input.reason ?? null, overrideWindow: input.overrideWindow ?? false, digest: run.digest },
-      });
+    const started = await start(runId, principal.subject, {
+      expect: APPLYABLE,
+      deadline: slot.deadline,
+      details: {
+        reason: input.reason ?? null, overrideWindow: !slot.open, digest: run.digest,
+        window: slot.window ? { start: slot.window.start.toISOString(), end: slot.window.end.toISOString() } : null,
+      },
+      gate: async (client, locked) => {
+        if (!slot.open) {
+          await appendEvent(client, { runId, environment: locked.environment, type: 'apply.window_overridden', actor: principal.subject, details: { reason: input.reason ?? null, nextWindow: slot.next ? { start: slot.next.start.toISOString(), end: slot.next.end.toISOString() } : null } });
+        }
+        return { deadline: slot.deadline };
+      },
     });
-    background.launch('apply', { runId }, () => execute(runId, principal.subject).then(() => undefined));
+    if (started.outcome !== 'started') throw conflict(`Run ${runId} is being started by another process (the scheduler or another replica); check its status.`);
   }
 
   async function event(runId: string, environment: string, type: string, actor: string, details: Record<string, unknown>): Promise<void> {
@@ -133,15 +158,16 @@ export function createApplyService(ctx: ServiceContext) {
     return withRunLock(control, APPLY_LOCK_CLASS, runId, () => pipeline(runId, actor));
   }
 
-  async function pipeline(runId: string, actor: string): Promise<void> {
+  async function pipeline(runId: string, actor: string, deadline: Date | null = null): Promise<void> {
     const run = await loadRun(runId);
     if (run.status !== 'applying') return;
     const env = config.environments[run.environment]!;
     const targetUrl = ctx.targets.url(env);
     const runLog = runLogger(control, runId);
+    const endTotal = ctx.metrics.phaseTimer(env.name, 'total');
     const report: ApplyReport = {
       runId, environment: env.name, outcome: 'failed', actor, startedAt: new Date().toISOString(), finishedAt: '',
-      backup: null, workers: null, migrations: [], lockRetries: 0, failure: null, verification: [], notes: [...LIMITATION_NOTES],
+      backup: null, workers: null, migrations: [], lockRetries: 0, failure: null, verification: [], smoke: null, watch: null, notes: [],
     };
     const reason = `migration run ${runId}${run.ticket ? ` (${run.ticket})` : ''}`;
     let paused: PauseState | null = null;
@@ -157,6 +183,7 @@ export function createApplyService(ctx: ServiceContext) {
 
     const finish = async (status: RunStatus, error: object | null) => {
       report.finishedAt = new Date().toISOString();
+      endTotal();
       await runLog.flush();
       await transaction(control, async (client) => {
         const locked = await lockRunForUpdate(client, runId);
@@ -184,6 +211,10 @@ export function createApplyService(ctx: ServiceContext) {
     const drift = await driftOf(ctx, run, env);
     if (drift) return fail('drift', 'drift', `Refused before any change: ${drift}.`);
 
+    // The ETL's health before anything changes: what the post-apply watch compares against.
+    const window = baselineWindow(new Date(report.startedAt), env.verify.watchMinutes);
+    const baseline = await ctx.targets.withClient(env, (client) => etlRates(client, window.from, window.to)).catch(() => null);
+
     // 2. Workers.
     try {
       paused = await pauseWorkers({ environment: env, targetUrl, runId, actor, reason, log: runLog.phase('workers') });
@@ -195,25 +226,30 @@ export function createApplyService(ctx: ServiceContext) {
     }
 
     // 3. Backup: no verified backup, no apply.
+    const backupMetrics = ctx.metrics.backupAttempt(env.name);
     try {
       const backup = await createBackup({ environment: env, targetUrl, runId, dataDir: config.dataDir, projectRoot: PROJECT_ROOT, log: runLog.phase('backup') });
+      backupMetrics.succeeded(backup.sizeBytes);
       report.backup = backup;
       await transaction(control, async (client) => {
         await exec(client, insertBackup({ ...backup, runId, environment: env.name }));
         await appendEvent(client, { runId, environment: env.name, type: 'backup.verified', actor, details: { id: backup.id, method: backup.method, sizeBytes: backup.sizeBytes, sha256: backup.sha256 } });
       });
     } catch (err) {
+      backupMetrics.failed();
       return fail('backup', 'backup-failed', `No verified backup, so nothing was applied: ${(err as Error).message}`);
     }
 
     // 4. Migrate, lock-safe, recording each migration in the ledger as it lands.
     const applied: string[] = [];
+    const endMigrate = ctx.metrics.phaseTimer(env.name, 'migrate');
     const result = await migrate({
       environment: env,
       targetUrl,
       direction: 'up',
       migrations: run.migrations,
-      budget: { ...env.lockRetries, deadline: null },
+      // Started in a window: no lock retry may begin after it closes.
+      budget: { ...env.lockRetries, deadline },
       log: runLog.phase('migrate'),
       onStep: async (step) => {
         applied.push(step.name);
@@ -226,6 +262,9 @@ export function createApplyService(ctx: ServiceContext) {
     });
     report.migrations = result.steps;
     report.lockRetries = result.lockRetries;
+    endMigrate();
+    ctx.metrics.migrationsApplied.inc({ environment: env.name }, result.steps.length);
+    ctx.metrics.lockRetries.inc({ environment: env.name }, result.lockRetries);
     if (result.failure) {
       const f = result.failure;
       const what = f.transactional ? 'it was rolled back' : `it ran outside a transaction and may have partly landed: ${(f.partial ?? []).join('; ')}`;
@@ -234,38 +273,30 @@ export function createApplyService(ctx: ServiceContext) {
 
     // 5. Verify, resume, monitor.
     await move(runId, 'verifying', 'system', { applied: applied.length, lockRetries: result.lockRetries });
-    report.verification = await verify(run, env);
+    const endVerify = ctx.metrics.phaseTimer(env.name, 'verify');
+    const verified = await verifyApply(ctx, run, env, new Date(report.startedAt));
+    endVerify();
+    report.verification = verified.checks;
+    report.smoke = verified.smoke;
+    ctx.metrics.verificationChecks(env.name, report.verification);
     const failed = report.verification.filter((c) => c.status === 'fail');
     if (failed.length) {
+      report.notes.push(RUNBOOK_ON_FAILED_VERIFICATION);
       return fail('verify', 'verification-failed', `Verification failed: ${failed.map((c) => c.detail).join(' ')}`, {}, 'verification_failed');
     }
-    await runLog.write('verify', 'info', `verification passed (${report.verification.length} checks)`);
+    await runLog.write('verify', 'info', `verification passed (${report.verification.length} checks${verified.smoke?.ok ? ', smoke ETL ok' : ''})`);
     await resume('apply succeeded');
     await move(runId, 'monitoring', 'system', { watchMinutes: env.verify.watchMinutes });
+    await runLog.write('monitor', 'info', `watching the ETL for ${env.verify.watchMinutes} min against the pre-apply baseline`);
+    report.watch = await watchEtl((fn) => ctx.targets.withClient(env, fn), baseline, env.verify.watchMinutes, env.verify.degradeFactor, shutdown.signal);
+    await runLog.write('monitor', report.watch.degraded ? 'warn' : 'info', report.watch.detail);
     report.outcome = 'succeeded';
     await runLog.write('apply', 'info', `applied ${applied.length} migration(s) with ${result.lockRetries} lock retr${result.lockRetries === 1 ? 'y' : 'ies'}`);
+    if (report.watch.degraded) {
+      report.notes.push(`Degraded: ${report.watch.detail} ${RUNBOOK_ON_FAILED_VERIFICATION}`);
+      return finish('degraded', { code: 'degraded', message: report.watch.detail });
+    }
     await finish('succeeded', null);
-  }
-
-  async function verify(run: RunRow, env: EnvironmentConfig): Promise<VerificationCheck[]> {
-    const checks: VerificationCheck[] = [];
-    const applied = await ctx.targets.withClient(env, (client) => readAppliedMigrations(client, env));
-    const tail = applied.slice(-run.migrations.length).map((a) => a.name);
-    const expected = run.migrations.map((m) => m.name);
-    const recorded = tail.join() === expected.join();
-    checks.push({
-      id: 'migrations-recorded',
-      status: recorded ? 'pass' : 'fail',
-      detail: recorded ? `${env.migrationsTable} lists the run's ${expected.length} migration(s) last, in order.` : `${env.migrationsTable} ends with ${tail.join(', ') || 'nothing'}, expected ${expected.join(', ')}.`,
-    });
-    const ledger = await rows<{ name: string; sha256: string }>(control, ledgerOfRun(run.id));
-    const mismatched = run.migrations.filter((m) => ledger.find((l) => l.name === m.name)?.sha256 !== m.sha256);
-    checks.push({
-      id: 'ledger-checksums',
-      status: mismatched.length ? 'fail' : 'pass',
-      detail: mismatched.length ? `Ledger checksums differ for ${mismatched.map((m) => m.name).join(', ')}.` : 'The checksum ledger holds the approved sha256 of every applied migration.',
-    });
-    return checks;
   }
 
   async function report(runId: string): Promise<{ report: ApplyReport; createdAt: string } | null> {
@@ -274,32 +305,25 @@ export function createApplyService(ctx: ServiceContext) {
   }
 
   /**
-   * Start-up reconciliation: a run left applying, verifying or monitoring by a
-   * process that died (its apply lock is free) becomes interrupted.
+   * Reconciliation: a run left applying, verifying or monitoring by a process
+   * that died (its apply lock is free) becomes interrupted, with what landed
+   * recorded in its report (services/apply/reconcile.ts). At start-up every
+   * in-flight run is checked; the scheduler's sweep passes expiredLeasesOnly.
    */
-  async function reconcile(): Promise<string[]> {
-    const stuck = await rows<{ id: string }>(control, runsInStatuses(IN_FLIGHT));
-    const interrupted: string[] = [];
-    for (const { id } of stuck) {
-      const took = await withRunLock(control, APPLY_LOCK_CLASS, id, async () => {
-        await transaction(control, async (client) => {
-          const locked = await lockRunForUpdate(client, id);
-          if (!IN_FLIGHT.includes(locked.status)) return;
-          await transition(client, locked, 'interrupted', {
-            actor: 'system',
-            details: { reason: 'the process running this apply stopped; check the target, then roll back or restore' },
-            patch: { error: { code: 'interrupted', message: 'The service stopped while this run was being applied; inspect the target and roll back or restore.' } },
-          });
-          interrupted.push(id);
-        });
-      });
-      if (!took) continue;
-    }
-    if (interrupted.length) log.warn({ runs: interrupted }, 'marked runs interrupted by a previous process');
-    return interrupted;
+  async function reconcile(opts: { expiredLeasesOnly?: boolean } = {}): Promise<string[]> {
+    return reconcileInterrupted(ctx, opts);
   }
 
-  return { request, execute, report, reconcile, idle: background.idle, close: background.close };
+  // Shared by request() and the scheduler: lock, move to applying under a lease, run the pipeline.
+  const lease = createLease(control, log);
+  const start = createStarter({ control, log, background, lease, pipeline });
+
+  async function close(): Promise<void> {
+    shutdown.abort();
+    await background.close();
+  }
+
+  return { request, start, execute, report, reconcile, idle: background.idle, close };
 }
 
 export type ApplyService = ReturnType<typeof createApplyService>;

@@ -26,7 +26,14 @@ export function renderApplyMarkdown(run: ApiRun, apply: ApplyReport | null, roll
         `- SQLSTATE: ${apply.failure.sqlState ?? 'n/a'}`, `- Statement: \`${cell(apply.failure.statement).slice(0, 300)}\``, `- ${cell(apply.failure.message)}`,
         ...(apply.failure.partial ?? []).map((p) => `- Partial: ${cell(p)}`));
     }
-    out.push('', '## Verification', '', '| check | status | detail |', '|---|---|---|', ...apply.verification.map((c) => `| ${c.id} | ${c.status.toUpperCase()} | ${cell(c.detail)} |`));
+    out.push('', '## Verification', '', '| check | status | detail | query |', '|---|---|---|---|',
+      ...apply.verification.map((c) => `| ${c.id} | ${c.status.toUpperCase()} | ${cell(c.detail)} | \`${cell(c.query).slice(0, 200)}\` |`));
+    if (apply.smoke) out.push('', `Smoke ETL: **${apply.smoke.ok ? 'PASS' : apply.smoke.ran ? 'FAIL' : 'NOT RUN'}**: ${cell(apply.smoke.detail)} (${apply.smoke.durationMs} ms)`);
+    if (apply.watch) {
+      out.push('', '## Post-apply watch', '', `- Watched ${apply.watch.watchedSeconds} s: **${apply.watch.degraded ? 'DEGRADED' : 'healthy'}**. ${cell(apply.watch.detail)}`);
+      if (apply.watch.baseline) out.push(`- Baseline: ${apply.watch.baseline.processedPerMinute}/min processed, failure rate ${apply.watch.baseline.failureRate}`);
+      if (apply.watch.during) out.push(`- After: ${apply.watch.during.processedPerMinute}/min processed, failure rate ${apply.watch.during.failureRate}, backlog ${apply.watch.during.backlog}`);
+    }
     if (apply.notes.length) out.push('', '## Notes', '', ...apply.notes.map((n) => `- ${n}`));
   }
   if (rollback) {

@@ -6,6 +6,7 @@ import type { ServiceContext } from '../context.js';
 import { conflict, forbidden } from '../errors.js';
 import { hasRole, type Principal } from '../principal.js';
 import { lockRunForUpdate, transition } from '../runs/transition.js';
+import { scheduleApproved } from '../scheduler/schedule-run.js';
 import { fillsASlot, openSlots, type ApproverRole } from './policy.js';
 
 export interface DecisionInput {
@@ -58,6 +59,7 @@ export function createApprovalsService(ctx: ServiceContext) {
         } else if (openSlots(required, [...approvals, { role: input.role }]).length === 0) {
           const approvers = [...approvals.map((a) => a.subject), principal.subject];
           await transition(client, run, 'approved', { actor: principal.subject, details: { digest: run.digest, approvers } });
+          await scheduleApproved(client, ctx.config.environments[run.environment], run);
         }
       });
     } catch (err) {

@@ -1,4 +1,5 @@
 import { Counter, Registry } from 'prom-client';
+import { createEventMetrics } from './events.js';
 
 /**
  * The service's Prometheus metrics: one registry per app instance (never
@@ -19,7 +20,8 @@ export function createMetrics() {
     labelNames: ['environment'] as const,
     registers: [registry],
   });
-  return { registry, etlProcessed, etlFailed };
+  // Run, backup, verification and HTTP metrics observed where they happen (events.ts).
+  return { registry, etlProcessed, etlFailed, ...createEventMetrics(registry) };
 }
 
 export type Metrics = ReturnType<typeof createMetrics>;

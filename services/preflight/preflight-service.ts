@@ -11,6 +11,7 @@ import { conflict, forbidden, notFound } from '../errors.js';
 import { hasRole, type Principal } from '../principal.js';
 import { ACTIVE_STATUSES } from '../runs/state-machine.js';
 import { lockRunForUpdate, transition } from '../runs/transition.js';
+import { scheduleApproved } from '../scheduler/schedule-run.js';
 import { buildPreflightReport } from './build-report.js';
 import { ownerTag, sweepOrphanedRehearsals } from './ephemeral.js';
 import type { PreflightReport } from './report.js';
@@ -29,7 +30,9 @@ export function createPreflightService(ctx: ServiceContext) {
     await withRunLock(control, PREFLIGHT_LOCK_CLASS, runId, async () => {
       const run = await maybeOne<RunRow>(control, selectRun(runId));
       if (!run || run.status !== 'preflight_running') return;
+      const endPreflight = ctx.metrics.phaseTimer(run.environment, 'preflight');
       const { report, set } = await buildPreflightReport(ctx, run);
+      endPreflight();
       const failed = report.outcome === 'failed';
       const findings = report.findings;
       await transaction(control, async (client) => {
@@ -59,6 +62,7 @@ export function createPreflightService(ctx: ServiceContext) {
             actor: 'system',
             details: { digest, approvers: approvals.map((a) => a.subject), reason: 'approvals for this digest still stand' },
           });
+          await scheduleApproved(client, config.environments[current.environment], current);
         }
       });
     });

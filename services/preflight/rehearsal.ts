@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import pg from 'pg';
 import { rows } from '../../database/db.js';
 import { scrubSecrets } from '../../database/pg-errors.js';
-import { userTables } from '../../database/sql/preflight.js';
+import { userIndexes, userTables } from '../../database/sql/preflight.js';
 import type { EnvironmentConfig } from '../../src/config/environments.js';
 import type { AppliedMigration } from '../migrations/pending.js';
 import { runPgTool, toolMajorVersion } from '../pg-tools.js';
@@ -31,8 +31,16 @@ export interface MigrationTrace {
   tablesBefore: string[];
 }
 
+export interface SchemaChange {
+  tables: string[];
+  indexes: string[];
+}
+
 export interface RehearsalResult {
   database: string;
+  /** What the pending migrations create and drop ('schema.name'): what verification expects on the target. */
+  created: SchemaChange;
+  dropped: SchemaChange;
   /** How the throw-away database was brought to the target's state. */
   seededFrom: 'pg_dump' | 'replay';
   seedNote: string | null;
@@ -112,6 +120,8 @@ export async function rehearse(input: RehearsalInput): Promise<RehearsalResult> 
     await client.connect();
     const steps: RehearsalStep[] = [];
     const traces: Record<string, MigrationTrace> = {};
+    const created: SchemaChange = { tables: [], indexes: [] };
+    const dropped: SchemaChange = { tables: [], indexes: [] };
     const run = async (phase: Phase, direction: 'up' | 'down', expected: string): Promise<boolean> => {
       const outcome = await runOne(client, input.environment, direction, { secrets, loaders });
       steps.push({ phase, migration: outcome.migration || expected, durationMs: outcome.durationMs, ok: !outcome.error, error: outcome.error });
@@ -124,6 +134,11 @@ export async function rehearse(input: RehearsalInput): Promise<RehearsalResult> 
           if (outcome.error) throw new Error(`replaying the applied migration ${m.name} failed: ${outcome.error.message}`);
         }
       }
+      const catalog = async (): Promise<SchemaChange> => ({
+        tables: (await rows<{ name: string }>(client, userTables())).map((r) => r.name),
+        indexes: (await rows<{ name: string }>(client, userIndexes())).map((r) => r.name),
+      });
+      const before = await catalog();
       let ok = true;
       for (const name of input.pending) {
         const tablesBefore = (await rows<{ name: string }>(client, userTables())).map((r) => r.name);
@@ -135,6 +150,13 @@ export async function rehearse(input: RehearsalInput): Promise<RehearsalResult> 
           break;
         }
       }
+      if (ok) {
+        const after = await catalog();
+        created.tables = after.tables.filter((t) => !before.tables.includes(t));
+        created.indexes = after.indexes.filter((t) => !before.indexes.includes(t));
+        dropped.tables = before.tables.filter((t) => !after.tables.includes(t));
+        dropped.indexes = before.indexes.filter((t) => !after.indexes.includes(t));
+      }
       for (const name of [...input.pending].reverse()) if (ok) ok = await run('down', 'down', name);
       for (const name of input.pending) if (ok) ok = await run('up-again', 'up', name);
     } finally {
@@ -142,6 +164,8 @@ export async function rehearse(input: RehearsalInput): Promise<RehearsalResult> 
     }
     return {
       database: db.name,
+      created,
+      dropped,
       seededFrom,
       seedNote,
       steps,

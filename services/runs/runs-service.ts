@@ -12,6 +12,7 @@ import { hasRole, type Principal } from '../principal.js';
 import { presentRun, type ApiRun } from './present.js';
 import { ACTIVE_STATUSES, type RunStatus } from './state-machine.js';
 import { lockRunForUpdate, transition } from './transition.js';
+import { refuseAt } from '../scheduler/policy.js';
 
 export interface CreateRunInput {
   environment: string;
@@ -100,7 +101,7 @@ export function createRunsService(ctx: RunsServiceDeps) {
     return { run: await get(existing.run_id), created: false };
   }
 
-  function validateSchedule(schedule: CreateRunInput['schedule']): Date | null {
+  function validateSchedule(schedule: CreateRunInput['schedule'], env: EnvironmentConfig): Date | null {
     if (!schedule || schedule.mode !== 'at') {
       if (schedule?.at !== undefined) throw unprocessable('"schedule.at" is only allowed with mode "at".', { errors: [{ path: 'body/schedule/at', message: 'only allowed with mode "at"' }] });
       return null;
@@ -110,12 +111,16 @@ export function createRunsService(ctx: RunsServiceDeps) {
     if (Number.isNaN(at.getTime()) || at.getTime() <= Date.now()) {
       throw unprocessable('"schedule.at" must be a future ISO 8601 time.', { errors: [{ path: 'body/schedule/at', message: 'must be in the future' }] });
     }
+    const refused = refuseAt(env, at);
+    if (refused) {
+      throw unprocessable(`"schedule.at" ${at.toISOString()} ${refused}; pick a time inside a window of ${env.name} (GET /v1/environments/${env.name}/windows).`, { errors: [{ path: 'body/schedule/at', message: refused }] });
+    }
     return at;
   }
 
   async function create(input: CreateRunInput, principal: Principal, idempotencyKey?: string): Promise<CreateRunResult> {
     const env = environment(input.environment);
-    const scheduledFor = validateSchedule(input.schedule);
+    const scheduledFor = validateSchedule(input.schedule, env);
     const hash = requestHash(input);
     if (idempotencyKey) {
       const replayed = await replay(principal.subject, idempotencyKey, hash);

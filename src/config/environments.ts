@@ -49,6 +49,15 @@ export interface PreflightSettings {
   longTransactionSeconds: number;
 }
 
+export interface EtlSettings {
+  /** Snapshots claimed per batch transaction. */
+  batchSize: number;
+  /** Attempts before a snapshot that keeps failing (not an invalid one) is given up. */
+  maxAttempts: number;
+  /** Idle poll interval of the in-process worker. */
+  pollIntervalMs: number;
+}
+
 export interface EnvironmentConfig {
   name: string;
   databaseUrlEnv: string;
@@ -66,6 +75,7 @@ export interface EnvironmentConfig {
   verify: VerifyConfig;
   notify: NotifyTarget[];
   preflight: PreflightSettings;
+  etl: EtlSettings;
 }
 
 const ENV_NAME = /^[a-z][a-z0-9_-]{0,39}$/;
@@ -75,7 +85,7 @@ const QUALIFIED_SQL_NAME = /^([a-z_][a-z0-9_$]{0,62}\.)?[a-z_][a-z0-9_$]{0,62}$/
 
 const ENVIRONMENT_KEYS = [
   'databaseUrlEnv', 'migrationsDir', 'migrationsTable', 'migrationsSchema', 'approvals', 'windows', 'freezes',
-  'lockTimeoutMs', 'statementTimeoutMs', 'lockRetries', 'backup', 'workers', 'verify', 'notify', 'preflight',
+  'lockTimeoutMs', 'statementTimeoutMs', 'lockRetries', 'backup', 'workers', 'verify', 'notify', 'preflight', 'etl',
 ];
 
 type Obj = Record<string, unknown>;
@@ -103,6 +113,13 @@ function string(value: unknown, key: string, pattern?: RegExp, hint?: string): s
 function integer(value: unknown, key: string, min: number, max: number): number {
   if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
     throw new ConfigError(key, `must be an integer from ${min} to ${max}`);
+  }
+  return value;
+}
+
+function minutes(value: unknown, key: string): number {
+  if (typeof value !== 'number' || !Number.isFinite(value) || value < 0 || value > 24 * 60) {
+    throw new ConfigError(key, 'must be a number of minutes from 0 to 1440 (fractions allowed)');
   }
   return value;
 }
@@ -224,7 +241,7 @@ function parseVerify(value: unknown, key: string): VerifyConfig {
     tables: array(v.tables, `${key}.tables`, (t, k) => string(t, k, QUALIFIED_SQL_NAME, 'a lower-case table name, optionally schema-qualified')),
     indexes: array(v.indexes, `${key}.indexes`, (t, k) => string(t, k, QUALIFIED_SQL_NAME, 'a lower-case index name, optionally schema-qualified')),
     smokeEtl: v.smokeEtl === undefined ? true : boolean(v.smokeEtl, `${key}.smokeEtl`),
-    watchMinutes: v.watchMinutes === undefined ? 1 : integer(v.watchMinutes, `${key}.watchMinutes`, 0, 24 * 60),
+    watchMinutes: v.watchMinutes === undefined ? 1 : minutes(v.watchMinutes, `${key}.watchMinutes`),
     degradeFactor,
   };
 }
@@ -257,6 +274,7 @@ function parseEnvironment(name: string, value: unknown, projectRoot: string): En
   if (lockRetries.maxDelayMs < lockRetries.baseDelayMs) throw new ConfigError(`${key}.lockRetries.maxDelayMs`, 'must be at least baseDelayMs');
   const workers = e.workers === undefined ? {} : object(e.workers, `${key}.workers`, ['pause', 'resumeOnFailure', 'pauseTimeoutMs']);
   const preflight = e.preflight === undefined ? {} : object(e.preflight, `${key}.preflight`, ['longTransactionSeconds']);
+  const etl = e.etl === undefined ? {} : object(e.etl, `${key}.etl`, ['batchSize', 'maxAttempts', 'pollIntervalMs']);
   return {
     name,
     databaseUrlEnv: string(e.databaseUrlEnv, `${key}.databaseUrlEnv`, ENV_VAR, 'an environment variable name such as PRODUCTION_DATABASE_URL'),
@@ -281,6 +299,11 @@ function parseEnvironment(name: string, value: unknown, projectRoot: string): En
       longTransactionSeconds: preflight.longTransactionSeconds === undefined
         ? 60
         : integer(preflight.longTransactionSeconds, `${key}.preflight.longTransactionSeconds`, 1, 86_400),
+    },
+    etl: {
+      batchSize: etl.batchSize === undefined ? 200 : integer(etl.batchSize, `${key}.etl.batchSize`, 1, 10_000),
+      maxAttempts: etl.maxAttempts === undefined ? 5 : integer(etl.maxAttempts, `${key}.etl.maxAttempts`, 1, 100),
+      pollIntervalMs: etl.pollIntervalMs === undefined ? 1000 : integer(etl.pollIntervalMs, `${key}.etl.pollIntervalMs`, 10, 600_000),
     },
   };
 }

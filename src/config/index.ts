@@ -26,6 +26,8 @@ export interface AppConfig {
   dataDir: string;
   etlWorker: boolean | undefined;
   scheduler: boolean;
+  /** Seconds between scheduler ticks (SCHEDULER_TICK_SECONDS, a divisor of 60 so ticks are evenly spaced). */
+  schedulerTickSeconds: number;
   embeddedPgPort: number;
   environments: Record<string, EnvironmentConfig>;
   /** Target database URLs by environment name, read from each environment's `databaseUrlEnv`. */
@@ -53,6 +55,18 @@ function flag(env: Env, key: string): boolean | undefined {
   if (['on', 'true', '1'].includes(value)) return true;
   if (['off', 'false', '0'].includes(value)) return false;
   throw new ConfigError(key, `must be on|off (or true|false|1|0), got "${raw}"`);
+}
+
+export const TICK_SECONDS = [1, 2, 3, 4, 5, 6, 10, 12, 15, 20, 30, 60] as const;
+
+function tickSeconds(env: Env, key: string, fallback: number): number {
+  const raw = present(env, key);
+  if (raw === undefined) return fallback;
+  const value = Number(raw);
+  if (!/^\d{1,2}$/.test(raw) || !(TICK_SECONDS as readonly number[]).includes(value)) {
+    throw new ConfigError(key, `must be one of ${TICK_SECONDS.join(', ')} seconds (a divisor of 60, so ticks are evenly spaced), got "${raw}"`);
+  }
+  return value;
 }
 
 /** Validates a postgres URL without ever echoing it (it may hold a password). */
@@ -133,6 +147,7 @@ export async function loadConfig(env: Env = process.env, cwd: string = process.c
     dataDir: resolveFrom(cwd, present(env, 'DATA_DIR') ?? resolve(PROJECT_ROOT, '.data')),
     etlWorker: flag(env, 'ETL_WORKER'),
     scheduler: flag(env, 'SCHEDULER') ?? true,
+    schedulerTickSeconds: tickSeconds(env, 'SCHEDULER_TICK_SECONDS', 5),
     embeddedPgPort: port(env, 'EMBEDDED_PG_PORT', 54329),
     environments,
     targetUrls,

@@ -21,6 +21,8 @@ export const swaggerPlugin = fp(
           { name: 'health', description: 'Liveness and readiness' },
           { name: 'runs', description: 'Migration runs and their lifecycle' },
           { name: 'environments', description: 'Target environments' },
+          { name: 'etl', description: 'ETL health and the workers\' pause flag' },
+          { name: 'metrics', description: 'Prometheus metrics' },
         ],
       },
     });

@@ -42,7 +42,7 @@ test('production is approved only by one engineering and one sre approval from t
 
   const sre = await api(t).decide(run.id, 'carol', 'sre');
   assert.equal(sre.status, 201, sre.text);
-  assert.equal(sre.body.status, 'approved');
+  assert.equal(sre.body.status, 'scheduled');
   assert.deepEqual(sre.body.approvals.map((x: { subject: string; role: string }) => [x.subject, x.role]), [['bob', 'engineering'], ['carol', 'sre']]);
   for (const x of sre.body.approvals) {
     assert.equal(x.digest, sre.body.digest);
@@ -52,10 +52,10 @@ test('production is approved only by one engineering and one sre approval from t
 
   // Approved: no more decisions.
   const late = await assertNothingWritten(t, () => api(t).decide(run.id, 'cora', 'sre'));
-  assertProblem(late, 409, /is approved; decisions are only taken while it is awaiting_approval/);
-  assert.equal(late.body.currentStatus, 'approved');
+  assertProblem(late, 409, /is scheduled; decisions are only taken while it is awaiting_approval/);
+  assert.equal(late.body.currentStatus, 'scheduled');
   const lateReject = await assertNothingWritten(t, () => api(t).decide(run.id, 'ben', 'engineering', 'reject'));
-  assertProblem(lateReject, 409, /is approved/);
+  assertProblem(lateReject, 409, /is scheduled/);
 
   assert.deepEqual((await approvalRows(run.id)).map((r) => [r.subject, r.role, r.decision, r.digest]), [
     ['bob', 'engineering', 'approve', run.digest],
@@ -68,7 +68,7 @@ test('sre first, then engineering, also satisfies production', async () => {
   assert.equal((await api(t).decide(run.id, 'cora', 'sre')).body.status, 'awaiting_approval');
   const second = await assertNothingWritten(t, () => api(t).decide(run.id, 'carol', 'sre'));
   assertProblem(second, 409, /no further sre approval/);
-  assert.equal((await api(t).decide(run.id, 'ben', 'engineering')).body.status, 'approved');
+  assert.equal((await api(t).decide(run.id, 'ben', 'engineering')).body.status, 'scheduled');
 });
 
 test('the requester can never decide on its own run, even holding the role', async () => {
@@ -93,7 +93,7 @@ test('rita (requester + engineering) may approve somebody else\'s run', async ()
   const run = await createAwaiting(t, 'alice', { environment: 'staging', description: 'rita approves' });
   const res = await api(t).decide(run.id, 'rita', 'engineering');
   assert.equal(res.status, 201, res.text);
-  assert.equal(res.body.status, 'approved');
+  assert.equal(res.body.status, 'scheduled');
 });
 
 test('a caller decides only in a role it holds', async () => {
@@ -122,7 +122,7 @@ test('one subject cannot approve twice nor fill two roles (eve is engineering an
   assert.equal((await api(t).get(run.id)).body.status, 'awaiting_approval');
 
   // The same holds for an admin.
-  assert.equal((await api(t).decide(run.id, 'root', 'sre')).body.status, 'approved');
+  assert.equal((await api(t).decide(run.id, 'root', 'sre')).body.status, 'scheduled');
   await api(t).cancel(run.id, 'alice');
   const run2 = await createAwaiting(t, 'amy', { environment: 'production', description: 'root twice' });
   assert.equal((await api(t).decide(run2.id, 'root', 'engineering')).status, 201);
@@ -134,17 +134,19 @@ test('staging ("any") is approved by a single engineering or sre approval', asyn
   assert.deepEqual(a.requiredApprovals, ['any']);
   const bySre = await api(t).decide(a.id, 'carol', 'sre');
   assert.equal(bySre.status, 201, bySre.text);
-  assert.equal(bySre.body.status, 'approved');
-  assertProblem(await assertNothingWritten(t, () => api(t).decide(a.id, 'bob', 'engineering')), 409, /is approved/);
+  assert.equal(bySre.body.status, 'scheduled');
+  assertProblem(await assertNothingWritten(t, () => api(t).decide(a.id, 'bob', 'engineering')), 409, /is scheduled/);
   await api(t).cancel(a.id, 'alice');
 
   const b = await createAwaiting(t, 'alice', { environment: 'staging', description: 'any: engineering' });
   const byEng = await api(t).decide(b.id, 'ben', 'engineering');
-  assert.equal(byEng.body.status, 'approved');
+  assert.equal(byEng.body.status, 'scheduled');
   const events = await eventsOf(t, b.id);
-  assert.deepEqual(events.slice(-2).map((e) => [e.type, e.actor, e.from, e.to]), [
+  assert.deepEqual(events.slice(-3).map((e) => [e.type, e.actor, e.from, e.to]), [
     ['approval.approved', 'ben', null, null],
     ['run.approved', 'ben', 'awaiting_approval', 'approved'],
+    // Approved runs are scheduled in the same transaction (no windows: due at once).
+    ['run.scheduled', 'scheduler', 'approved', 'scheduled'],
   ]);
 });
 
@@ -195,7 +197,7 @@ test('concurrent decisions: two engineers race for one slot, eve races herself, 
   const both = await Promise.all([api(t).decide(run3.id, 'ben', 'engineering'), api(t).decide(run3.id, 'cora', 'sre')]);
   assert.deepEqual(both.map((r) => r.status), [201, 201]);
   const final = (await api(t).get(run3.id)).body;
-  assert.equal(final.status, 'approved');
+  assert.equal(final.status, 'scheduled');
   const approvedEvents = (await eventsOf(t, run3.id)).filter((e) => e.type === 'run.approved');
   assert.equal(approvedEvents.length, 1, 'exactly one approved transition');
   await assertCompleteTrail(t, final);

@@ -66,15 +66,16 @@ test('the event list mirrors the status path, with the actor of every step', asy
     ['approval.approved', 'eve', null, null],
     ['approval.approved', 'rita', null, null],
     ['run.approved', 'rita', 'awaiting_approval', 'approved'],
-    ['run.cancelled', 'olga', 'approved', 'cancelled'],
+    ['run.scheduled', 'scheduler', 'approved', 'scheduled'],
+    ['run.cancelled', 'olga', 'scheduled', 'cancelled'],
   ]);
   for (const e of events) {
     assert.equal(e.runId, run.id);
     assert.equal(e.environment, 'production');
   }
   assert.deepEqual(events[5]!.details, { role: 'sre', comment: 'ok from sre', digest: run.digest });
-  assert.deepEqual(events[8]!.details, { reason: 'maintenance' });
-  assert.deepEqual(await assertCompleteTrail(t, final.body), ['created', 'preflight_running', 'awaiting_approval', 'preflight_running', 'awaiting_approval', 'approved', 'cancelled']);
+  assert.deepEqual(events[9]!.details, { reason: 'maintenance' });
+  assert.deepEqual(await assertCompleteTrail(t, final.body), ['created', 'preflight_running', 'awaiting_approval', 'preflight_running', 'awaiting_approval', 'approved', 'scheduled', 'cancelled']);
 
   // Each run's events are its own.
   const other = await createAwaiting(t, 'amy', { environment: 'production', description: 'other' });

@@ -99,7 +99,7 @@ test('activeRun follows the run holding the environment through its statuses', a
   await api(t).decide(run.id, 'bob', 'engineering');
   await api(t).decide(run.id, 'carol', 'sre');
   envs = await environments();
-  assert.deepEqual(envs.production!.activeRun, { id: run.id, status: 'approved' });
+  assert.deepEqual(envs.production!.activeRun, { id: run.id, status: 'scheduled' });
 
   await api(t).cancel(run.id, 'alice');
   envs = await environments();

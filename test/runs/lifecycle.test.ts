@@ -125,7 +125,7 @@ test('production: created -> preflight -> awaiting_approval -> approved -> cance
   assert.equal(eng.body.status, 'awaiting_approval');
   const sre = await api(t).decide(run.id, 'carol', 'sre');
   assert.equal(sre.status, 201, sre.text);
-  assert.equal(sre.body.status, 'approved');
+  assert.equal(sre.body.status, 'scheduled', 'approved, then scheduled for its window in the same transaction');
 
   const cancelled = await api(t).cancel(run.id, 'alice', 'window moved');
   assert.equal(cancelled.status, 200, cancelled.text);
@@ -141,12 +141,14 @@ test('production: created -> preflight -> awaiting_approval -> approved -> cance
       ['approval.approved', 'bob', null, null],
       ['approval.approved', 'carol', null, null],
       ['run.approved', 'carol', 'awaiting_approval', 'approved'],
-      ['run.cancelled', 'alice', 'approved', 'cancelled'],
+      ['run.scheduled', 'scheduler', 'approved', 'scheduled'],
+      ['run.cancelled', 'alice', 'scheduled', 'cancelled'],
     ],
   );
   assert.deepEqual(events[3]!.details, { role: 'engineering', comment: 'looks fine', digest: run.digest });
   assert.deepEqual(events[5]!.details, { digest: run.digest, approvers: ['bob', 'carol'] });
-  assert.deepEqual(events[6]!.details, { reason: 'window moved' });
+  assert.equal((events[6]!.details as { mode: string }).mode, 'window');
+  assert.deepEqual(events[7]!.details, { reason: 'window moved' });
   assert.equal((events[0]!.details as { digest: string }).digest, run.digest);
   assert.deepEqual((events[0]!.details as { migrations: string[] }).migrations, [...REPO_MIGRATIONS]);
   await assertCompleteTrail(t, cancelled.body);
@@ -165,7 +167,7 @@ test('a second active run in the same environment is 409 with activeRunId; other
 
   // An approved run still holds the environment.
   const approved = await api(t).decide(first.id, 'bob', 'engineering');
-  assert.equal(approved.body.status, 'approved');
+  assert.equal(approved.body.status, 'scheduled');
   const third = await assertNothingWritten(t, () => api(t).create('alice', { environment: 'staging', description: 'third' }));
   assertProblem(third, 409);
   assert.equal(third.body.activeRunId, first.id);
@@ -283,7 +285,7 @@ test('re-running preflight from awaiting_approval keeps the run and writes a new
 test('re-running preflight on an approved run with unchanged migrations leaves it approved', async () => {
   const run = await createAwaiting(t, 'alice', { environment: 'production', description: 'rerun approved' });
   assert.equal((await api(t).decide(run.id, 'ben', 'engineering')).status, 201);
-  assert.equal((await api(t).decide(run.id, 'cora', 'sre')).body.status, 'approved');
+  assert.equal((await api(t).decide(run.id, 'cora', 'sre')).body.status, 'scheduled');
 
   const res = await api(t).preflight(run.id, 'olga');
   assert.equal(res.status, 202, res.text);
@@ -293,9 +295,9 @@ test('re-running preflight on an approved run with unchanged migrations leaves i
   // be stuck in awaiting_approval with nobody left who may approve it.
   assert.equal(after.digest, run.digest);
   assert.ok(after.approvals.every((a: { current: boolean }) => a.current));
-  assert.equal(after.status, 'approved');
+  assert.equal(after.status, 'scheduled');
   const path = await assertCompleteTrail(t, after);
-  assert.deepEqual(path.slice(-3), ['preflight_running', 'awaiting_approval', 'approved']);
+  assert.deepEqual(path.slice(-4), ['preflight_running', 'awaiting_approval', 'approved', 'scheduled']);
   // And it can still be cancelled (its environment is not stuck either).
   assert.equal((await api(t).cancel(run.id, 'alice')).body.status, 'cancelled');
 });

@@ -150,13 +150,13 @@ test('root (admin) can do everything: create, re-run preflight, approve as eithe
   await t.settle();
   const approved = await api(t).decide(run.id, 'root', 'engineering');
   assert.equal(approved.status, 201, approved.text);
-  assert.equal((await api(t).decide(run.id, 'cora', 'sre')).body.status, 'approved');
+  assert.equal((await api(t).decide(run.id, 'cora', 'sre')).body.status, 'scheduled');
   const cancelled = await api(t).cancel(run.id, 'root');
   assert.equal(cancelled.status, 200, cancelled.text);
   assert.equal(cancelled.body.status, 'cancelled');
 
   const run2 = await createAwaiting(t, 'alice', { environment: 'staging', description: 'admin approves as sre' });
-  assert.equal((await api(t).decide(run2.id, 'root', 'sre')).body.status, 'approved');
+  assert.equal((await api(t).decide(run2.id, 'root', 'sre')).body.status, 'scheduled');
 });
 
 test('requesters cancel and re-run preflight of their own runs', async () => {

@@ -32,5 +32,5 @@ test('creating a run there is 422 naming the variable, and writes nothing', asyn
 
 test('the configured environment is unaffected', async () => {
   const run = await createAwaiting(t, 'alice', { environment: 'staging', description: 'staging works' });
-  assert.equal((await api(t).decide(run.id, 'bob', 'engineering')).body.status, 'approved');
+  assert.equal((await api(t).decide(run.id, 'bob', 'engineering')).body.status, 'scheduled');
 });

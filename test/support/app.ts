@@ -64,6 +64,9 @@ export async function startTestApp(opts: TestAppOptions): Promise<TestApp> {
     PRODUCTION_DATABASE_URL: production.url,
     AUTH_TOKENS: JSON.stringify(Object.entries(SUBJECTS).map(([subject, roles]) => ({ subject, roles, token: tokenOf(subject as Subject) }))),
     LOG_LEVEL: opts.logStream ? 'info' : 'silent',
+    // Tests that call services.start() must not get a ticking scheduler applying
+    // their scheduled runs; scheduler tests tick by hand (or set SCHEDULER on).
+    SCHEDULER: 'off',
     ...opts.env,
   };
   if (opts.migrationConfigSource) {

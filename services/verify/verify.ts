@@ -1,0 +1,162 @@
+import { performance } from 'node:perf_hooks';
+import type pg from 'pg';
+import { exec, maybeOne, one, rows, type Query } from '../../database/db.js';
+import { ledgerOfRun } from '../../database/sql/apply.js';
+import { latestReport } from '../../database/sql/reports.js';
+import type { RunRow } from '../../database/sql/runs.js';
+import {
+  connectionUsage, deleteSmokeRows, etlErrorsSince, existingIndexes, existingTables, insertSmokeSnapshot, invalidIndexList,
+  longTransactionsOver, smokeSnapshotState, smokeSummary, smokeTroops, tableExists,
+} from '../../database/sql/verify.js';
+import type { EnvironmentConfig } from '../../src/config/environments.js';
+import type { ServiceContext } from '../context.js';
+import { processBatch } from '../etl/worker.js';
+import { readAppliedMigrations } from '../migrations/pending.js';
+import type { PreflightReport } from '../preflight/report.js';
+
+export interface VerificationCheck {
+  id: string;
+  status: 'pass' | 'warn' | 'fail';
+  /** The SQL the check ran, so the report can be pasted into the PR as the runbook asks. */
+  query: string;
+  observed: unknown;
+  detail: string;
+}
+
+export interface SmokeOutcome {
+  ran: boolean;
+  ok: boolean;
+  detail: string;
+  durationMs: number;
+}
+
+const qualify = (name: string) => (name.includes('.') ? name : `public.${name}`);
+
+function check(id: string, status: VerificationCheck['status'], query: Query | string, observed: unknown, detail: string): VerificationCheck {
+  return { id, status, query: typeof query === 'string' ? query : query.text.replace(/\s+/g, ' ').trim(), observed, detail };
+}
+
+/** The smoke snapshot: valid, recognisable, with a user id no player can have. */
+function smokeSnapshot(runId: string) {
+  const userId = `starforge-smoke-${runId}`;
+  return {
+    userId,
+    raw: {
+      schemaVersion: 1,
+      smoke: true,
+      capturedAt: new Date().toISOString(),
+      player: { id: userId, name: 'StarForge smoke test', level: 7, guild: null },
+      heroes: [{ id: 'h1', name: 'Smoke', level: 3, power: 1200 }, { id: 'h2', name: 'Mirror', level: 2, power: 800 }],
+      troops: [{ type: 'infantry', tier: 1, count: 10 }, { type: 'archer', tier: 2, count: 5 }, { type: 'infantry', tier: 1, count: 2 }],
+    },
+  };
+}
+
+/**
+ * Runs the runbook's smoke ETL on the target while workers are paused: one
+ * marked snapshot through the real worker code, its derived rows checked,
+ * everything removed again whatever happens.
+ */
+export async function smokeEtl(client: pg.ClientBase, env: EnvironmentConfig, runId: string): Promise<SmokeOutcome> {
+  const started = performance.now();
+  const took = () => Math.round(performance.now() - started);
+  if (!(await one<{ exists: boolean }>(client, tableExists('public.hero_snapshots'))).exists) {
+    return { ran: false, ok: false, detail: 'hero_snapshots does not exist on the target: no ETL to smoke-test.', durationMs: took() };
+  }
+  const { userId, raw } = smokeSnapshot(runId);
+  let id: string | null = null;
+  try {
+    const batch = await processBatch(client, env, {
+      ignorePause: true,
+      prepare: async (tx) => {
+        id = (await one<{ id: string }>(tx, insertSmokeSnapshot(userId, raw))).id;
+        return id;
+      },
+    });
+    const state = id ? await maybeOne<{ processed_at: Date | null; error_count: number; last_error: string | null }>(client, smokeSnapshotState(id)) : undefined;
+    const summary = await maybeOne<{ display_name: string; power: string; hero_count: number; last_snapshot_id: string }>(client, smokeSummary(userId));
+    const troops = await rows<{ troop_type: string; tier: number; count: string }>(client, smokeTroops(userId));
+    const problems: string[] = [];
+    if (batch.claimed !== 1) problems.push(`the worker claimed ${batch.claimed} snapshot(s), expected 1`);
+    if (!state?.processed_at) problems.push('processed_at was not set');
+    if (state && state.error_count !== 0) problems.push(`error_count is ${state.error_count}: ${state.last_error ?? ''}`);
+    if (!summary || summary.last_snapshot_id !== id || Number(summary.power) !== 2000 || summary.hero_count !== 2) {
+      problems.push(`user_profile_summary was not upserted as expected (${JSON.stringify(summary ?? null)})`);
+    }
+    const troopText = troops.map((t) => `${t.troop_type}/${t.tier}=${t.count}`).join(', ');
+    if (troopText !== 'archer/2=5, infantry/1=12') problems.push(`user_troops holds ${troopText || 'nothing'}, expected archer/2=5, infantry/1=12`);
+    return problems.length
+      ? { ran: true, ok: false, detail: `Smoke ETL failed: ${problems.join('; ')}.`, durationMs: took() }
+      : { ran: true, ok: true, detail: 'A smoke snapshot was processed by the worker: processed_at set, no error, summary and troops upserted, smoke rows removed.', durationMs: took() };
+  } catch (err) {
+    return { ran: true, ok: false, detail: `Smoke ETL failed: ${(err as Error).message}.`, durationMs: took() };
+  } finally {
+    if (id) await exec(client, deleteSmokeRows(id, userId)).catch(() => undefined);
+  }
+}
+
+/**
+ * The runbook's post-apply verification, run right after migrating and before
+ * workers resume. Each check records its query and what it saw.
+ */
+export async function verifyApply(ctx: ServiceContext, run: RunRow, env: EnvironmentConfig, applyStartedAt: Date): Promise<{ checks: VerificationCheck[]; smoke: SmokeOutcome | null }> {
+  const checks: VerificationCheck[] = [];
+  const expected = run.migrations.map((m) => m.name);
+  const ledger = await rows<{ name: string; sha256: string }>(ctx.control, ledgerOfRun(run.id));
+  const preflight = await maybeOne<{ body: PreflightReport }>(ctx.control, latestReport(run.id, 'preflight'));
+  const rehearsal = preflight?.body.rehearsal;
+  const wantTables = [...new Set([...(rehearsal?.created.tables ?? []), ...env.verify.tables.map(qualify)])].sort();
+  const wantIndexes = [...new Set([...(rehearsal?.created.indexes ?? []), ...env.verify.indexes.map(qualify)])].sort();
+
+  return ctx.targets.withClient(env, async (client) => {
+    // 1. The migrations table lists exactly the run's migrations, last and in order; checksums match the ledger.
+    const applied = await readAppliedMigrations(client, env);
+    const tail = applied.slice(-expected.length).map((a) => a.name);
+    const mismatched = run.migrations.filter((m) => ledger.find((l) => l.name === m.name)?.sha256 !== m.sha256).map((m) => m.name);
+    const recorded = tail.join() === expected.join() && mismatched.length === 0;
+    checks.push(check('migrations-applied', recorded ? 'pass' : 'fail',
+      `SELECT name, run_on FROM ${env.migrationsSchema}.${env.migrationsTable} ORDER BY run_on, id`,
+      { last: tail, ledgerMismatches: mismatched },
+      recorded ? `${env.migrationsTable} lists the run's ${expected.length} migration(s) last and in order; their checksums match the ledger.`
+        : `${env.migrationsTable} ends with ${tail.join(', ') || 'nothing'} (expected ${expected.join(', ')})${mismatched.length ? `; ledger checksums differ for ${mismatched.join(', ')}` : ''}.`));
+
+    // 2. Connections and long transactions.
+    const usage = await one<{ connections: number; max_connections: number }>(client, connectionUsage());
+    const ratio = usage.connections / usage.max_connections;
+    checks.push(check('connections', ratio >= 0.9 ? 'fail' : ratio >= 0.75 ? 'warn' : 'pass', connectionUsage(), usage,
+      `${usage.connections} of max_connections ${usage.max_connections} in use.`));
+    const long = await rows<{ pid: number; duration: object; query: string }>(client, longTransactionsOver(env.preflight.longTransactionSeconds));
+    checks.push(check('long-transactions', long.length ? 'warn' : 'pass', longTransactionsOver(env.preflight.longTransactionSeconds), long.map((l) => ({ pid: l.pid, query: l.query })),
+      long.length ? `${long.length} transaction(s) open longer than ${env.preflight.longTransactionSeconds} s.` : 'No long-running transaction.'));
+
+    // 3. Expected tables and indexes: what the run's migrations create (from the rehearsal) plus the environment's list.
+    const tables = (await rows<{ name: string }>(client, existingTables(wantTables))).map((r) => r.name);
+    const missingTables = wantTables.filter((t) => !tables.includes(t));
+    checks.push(check('expected-tables', missingTables.length ? 'fail' : 'pass', existingTables(wantTables), { expected: wantTables, missing: missingTables },
+      missingTables.length ? `Missing tables: ${missingTables.join(', ')}.` : `All ${wantTables.length} expected table(s) exist.`));
+    const indexes = await rows<{ name: string; indexdef: string }>(client, existingIndexes(wantIndexes));
+    const missingIndexes = wantIndexes.filter((i) => !indexes.some((x) => x.name === i));
+    checks.push(check('expected-indexes', missingIndexes.length ? 'fail' : 'pass', existingIndexes(wantIndexes), { expected: wantIndexes, missing: missingIndexes, found: indexes },
+      missingIndexes.length ? `Missing indexes: ${missingIndexes.join(', ')}.` : `All ${wantIndexes.length} expected index(es) exist.`));
+
+    // 4. No INVALID index: the trace of a failed CREATE INDEX CONCURRENTLY.
+    const invalid = (await rows<{ name: string }>(client, invalidIndexList())).map((r) => r.name);
+    checks.push(check('invalid-indexes', invalid.length ? 'fail' : 'pass', invalidIndexList(), invalid,
+      invalid.length ? `INVALID indexes: ${invalid.join(', ')} (drop and rebuild them CONCURRENTLY).` : 'No INVALID index.'));
+
+    // 5. Smoke ETL.
+    let smoke: SmokeOutcome | null = null;
+    if (env.verify.smokeEtl) {
+      smoke = await smokeEtl(client, env, run.id);
+      checks.push(check('smoke-etl', smoke.ran ? (smoke.ok ? 'pass' : 'fail') : 'warn', 'INSERT INTO hero_snapshots … ; worker batch ; SELECT … ; DELETE smoke rows', smoke, smoke.detail));
+    }
+
+    // 6. No new etl_errors since the apply started.
+    if ((await one<{ exists: boolean }>(client, tableExists('public.etl_errors'))).exists) {
+      const errors = await rows<{ id: string; error_type: string; message: string }>(client, etlErrorsSince(applyStartedAt, null));
+      checks.push(check('new-etl-errors', errors.length ? 'fail' : 'pass', etlErrorsSince(applyStartedAt, null), errors,
+        errors.length ? `${errors.length} etl_errors row(s) since the apply started: ${errors.slice(0, 3).map((e) => `${e.error_type}: ${e.message}`).join('; ')}.` : 'No etl_errors since the apply started.'));
+    }
+    return { checks, smoke };
+  });
+}
