@@ -1,0 +1,71 @@
+// Shared plumbing for the benchmarks: a PostgreSQL server to create scratch
+// databases on, and a place to write results.
+import { randomBytes } from 'node:crypto';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import pg from 'pg';
+import { withDatabase } from '../database/db.js';
+import { startEmbeddedPostgres, type EmbeddedServer } from '../src/embedded-postgres.js';
+import { PROJECT_ROOT } from '../src/paths.js';
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolvePort, reject) => {
+    const server = createServer();
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => resolvePort(port));
+    });
+    server.on('error', reject);
+  });
+}
+
+export interface BenchServer {
+  /** The server's admin URL (a database where CREATE DATABASE works). */
+  url: string;
+  createDatabase(label: string): Promise<{ name: string; url: string; drop(): Promise<void> }>;
+  stop(): Promise<void>;
+}
+
+/** BENCH_DATABASE_URL, else TEST_DATABASE_URL, else an embedded PostgreSQL for the run. */
+export async function benchServer(): Promise<BenchServer> {
+  let embedded: EmbeddedServer | undefined;
+  let dir: string | undefined;
+  let url = process.env.BENCH_DATABASE_URL ?? process.env.TEST_DATABASE_URL;
+  if (!url) {
+    dir = await mkdtemp(join(tmpdir(), 'sf-bench-pg-'));
+    embedded = await startEmbeddedPostgres({ dir, port: await freePort(), persistent: false });
+    url = embedded.url('postgres');
+  }
+  const admin = async (sql: string) => {
+    const client = new pg.Client({ connectionString: url });
+    await client.connect();
+    try {
+      await client.query(sql);
+    } finally {
+      await client.end();
+    }
+  };
+  return {
+    url,
+    async createDatabase(label: string) {
+      const name = `sf_bench_${label}_${randomBytes(3).toString('hex')}`;
+      await admin(`CREATE DATABASE ${name}`);
+      return { name, url: withDatabase(url!, name), drop: () => admin(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`) };
+    },
+    async stop() {
+      await embedded?.stop();
+      if (dir) await rm(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** Prints the result as one JSON line and writes bench/results/<name>.json. */
+export async function writeResult(name: string, result: object): Promise<void> {
+  const dir = resolve(PROJECT_ROOT, 'bench/results');
+  await mkdir(dir, { recursive: true });
+  const body = { benchmark: name, at: new Date().toISOString(), ...result };
+  await writeFile(join(dir, `${name}.json`), JSON.stringify(body, null, 2) + '\n');
+  process.stdout.write(JSON.stringify(body) + '\n');
+}
