@@ -4,7 +4,7 @@ import { LOCK_NOT_AVAILABLE } from '../../database/pg-errors.js';
 import { invalidIndexes, releaseMigrationLock, setSessionTimeouts, tryMigrationLock } from '../../database/sql/apply-target.js';
 import type { EnvironmentConfig } from '../../src/config/environments.js';
 import { verifiedLoaders } from '../migrations/loader.js';
-import { runOne } from '../migrations/run-one.js';
+import { runMigrations } from '../migrations/run-one.js';
 import { nextRetryDelay, sleep, type RetryBudget } from './lock-retry.js';
 
 export interface MigrationToRun {
@@ -81,58 +81,74 @@ export async function migrate(opts: MigrateOptions): Promise<MigrateResult> {
     opts.log(`migration lock taken; lock_timeout ${env.lockTimeoutMs} ms, statement_timeout ${env.statementTimeoutMs} ms`);
 
     const loaders = verifiedLoaders(new Map(opts.migrations.map((m) => [m.name, m.sha256])));
-    for (const expected of opts.migrations) {
-      for (let attempt = 1; ; attempt++) {
-        const outcome = await runOne(client, env, direction, { secrets, loaders });
-        if (outcome.error?.contentChanged) {
-          return { steps, lockRetries, failure: { code: 'content-changed', migration: expected.name, statement: null, sqlState: null, transactional: true, partial: null, message: outcome.error.message } };
-        }
-        if (!outcome.error && outcome.migration !== expected.name) {
+    // One runner call for everything left; after a lock-timeout retry, one for the rest.
+    // (Ledger and audit writes for a call's migrations happen once the call returns: after a
+    // crash, reconciliation reads the target's migrations table, which is always exact.)
+    let index = 0;
+    let attempt = 1;
+    while (index < opts.migrations.length) {
+      const { completed, failed } = await runMigrations(client, env, direction, opts.migrations.length - index, { secrets, loaders });
+      for (const outcome of completed) {
+        const expected = opts.migrations[index]!;
+        if (outcome.migration !== expected.name) {
           // Never expected: the drift check ran before. Stop rather than guess.
-          return { steps, lockRetries, failure: { code: 'unexpected-migration', migration: outcome.migration, statement: null, sqlState: null, transactional: outcome.transactional, partial: null, message: `node-pg-migrate ran ${outcome.migration || 'nothing'} where ${expected.name} was expected; stopped.` } };
+          return { steps, lockRetries, failure: { code: 'unexpected-migration', migration: outcome.migration, statement: null, sqlState: null, transactional: outcome.transactional, partial: null, message: `node-pg-migrate ran ${outcome.migration} where ${expected.name} was expected; stopped.` } };
         }
-        if (!outcome.error) {
-          const step = { name: expected.name, sha256: expected.sha256, durationMs: outcome.durationMs, attempts: attempt, transactional: outcome.transactional };
-          steps.push(step);
-          opts.log(`${direction === 'up' ? 'applied' : 'reverted'} ${expected.name} in ${outcome.durationMs} ms${attempt > 1 ? ` after ${attempt} attempts` : ''}`);
-          await opts.onStep?.(step);
-          break;
-        }
-        const { error } = outcome;
-        if (error.sqlState === LOCK_NOT_AVAILABLE && outcome.transactional) {
-          const delay = nextRetryDelay(attempt, opts.budget);
-          if (delay !== null) {
-            lockRetries += 1;
-            opts.log(`${expected.name}: lock not available within ${env.lockTimeoutMs} ms (attempt ${attempt}); rolled back, retrying in ${delay} ms`);
-            await sleep(delay);
-            continue;
-          }
-          opts.log(`${expected.name}: lock not available; retry budget exhausted after ${attempt} attempts`);
-          return { steps, lockRetries, failure: { code: 'lock-timeout', migration: expected.name, statement: error.statement, sqlState: error.sqlState, transactional: true, partial: null, message: `Could not get the locks ${expected.name} needs within ${env.lockTimeoutMs} ms in ${attempt} attempts; the migration was rolled back each time.` } };
-        }
-        let partial: string[] | null = null;
-        if (!outcome.transactional) {
-          const invalid = await rows<{ index: string; table: string }>(client, invalidIndexes());
-          partial = [
-            'the migration ran outside a transaction: statements before the failing one stay applied',
-            ...invalid.map((i) => `INVALID index ${i.index} on ${i.table} (left by a failed CONCURRENTLY build; drop it before retrying)`),
-          ];
-        }
-        opts.log(`${expected.name} failed: ${error.message}${error.sqlState ? ` (SQLSTATE ${error.sqlState})` : ''}`);
-        return {
-          steps,
-          lockRetries,
-          failure: {
-            code: error.sqlState === LOCK_NOT_AVAILABLE ? 'lock-timeout' : 'migration-failed',
-            migration: expected.name,
-            statement: error.statement,
-            sqlState: error.sqlState,
-            transactional: outcome.transactional,
-            partial,
-            message: error.message,
-          },
-        };
+        const step = { name: expected.name, sha256: expected.sha256, durationMs: outcome.durationMs, attempts: attempt, transactional: outcome.transactional };
+        steps.push(step);
+        opts.log(`${direction === 'up' ? 'applied' : 'reverted'} ${expected.name} in ${outcome.durationMs} ms${attempt > 1 ? ` after ${attempt} attempts` : ''}`);
+        await opts.onStep?.(step);
+        index += 1;
+        attempt = 1;
       }
+      if (!failed) {
+        if (index < opts.migrations.length) {
+          return { steps, lockRetries, failure: { code: 'unexpected-migration', migration: opts.migrations[index]!.name, statement: null, sqlState: null, transactional: true, partial: null, message: `node-pg-migrate found nothing to run where ${opts.migrations[index]!.name} was expected; stopped.` } };
+        }
+        break;
+      }
+      const expected = opts.migrations[index]!;
+      const error = failed.error!;
+      if (error.contentChanged) {
+        return { steps, lockRetries, failure: { code: 'content-changed', migration: expected.name, statement: null, sqlState: null, transactional: true, partial: null, message: error.message } };
+      }
+      if (failed.migration && failed.migration !== expected.name) {
+        return { steps, lockRetries, failure: { code: 'unexpected-migration', migration: failed.migration, statement: error.statement, sqlState: error.sqlState, transactional: failed.transactional, partial: null, message: `node-pg-migrate ran ${failed.migration} where ${expected.name} was expected: ${error.message}` } };
+      }
+      if (error.sqlState === LOCK_NOT_AVAILABLE && failed.transactional) {
+        const delay = nextRetryDelay(attempt, opts.budget);
+        if (delay !== null) {
+          lockRetries += 1;
+          opts.log(`${expected.name}: lock not available within ${env.lockTimeoutMs} ms (attempt ${attempt}); rolled back, retrying in ${delay} ms`);
+          attempt += 1;
+          await sleep(delay);
+          continue;
+        }
+        opts.log(`${expected.name}: lock not available; retry budget exhausted after ${attempt} attempts`);
+        return { steps, lockRetries, failure: { code: 'lock-timeout', migration: expected.name, statement: error.statement, sqlState: error.sqlState, transactional: true, partial: null, message: `Could not get the locks ${expected.name} needs within ${env.lockTimeoutMs} ms in ${attempt} attempts; the migration was rolled back each time.` } };
+      }
+      let partial: string[] | null = null;
+      if (!failed.transactional) {
+        const invalid = await rows<{ index: string; table: string }>(client, invalidIndexes());
+        partial = [
+          'the migration ran outside a transaction: statements before the failing one stay applied',
+          ...invalid.map((i) => `INVALID index ${i.index} on ${i.table} (left by a failed CONCURRENTLY build; drop it before retrying)`),
+        ];
+      }
+      opts.log(`${expected.name} failed: ${error.message}${error.sqlState ? ` (SQLSTATE ${error.sqlState})` : ''}`);
+      return {
+        steps,
+        lockRetries,
+        failure: {
+          code: error.sqlState === LOCK_NOT_AVAILABLE ? 'lock-timeout' : 'migration-failed',
+          migration: expected.name,
+          statement: error.statement,
+          sqlState: error.sqlState,
+          transactional: failed.transactional,
+          partial,
+          message: error.message,
+        },
+      };
     }
     return { steps, lockRetries, failure: null };
   } finally {

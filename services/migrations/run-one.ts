@@ -29,17 +29,25 @@ export interface RunOneOptions {
   loaders: ReturnType<typeof verifiedLoaders>;
 }
 
+export interface RunManyResult {
+  /** The migrations that completed, in order. */
+  completed: StepOutcome[];
+  /** The migration that failed (its error set), or null. */
+  failed: StepOutcome | null;
+}
+
 /**
- * Runs the next migration in `direction` with node-pg-migrate on `client`,
- * capturing exactly the SQL it sends (the runner logs a marker right before a
- * migration's steps). A failed transactional migration is rolled back here.
- * The caller holds whatever lock it needs: node-pg-migrate's own is disabled.
+ * Runs the next `count` migrations in `direction` with one node-pg-migrate
+ * runner call on `client`, capturing exactly the SQL each sends: the runner
+ * logs a marker right before a migration's steps, which splits the captured
+ * queries per migration. One call for the whole set keeps the runner's fixed
+ * cost (listing, loading and hashing files, reading history) out of every
+ * migration. A failed transactional migration is rolled back here; the ones
+ * before it stay committed. The caller holds whatever lock it needs.
  */
-export async function runOne(client: pg.ClientBase, env: EnvironmentConfig, direction: 'up' | 'down', opts: RunOneOptions): Promise<StepOutcome> {
+export async function runMigrations(client: pg.ClientBase, env: EnvironmentConfig, direction: 'up' | 'down', count: number, opts: RunOneOptions): Promise<RunManyResult> {
   const captured: string[] = [];
-  let marker = -1;
-  let markedAt = 0;
-  let name = '';
+  const markers: Array<{ name: string; index: number; at: number }> = [];
   const capturing = {
     query: (text: string | pg.QueryConfig, values?: unknown[]) => {
       captured.push(typeof text === 'string' ? text : text.text);
@@ -49,11 +57,7 @@ export async function runOne(client: pg.ClientBase, env: EnvironmentConfig, dire
   const logger = {
     info: (msg: string) => {
       const match = MARKER.exec(String(msg).trim());
-      if (match) {
-        name = match[1]!;
-        marker = captured.length;
-        markedAt = performance.now();
-      }
+      if (match) markers.push({ name: match[1]!, index: captured.length, at: performance.now() });
     },
     warn: () => undefined,
     error: () => undefined,
@@ -66,7 +70,7 @@ export async function runOne(client: pg.ClientBase, env: EnvironmentConfig, dire
       migrationsTable: env.migrationsTable,
       migrationsSchema: env.migrationsSchema,
       direction,
-      count: 1,
+      count,
       singleTransaction: false,
       noLock: true,
       checkOrder: true,
@@ -75,20 +79,41 @@ export async function runOne(client: pg.ClientBase, env: EnvironmentConfig, dire
     });
   } catch (err) {
     const e = err as pg.DatabaseError;
+    const last = markers[markers.length - 1];
     error = {
       message: scrubSecrets(e.message ?? String(err), opts.secrets),
       sqlState: typeof e.code === 'string' ? e.code : null,
-      statement: marker >= 0 && captured.length > marker ? captured[captured.length - 1]!.trim().slice(0, 2000) : null,
+      statement: last && captured.length > last.index ? captured[captured.length - 1]!.trim().slice(0, 2000) : null,
       // node-pg-migrate wraps loader errors ("Error loading migration files") with the original as cause.
       contentChanged: err instanceof MigrationChangedError || (err as Error).cause instanceof MigrationChangedError,
     };
     await client.query('ROLLBACK').catch(() => undefined);
   }
-  const durationMs = markedAt ? performance.now() - markedAt : 0;
-  const steps = marker >= 0 ? captured.slice(marker) : [];
-  const transactional = steps[0] !== undefined && BOOKKEEPING.test(steps[0].trim());
-  // The last step is node-pg-migrate marking the migration as run (or unrun).
-  const body = steps.filter((s) => !BOOKKEEPING.test(s.trim()));
-  if (!error && body.length) body.pop();
-  return { migration: name, durationMs: Math.round(durationMs * 10) / 10, statements: body.map((s) => s.trim()), transactional, error };
+  const ended = performance.now();
+  const outcomes: StepOutcome[] = markers.map((marker, i) => {
+    const next = markers[i + 1];
+    const steps = captured.slice(marker.index, next ? next.index : captured.length);
+    const failed = error !== null && !next;
+    const body = steps.filter((s) => !BOOKKEEPING.test(s.trim()));
+    // The last step is node-pg-migrate marking the migration as run (or unrun).
+    if (!failed && body.length) body.pop();
+    return {
+      migration: marker.name,
+      durationMs: Math.round(((next ? next.at : ended) - marker.at) * 10) / 10,
+      statements: body.map((s) => s.trim()),
+      transactional: steps[0] !== undefined && BOOKKEEPING.test(steps[0].trim()),
+      error: failed ? error : null,
+    };
+  });
+  if (error && (outcomes.length === 0 || outcomes[outcomes.length - 1]!.error === null)) {
+    // It failed before any migration started (loading files, reading history).
+    return { completed: outcomes, failed: { migration: '', durationMs: 0, statements: [], transactional: true, error } };
+  }
+  return { completed: outcomes.filter((o) => !o.error), failed: outcomes.find((o) => o.error) ?? null };
+}
+
+/** Runs the next single migration (see runMigrations). */
+export async function runOne(client: pg.ClientBase, env: EnvironmentConfig, direction: 'up' | 'down', opts: RunOneOptions): Promise<StepOutcome> {
+  const { completed, failed } = await runMigrations(client, env, direction, 1, opts);
+  return failed ?? completed[0] ?? { migration: '', durationMs: 0, statements: [], transactional: true, error: null };
 }
