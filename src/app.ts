@@ -7,7 +7,7 @@ import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastif
 import { scrubSecrets } from '../database/pg-errors.js';
 import type { AppConfig } from './config/index.js';
 import { authPlugin } from './plugins/auth.js';
-import { errorsPlugin } from './plugins/errors.js';
+import { errorsPlugin, sendProblem } from './plugins/errors.js';
 import { servicesPlugin } from './plugins/services.js';
 import { metricsPlugin } from './plugins/metrics.js';
 import { etlRoutes } from '../routes/etl/index.js';
@@ -67,6 +67,12 @@ export function fastifyOptions(config: Pick<AppConfig, 'logLevel'>, opts: BuildO
     genReqId: (req) => {
       const given = req.headers['x-request-id'];
       return typeof given === 'string' && /^[A-Za-z0-9._-]{1,64}$/.test(given) ? given : randomUUID();
+    },
+    // Errors raised by the router itself (a URL too long or badly encoded) get
+    // the same problem+json body as every other error.
+    frameworkErrors: (error, _request, reply) => {
+      const status = typeof error.statusCode === 'number' && error.statusCode >= 400 && error.statusCode < 500 ? error.statusCode : 400;
+      void sendProblem(reply, status, error.message);
     },
     requestTimeout: 60_000,
     connectionTimeout: 60_000,
