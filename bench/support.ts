@@ -2,24 +2,15 @@
 // databases on, and a place to write results.
 import { randomBytes } from 'node:crypto';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import pg from 'pg';
 import { withDatabase } from '../database/db.js';
 import { startEmbeddedPostgres, type EmbeddedServer } from '../src/embedded-postgres.js';
 import { PROJECT_ROOT } from '../src/paths.js';
+import { freePort } from '../test/support/net.js';
+export { freePort };
 
-export async function freePort(): Promise<number> {
-  return new Promise((resolvePort, reject) => {
-    const server = createServer();
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolvePort(port));
-    });
-    server.on('error', reject);
-  });
-}
 
 export interface BenchServer {
   /** The server's admin URL (a database where CREATE DATABASE works). */

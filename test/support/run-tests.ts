@@ -3,11 +3,11 @@
 // the whole run (each test file still creates and drops its own databases).
 import { spawn } from 'node:child_process';
 import { mkdtemp, readdir, rm } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startEmbeddedPostgres, type EmbeddedServer } from '../../src/embedded-postgres.js';
+import { freePort } from './net.js';
 
 const testRoot = fileURLToPath(new URL('..', import.meta.url));
 
@@ -21,16 +21,6 @@ async function testFiles(dir: string): Promise<string[]> {
   return out.sort();
 }
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-    server.on('error', reject);
-  });
-}
 
 async function main(): Promise<number> {
   const filter = process.argv.slice(2);
