@@ -1,11 +1,12 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { exec, maybeOne, one, rows, transaction } from '../../database/db.js';
-import { APPLY_LOCK_CLASS, ledgerOfRun, mergeApplyState } from '../../database/sql/apply.js';
+import { APPLY_LOCK_CLASS, ledgerOfRun, mergeApplyState, upsertLedger } from '../../database/sql/apply.js';
 import { invalidIndexes } from '../../database/sql/apply-target.js';
 import { etlControlExists, readEtlControl } from '../../database/sql/etl-control.js';
 import { insertReport } from '../../database/sql/reports.js';
 import { selectRun, type RunRow } from '../../database/sql/runs.js';
 import { applySessions, backendAlive, dropLease, inFlightRuns, terminateBackend, type InFlightRow } from '../../database/sql/scheduler.js';
+import { appendEvent } from '../audit.js';
 import { withRunLock } from '../background.js';
 import type { ServiceContext } from '../context.js';
 import { readAppliedMigrations } from '../migrations/pending.js';
@@ -25,6 +26,8 @@ export interface Reconciliation {
   notLanded: string[];
   /** Landed on the target but missing from the ledger, or the other way round. */
   ledgerMismatch: string[];
+  /** Landed but not ledgered (the process died before its ledger write): recorded now with the approved sha256. */
+  ledgerRepaired: string[];
   invalidIndexes: Array<{ index: string; table: string }>;
   workers: { method: string; pausedByRun: boolean; etlControlPaused: boolean | null; etlControlReason: string | null };
   /** Sessions the dead apply still had open on the target (e.g. a statement still running); terminated so nothing lands later. */
@@ -48,7 +51,7 @@ export async function inspectInterrupted(ctx: ServiceContext, run: ReconcileRun)
     previousStatus: run.status,
     lease: { owner: run.lease_owner ?? null, expiresAt: run.lease_expires_at ? new Date(run.lease_expires_at).toISOString() : null },
     target: { reachable: false, error: null },
-    migrations: [], landed: [], notLanded: [], ledgerMismatch: [], invalidIndexes: [],
+    migrations: [], landed: [], notLanded: [], ledgerMismatch: [], ledgerRepaired: [], invalidIndexes: [],
     workers: { method: run.apply_state?.workers?.method ?? 'unknown', pausedByRun: run.apply_state?.workersPaused === true, etlControlPaused: null, etlControlReason: null },
     orphanedSessions: [],
     advice: [],
@@ -95,7 +98,10 @@ export async function inspectInterrupted(ctx: ServiceContext, run: ReconcileRun)
   r.advice.push(r.landed.length
     ? `Landed: ${r.landed.join(', ')}${r.notLanded.length ? `; not landed: ${r.notLanded.join(', ')}` : ''}. Roll back (mode "down") what landed or restore the backup; nothing is re-applied automatically.`
     : 'None of the run\'s migrations landed; restore is not needed for the schema, but the run must be closed by an operator (rollback or restore).');
-  if (r.ledgerMismatch.length) r.advice.push(`The ledger and the target disagree on ${r.ledgerMismatch.join(', ')}: the process died between the commit and the ledger write.`);
+  r.ledgerRepaired = r.migrations.filter((m) => m.inTarget && !m.inLedger).map((m) => m.name);
+  if (r.ledgerRepaired.length) r.advice.push(`${r.ledgerRepaired.join(', ')} landed before the process died but had no ledger entry yet; the ledger now records the approved checksum.`);
+  const stray = r.ledgerMismatch.filter((n) => !r.ledgerRepaired.includes(n));
+  if (stray.length) r.advice.push(`The ledger lists ${stray.join(', ')} but the target's migrations table does not: check the target by hand.`);
   if (r.invalidIndexes.length) r.advice.push(`INVALID index(es) remain: ${r.invalidIndexes.map((i) => `${i.index} on ${i.table}`).join(', ')}; drop them (DROP INDEX CONCURRENTLY) before retrying.`);
   if (r.workers.etlControlPaused || r.workers.pausedByRun) r.advice.push('ETL workers are still paused: resume them once the target is safe.');
   return r;
@@ -130,6 +136,13 @@ export async function reconcileInterrupted(ctx: ServiceContext, opts: { expiredL
         await exec(client, insertReport(id, 'apply', run.digest, report));
         // What rollback (down) reverts: exactly what is on the target now.
         if (reconciliation.target.reachable) await exec(client, mergeApplyState(id, { applied: reconciliation.landed }));
+        for (const name of reconciliation.ledgerRepaired) {
+          const m = run.migrations.find((x) => x.name === name)!;
+          await exec(client, upsertLedger(run.environment, m.name, m.sha256, id));
+        }
+        if (reconciliation.ledgerRepaired.length) {
+          await appendEvent(client, { runId: id, environment: run.environment, type: 'ledger.reconciled', actor: 'system', details: { landed: reconciliation.ledgerRepaired } });
+        }
         await transition(client, locked, 'interrupted', {
           actor: 'system',
           details: {

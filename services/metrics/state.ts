@@ -11,7 +11,8 @@ import { readEtlGauges, type EtlGauges } from '../etl/health.js';
 import { computePending, readAppliedMigrations, readMigrationFiles } from '../migrations/pending.js';
 import { ACTIVE_STATUSES, RUN_STATUSES } from '../runs/state-machine.js';
 import { openWindowAt } from '../windows/windows.js';
-import { SingleFlight, timeBox, timedRead } from './time-box.js';
+import { ServiceError } from '../errors.js';
+import { SingleFlight, TimedOut, timeBox, timedRead } from './time-box.js';
 
 // State-style metrics: read from the control database and the targets when
 // Prometheus scrapes, so every replica reports the same figures (a dashboard
@@ -100,10 +101,18 @@ export function registerStateMetrics(ctx: ServiceContext, opts: StateMetricsOpti
   // Log when a database stops or starts answering, not at every scrape.
   const lastUp = new Map<string, boolean>();
   function noteUp(source: string, up: boolean, err?: unknown): void {
-    if (lastUp.get(source) === up) return;
+    const previous = lastUp.get(source);
+    if (previous === up) return;
     lastUp.set(source, up);
-    if (up) log.info({ source }, 'metrics: database answers again');
-    else log.warn({ source, reason: err instanceof Error && err.name === 'TimedOut' ? err.message : describeConnectionError(err) }, 'metrics: database did not answer; reporting it down');
+    const wasDown = previous === false;
+    if (up) {
+      // Only after an outage: the first successful read is not news.
+      if (wasDown) log.info({ source }, 'metrics: database answers again');
+      return;
+    }
+    // Our own errors (time box, "Cannot connect to the staging database: …") name no host or credential.
+    const reason = err instanceof TimedOut || err instanceof ServiceError ? err.message : describeConnectionError(err);
+    log.warn({ source, reason }, 'metrics: database did not answer; reporting it down');
   }
 
   async function timed<T>(source: string, flight: SingleFlight<T>): Promise<T | null> {

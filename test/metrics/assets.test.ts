@@ -8,6 +8,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { parse as parseYaml } from 'yaml';
+import { windowOpenNow } from '../../services/metrics/state.js';
 import { PROJECT_ROOT } from '../../src/paths.js';
 import { bearer, startTestApp, type TestApp } from '../support/app.js';
 import { scrape, type Scrape } from './scrape.js';
@@ -109,4 +110,20 @@ test('every exported metric follows the conventions: starforge_ prefix, counters
     else assert.doesNotMatch(name, /_total$/, name);
     if (type === 'histogram') assert.match(name, /_seconds$|_bytes$/, name);
   }
+});
+
+test('the maintenance window gauge: 1 with no windows, else the scheduler\'s window math', () => {
+  const staging = t.config.environments.staging!;
+  const production = t.config.environments.production!;
+  assert.equal(staging.windows.length, 0);
+  assert.equal(exported.value('starforge_maintenance_window_open', { environment: 'staging' }), 1);
+  assert.ok(production.windows.length > 0);
+  const open = exported.value('starforge_maintenance_window_open', { environment: 'production' });
+  assert.ok(open === 0 || open === 1, `production has a sample (${open})`);
+  // 0 2 * * 2-4 Europe/Berlin for 120 minutes: open on a Tuesday at 02:30 Berlin time, closed at 06:00.
+  const tuesday = (time: string) => new Date(`2026-11-24T${time}+01:00`);
+  const windowed = { ...production, windows: [{ cron: '0 2 * * 2-4', durationMinutes: 120, timezone: 'Europe/Berlin' }] };
+  assert.equal(windowOpenNow(windowed, tuesday('02:30:00')), true);
+  assert.equal(windowOpenNow(windowed, tuesday('06:00:00')), false);
+  assert.equal(windowOpenNow({ ...production, windows: [] }, tuesday('06:00:00')), true);
 });

@@ -40,9 +40,14 @@ async function blackhole(): Promise<{ url: string; connections: () => number; cl
 describe('a down and a hung target', () => {
   let t: TestApp;
   let hung: Awaited<ReturnType<typeof blackhole>>;
+  const logLines: string[] = [];
   before(async () => {
     hung = await blackhole();
-    t = await startTestApp({ label: 'metrics_down', env: { STAGING_DATABASE_URL: REFUSED, PRODUCTION_DATABASE_URL: hung.url, METRICS_TOKEN } });
+    t = await startTestApp({
+      label: 'metrics_down',
+      env: { STAGING_DATABASE_URL: REFUSED, PRODUCTION_DATABASE_URL: hung.url, METRICS_TOKEN },
+      logStream: { write: (line: string) => void logLines.push(line) },
+    });
   });
   after(async () => {
     await t?.close();
@@ -91,6 +96,15 @@ describe('a down and a hung target', () => {
     // connecting instead of opening another (the pool's 5 s connect timeout
     // may end one attempt in between, so allow one reconnect).
     assert.ok(hung.connections() <= 2, `${hung.connections()} connections to the hung target`);
+  });
+
+  test('a database that stops answering is logged once per outage, without its URL', () => {
+    const down = logLines.filter((l) => l.includes('metrics: database did not answer'));
+    assert.equal(down.filter((l) => l.includes('"source":"target staging"')).length, 1, down.join(''));
+    assert.equal(down.filter((l) => l.includes('"source":"target production"')).length, 1, down.join(''));
+    assert.ok(down.some((l) => /connection refused/.test(l)) && down.some((l) => /did not answer within 1000 ms/.test(l)), down.join(''));
+    const all = logLines.join('');
+    for (const secret of ['RefusedPw', 'SilentPw', METRICS_TOKEN]) assert.ok(!all.includes(secret), `${secret} in the logs`);
   });
 });
 
