@@ -13,6 +13,9 @@ export interface PauseState {
   /** Replica count before the pause (command method with replicasCommand), handed to resume. */
   previousReplicas: number | null;
   note: string | null;
+  /** sql method: who set etl_control.paused and why, so resume only lifts its own pause. */
+  pausedBy?: string;
+  pauseReason?: string;
 }
 
 /** Pausing or resuming failed; the message carries no URL, password or token. */
@@ -139,7 +142,7 @@ async function pauseSql(opts: WorkerOptions): Promise<PauseState> {
     }
     opts.log(`workers paused: no ETL batch in flight (waited ${elapsed(started)} ms)`);
     const note = alreadyPaused ? `${ALREADY_PAUSED_NOTE} by ${current.changed_by ?? 'someone'}: ${current.reason ?? 'no reason given'}` : null;
-    return { method: 'sql', pausedAt: new Date().toISOString(), previousReplicas: null, note };
+    return { method: 'sql', pausedAt: new Date().toISOString(), previousReplicas: null, note, pausedBy: opts.actor, pauseReason: opts.reason };
   });
 }
 
@@ -162,8 +165,17 @@ async function resumeSql(state: PauseState, opts: WorkerOptions): Promise<void> 
     opts.log('workers were paused before this run; leaving them paused');
     return;
   }
-  await withClient(opts, 'clearing etl_control.paused', (client) => setPaused(client, false, opts));
-  opts.log('cleared etl_control.paused: workers resume');
+  const lifted = await withClient(opts, 'clearing etl_control.paused', async (client) => {
+    const current = await maybeOne<{ paused: boolean; reason: string | null; changed_by: string | null }>(client, readEtlControl());
+    // Someone paused the ETL for their own reason meanwhile (an operator during the apply): theirs to lift.
+    if (current?.paused && state.pausedBy !== undefined && (current.changed_by !== state.pausedBy || current.reason !== state.pauseReason)) {
+      opts.log(`leaving workers paused: ${current.changed_by ?? 'someone'} paused them meanwhile (${current.reason ?? 'no reason given'})`);
+      return false;
+    }
+    await setPaused(client, false, opts);
+    return true;
+  });
+  if (lifted) opts.log('cleared etl_control.paused: workers resume');
 }
 
 // ---------------------------------------------------------------- command

@@ -76,7 +76,10 @@ export function createEtlControlService(ctx: ServiceContext) {
         if (!exists.control) throw conflict(`The ${env.name} database has no etl_control table yet: apply the StarForge migrations first.`);
         const before = await maybeOne<ControlRow>(client, lockEtlControl());
         if (!before) throw conflict(`etl_control on ${env.name} has no row, so workers cannot see a flag; the StarForge migration inserts it.`);
-        if (before.paused === paused) {
+        // Someone else pausing an already paused ETL (an operator while an apply
+        // holds it) records who wants it paused and why: it is then no longer the
+        // apply's pause to lift. The same subject pausing again changes nothing.
+        if (before.paused === paused && (!paused || before.changed_by === principal.subject)) {
           await rollback();
           return state(before, false);
         }

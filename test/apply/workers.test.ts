@@ -114,6 +114,14 @@ describe('sql pause (etl_control + advisory lock)', () => {
     await assertNothingLeftBehind();
   });
 
+  test('a pause someone else sets while we hold the ETL paused is theirs: resume leaves it', async () => {
+    const state = await pauseWorkers(options(sqlEnv()));
+    await db.query(`UPDATE etl_control SET paused = true, reason = 'investigating INC-9', changed_by = 'oncall'`);
+    await resumeWorkers(state, options(sqlEnv(), db, { reason: 'apply succeeded' }));
+    assert.deepEqual(await control(), { paused: true, reason: 'investigating INC-9', changed_by: 'oncall' });
+    await assertNothingLeftBehind();
+  });
+
   test('waits for an in-flight batch to commit before returning', async () => {
     const batch = await startBatch();
     const started = performance.now();
