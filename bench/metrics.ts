@@ -6,8 +6,7 @@
 // and drops its own databases. Prints JSON and writes bench/results/metrics.json.
 import { randomBytes } from 'node:crypto';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { request as httpRequest, Agent } from 'node:http';
-import { createServer } from 'node:net';
+import { Agent } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -19,6 +18,7 @@ import { buildApp } from '../src/app.js';
 import { loadConfig } from '../src/config/index.js';
 import { startEmbeddedPostgres, type EmbeddedServer } from '../src/embedded-postgres.js';
 import { PROJECT_ROOT } from '../src/paths.js';
+import { freePort, summary, timedGet } from './support.js';
 
 const HISTORICAL_RUNS = 100_000;
 const BACKLOG_SNAPSHOTS = 20_000;
@@ -27,16 +27,6 @@ const ITERATIONS = { baseline: 1000, cached: 1000, uncached: 300 };
 const WARMUP = 30;
 const TARGET_P99_MS = 50;
 
-async function freePort(): Promise<number> {
-  return new Promise((resolvePort, reject) => {
-    const server = createServer();
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolvePort(port));
-    });
-    server.on('error', reject);
-  });
-}
 
 /** Runs each statement on its own (VACUUM cannot share a multi-statement query). */
 async function admin(url: string, ...statements: string[]): Promise<void> {
@@ -49,39 +39,8 @@ async function admin(url: string, ...statements: string[]): Promise<void> {
   }
 }
 
-function percentile(sorted: number[], p: number): number {
-  const index = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
-  return sorted[index]!;
-}
 
-function summary(samples: number[]) {
-  const sorted = [...samples].sort((a, b) => a - b);
-  const round = (n: number) => Math.round(n * 1000) / 1000;
-  return {
-    n: sorted.length,
-    p50Ms: round(percentile(sorted, 50)),
-    p90Ms: round(percentile(sorted, 90)),
-    p99Ms: round(percentile(sorted, 99)),
-    maxMs: round(sorted[sorted.length - 1]!),
-    meanMs: round(sorted.reduce((a, b) => a + b, 0) / sorted.length),
-  };
-}
 
-/** One GET over a kept-alive connection; resolves with the latency in ms. */
-function timedGet(agent: Agent, port: number, path: string): Promise<number> {
-  return new Promise((resolveGet, reject) => {
-    const started = performance.now();
-    const req = httpRequest({ host: '127.0.0.1', port, path, agent }, (res) => {
-      res.resume();
-      res.on('end', () => {
-        if (res.statusCode !== 200) reject(new Error(`${path}: HTTP ${res.statusCode}`));
-        else resolveGet(performance.now() - started);
-      });
-    });
-    req.on('error', reject);
-    req.end();
-  });
-}
 
 async function main(): Promise<void> {
   let embedded: EmbeddedServer | undefined;

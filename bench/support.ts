@@ -1,6 +1,8 @@
 // Shared plumbing for the benchmarks: a PostgreSQL server to create scratch
 // databases on, and a place to write results.
 import { randomBytes } from 'node:crypto';
+import { request as httpRequest, type Agent } from 'node:http';
+import { performance } from 'node:perf_hooks';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -59,4 +61,38 @@ export async function writeResult(name: string, result: object): Promise<void> {
   const body = { benchmark: name, at: new Date().toISOString(), ...result };
   await writeFile(join(dir, `${name}.json`), JSON.stringify(body, null, 2) + '\n');
   process.stdout.write(JSON.stringify(body) + '\n');
+}
+
+export function percentile(sorted: number[], p: number): number {
+  const index = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
+  return sorted[index]!;
+}
+
+export function summary(samples: number[]) {
+  const sorted = [...samples].sort((a, b) => a - b);
+  const round = (n: number) => Math.round(n * 1000) / 1000;
+  return {
+    n: sorted.length,
+    p50Ms: round(percentile(sorted, 50)),
+    p90Ms: round(percentile(sorted, 90)),
+    p99Ms: round(percentile(sorted, 99)),
+    maxMs: round(sorted[sorted.length - 1]!),
+    meanMs: round(sorted.reduce((a, b) => a + b, 0) / sorted.length),
+  };
+}
+
+/** One GET over a kept-alive connection; resolves with the latency in ms. */
+export function timedGet(agent: Agent, port: number, path: string, headers: Record<string, string> = {}): Promise<number> {
+  return new Promise((resolveGet, reject) => {
+    const started = performance.now();
+    const req = httpRequest({ host: '127.0.0.1', port, path, agent, headers }, (res) => {
+      res.resume();
+      res.on('end', () => {
+        if (res.statusCode !== 200) reject(new Error(`${path}: HTTP ${res.statusCode}`));
+        else resolveGet(performance.now() - started);
+      });
+    });
+    req.on('error', reject);
+    req.end();
+  });
 }
