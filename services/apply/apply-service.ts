@@ -1,11 +1,11 @@
-import { exec, maybeOne, rows, transaction } from '../../database/db.js';
-import { APPLY_LOCK_CLASS, insertBackup, ledgerOfRun, mergeApplyState, runsInStatuses, upsertLedger } from '../../database/sql/apply.js';
+import { exec, maybeOne, transaction } from '../../database/db.js';
+import { insertBackup, mergeApplyState, upsertLedger } from '../../database/sql/apply.js';
 import { insertReport, latestReport } from '../../database/sql/reports.js';
 import { selectRun, type RunRow } from '../../database/sql/runs.js';
 import type { EnvironmentConfig } from '../../src/config/environments.js';
 import { PROJECT_ROOT } from '../../src/paths.js';
 import { appendEvent } from '../audit.js';
-import { createBackground, withRunLock } from '../background.js';
+import { createBackground } from '../background.js';
 import type { ServiceContext } from '../context.js';
 import { conflict, notFound, unprocessable } from '../errors.js';
 import { computePending, readAppliedMigrations, readMigrationFiles } from '../migrations/pending.js';
@@ -53,7 +53,6 @@ export interface ApplyReport {
 }
 
 const APPLYABLE: RunStatus[] = ['approved', 'scheduled'];
-const IN_FLIGHT: RunStatus[] = ['applying', 'verifying', 'monitoring'];
 const RUNBOOK_ON_FAILED_VERIFICATION =
   'Runbook decision flow: if the migration has a safe down, ask for a rollback (mode "down"); if not, restore the backup (mode "restore"). Workers stay paused until then.';
 
@@ -152,10 +151,6 @@ export function createApplyService(ctx: ServiceContext) {
       const locked = await lockRunForUpdate(client, runId);
       await transition(client, locked, to, { actor, details, patch: error === undefined ? {} : { error } });
     });
-  }
-
-  async function execute(runId: string, actor: string): Promise<boolean> {
-    return withRunLock(control, APPLY_LOCK_CLASS, runId, () => pipeline(runId, actor));
   }
 
   async function pipeline(runId: string, actor: string, deadline: Date | null = null): Promise<void> {
@@ -323,7 +318,7 @@ export function createApplyService(ctx: ServiceContext) {
     await background.close();
   }
 
-  return { request, start, execute, report, reconcile, idle: background.idle, close };
+  return { request, start, report, reconcile, idle: background.idle, close };
 }
 
 export type ApplyService = ReturnType<typeof createApplyService>;

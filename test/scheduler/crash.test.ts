@@ -56,7 +56,8 @@ async function call(server: ServerProcess, method: string, path: string, who: st
   return { status: res.status, body: text ? JSON.parse(text) : null };
 }
 
-const applyLocks = async () => (await control.query(`SELECT count(*)::int AS n FROM pg_locks WHERE locktype = 'advisory' AND classid = 7318`)).rows[0].n as number;
+const applyLocks = async () => (await control.query(`SELECT count(*)::int AS n FROM pg_locks WHERE locktype = 'advisory' AND classid = 7318
+    AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`)).rows[0].n as number;
 
 before(async () => {
   control = await createTestDatabase('crash_ctl');
@@ -115,7 +116,7 @@ test('kill -9 mid-apply: the next process marks the run interrupted with an accu
 
   // The scheduler of process A starts it; wait until the index build is running on the target.
   const building = await waitFor('the CONCURRENTLY build', async () => {
-    const { rows } = await target.query(`SELECT pid FROM pg_stat_activity WHERE application_name = 'starforge-apply' AND state = 'active' AND query ILIKE 'CREATE INDEX CONCURRENTLY%'`);
+    const { rows } = await target.query(`SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'starforge-apply' AND state = 'active' AND query ILIKE 'CREATE INDEX CONCURRENTLY%'`);
     return rows[0]?.pid as number | undefined;
   }, 60_000, 100);
   assert.equal((await call(a, 'GET', `/v1/runs/${id}`, 'vic')).body.status, 'applying');

@@ -146,7 +146,8 @@ test('two replicas apply every due run exactly once, never two at a time on one 
   }
 
   // Nothing is left holding an apply lock or a lease.
-  const locks = await control.query(`SELECT count(*)::int AS n FROM pg_locks WHERE locktype = 'advisory' AND classid = 7318`);
+  const locks = await control.query(`SELECT count(*)::int AS n FROM pg_locks WHERE locktype = 'advisory' AND classid = 7318
+    AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`);
   assert.equal(locks.rows[0].n, 0);
   const leases = await control.query('SELECT count(*)::int AS n FROM runs WHERE lease_owner IS NOT NULL');
   assert.equal(leases.rows[0].n, 0);
