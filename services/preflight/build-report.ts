@@ -12,7 +12,6 @@ import { rehearse, type RehearsalResult } from './rehearsal.js';
 import type { Finding, PreflightCheck, PreflightReport } from './report.js';
 import { applyAcknowledgements, createdExtensions, lintMigration } from './sql-analysis/index.js';
 
-const SMOKE_ETL_NOTE = 'Smoke ETL in the rehearsal: not run yet (the reference ETL worker is not built yet).';
 
 function rehearsalFindings(rehearsal: RehearsalResult): Finding[] {
   const failed = rehearsal.failed;
@@ -126,7 +125,14 @@ export async function buildPreflightReport(ctx: ServiceContext, run: RunRow): Pr
     detail: `${rehearsal.steps.filter((s) => s.ok).length}/${pendingNames.length * 3} steps (up, down, up) succeeded on a copy seeded by ${rehearsal.seededFrom} in ${rehearsal.durationMs} ms.`,
   });
   if (rehearsal.seedNote) notes.push(rehearsal.seedNote);
-  notes.push(SMOKE_ETL_NOTE);
+  if (rehearsal.smoke?.ran) {
+    checks.push({ id: 'rehearsal-smoke-etl', status: rehearsal.smoke.ok ? 'pass' : 'fail', detail: rehearsal.smoke.detail });
+    if (!rehearsal.smoke.ok) fail('rehearsal-smoke-etl-failed', `On the rehearsal copy, ${rehearsal.smoke.detail} The migrations would break the ETL; the target was not touched.`);
+  } else if (rehearsal.smoke) {
+    notes.push(`Smoke ETL on the rehearsal copy not run: ${rehearsal.smoke.detail}`);
+  } else if (!rehearsal.failed && env.verify.smokeEtl) {
+    notes.push('Smoke ETL on the rehearsal copy not run.');
+  }
 
   const texts = await sources(files, env.migrationsDir, pendingNames);
   const lint: Finding[] = [];

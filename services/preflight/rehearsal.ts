@@ -11,6 +11,7 @@ import type { AppliedMigration } from '../migrations/pending.js';
 import { runPgTool, toolMajorVersion } from '../pg-tools.js';
 import { verifiedLoaders } from '../migrations/loader.js';
 import { runOne, type StepOutcome } from '../migrations/run-one.js';
+import { smokeEtl, type SmokeOutcome } from '../verify/verify.js';
 import { createEphemeralDatabase } from './ephemeral.js';
 
 export type Phase = 'up' | 'down' | 'up-again';
@@ -47,6 +48,8 @@ export interface RehearsalResult {
   steps: RehearsalStep[];
   traces: Record<string, MigrationTrace>;
   failed: RehearsalStep | null;
+  /** The smoke ETL run on the copy after up, down, up (null: not run). */
+  smoke: SmokeOutcome | null;
   durationMs: number;
 }
 
@@ -121,6 +124,7 @@ export async function rehearse(input: RehearsalInput): Promise<RehearsalResult> 
     const steps: RehearsalStep[] = [];
     const traces: Record<string, MigrationTrace> = {};
     const created: SchemaChange = { tables: [], indexes: [] };
+    let smoke: SmokeOutcome | null = null;
     const dropped: SchemaChange = { tables: [], indexes: [] };
     const run = async (phase: Phase, direction: 'up' | 'down', expected: string): Promise<boolean> => {
       const outcome = await runOne(client, input.environment, direction, { secrets, loaders });
@@ -159,6 +163,8 @@ export async function rehearse(input: RehearsalInput): Promise<RehearsalResult> 
       }
       for (const name of [...input.pending].reverse()) if (ok) ok = await run('down', 'down', name);
       for (const name of input.pending) if (ok) ok = await run('up-again', 'up', name);
+      // The runbook's smoke ETL, on the copy: a migration that breaks the worker's writes fails here, before approval.
+      if (ok && input.environment.verify.smokeEtl) smoke = await smokeEtl(client, input.environment, input.runId);
     } finally {
       await client.end().catch(() => undefined);
     }
@@ -171,6 +177,7 @@ export async function rehearse(input: RehearsalInput): Promise<RehearsalResult> 
       steps,
       traces,
       failed: steps.find((s) => !s.ok) ?? null,
+      smoke,
       durationMs: Math.round(performance.now() - started),
     };
   } finally {

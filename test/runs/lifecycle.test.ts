@@ -76,14 +76,14 @@ test('the preflight report covers rehearsal, lint, checks and impact, as JSON an
   assert.deepEqual(report.findings.filter((f: { severity: string }) => f.severity === 'error'), []);
   assert.deepEqual(report.findings.map((f: { rule: string }) => f.rule), ['create-extension'], 'the pgcrypto migration is flagged as needing privileges');
   const checks = Object.fromEntries(report.checks.map((c: { id: string; status: string }) => [c.id, c.status]));
-  for (const id of ['connectivity', 'pending-set', 'rehearsal', 'connections', 'long-transactions', 'applied-checksums', 'backup-tooling', 'extension:pgcrypto']) {
+  for (const id of ['connectivity', 'pending-set', 'rehearsal', 'rehearsal-smoke-etl', 'connections', 'long-transactions', 'applied-checksums', 'backup-tooling', 'extension:pgcrypto']) {
     assert.equal(checks[id], 'pass', id);
   }
   assert.equal(report.rehearsal.steps.length, REPO_MIGRATIONS.length * 3, 'up, down and up again for each migration');
   assert.ok(report.rehearsal.steps.every((s: { ok: boolean }) => s.ok));
   assert.equal(report.impact.migrations.length, REPO_MIGRATIONS.length);
   assert.equal(typeof report.impact.totalEstimatedMs, 'number');
-  assert.ok(report.notes.some((n: string) => /smoke ETL/i.test(n)), 'says the smoke ETL did not run');
+  assert.equal(checks['rehearsal-smoke-etl'], 'pass', 'the smoke ETL ran on the rehearsal copy');
 
   const md = await api(t).report(run.id, 'vic', 'md');
   assert.equal(md.status, 200);
@@ -92,7 +92,7 @@ test('the preflight report covers rehearsal, lint, checks and impact, as JSON an
   assert.match(md.text, /Outcome: \*\*PASSED\*\*/);
   assert.ok(md.text.includes(run.digest), 'the Markdown names the digest');
   assert.ok(md.text.includes('(OPS-7)'));
-  for (const section of ['## Findings', '## Checks', '## Migrations', '## Rehearsal', '## Notes']) assert.ok(md.text.includes(section), section);
+  for (const section of ['## Findings', '## Checks', '## Migrations', '## Rehearsal']) assert.ok(md.text.includes(section), section);
   for (const name of REPO_MIGRATIONS) assert.ok(md.text.includes(name), name);
 
   const json = await api(t).report(run.id, 'vic', 'json');

@@ -131,18 +131,38 @@ describe('post-apply verification', () => {
     assert.match(c.detail, /hero_snapshots_user_once/);
   });
 
-  test('a migration that breaks the upsert fails the smoke ETL', async () => {
+  test('a migration that breaks the upsert fails preflight: the smoke ETL runs on the rehearsal copy', async () => {
     await writeMigrations(dir, {
       ...repo,
       '1700000000800_cap-troops': migrationSource('ALTER TABLE user_troops ADD CONSTRAINT troops_minimum CHECK (count > 1000) NOT VALID', 'ALTER TABLE user_troops DROP CONSTRAINT troops_minimum'),
     });
+    const created = await api('post', '/v1/runs', 'alice', { environment: 'staging', description: 'breaks the ETL' });
+    await t.settle();
+    const run = (await api('get', `/v1/runs/${created.body.id}`, 'vic')).body;
+    assert.equal(run.status, 'preflight_failed');
+    assert.equal(run.error.code, 'rehearsal-smoke-etl-failed');
+    assert.match(run.error.message, /troops_minimum/);
+    assert.equal((await t.targets.staging.query(`SELECT to_regclass('public.hero_snapshots') AS t`)).rows[0].t, null, 'the target was not touched');
+  });
+
+  test('a break that only shows on real data passes the rehearsal and fails the post-apply smoke ETL', async () => {
+    // A guard that refuses troop writes once the table holds real snapshots: the
+    // schema-only rehearsal copy has none, the target has some.
+    const guard = migrationSource(
+      `CREATE FUNCTION troops_guard() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN IF (SELECT count(*) FROM hero_snapshots) > 1 THEN RAISE EXCEPTION 'troops_guard refused the write'; END IF; RETURN NEW; END $$; CREATE TRIGGER troops_guard BEFORE INSERT ON user_troops FOR EACH ROW EXECUTE FUNCTION troops_guard()`,
+      'DROP TRIGGER troops_guard ON user_troops; DROP FUNCTION troops_guard()',
+    );
+    await writeMigrations(dir, { ...repo, '1700000000800_troops-guard': guard });
+    await applyMigrations(t.targets.staging.url, dir, 7);
+    await t.targets.staging.query(`INSERT INTO hero_snapshots (user_id, raw, processed_at) VALUES ('old-1', '{}', now()), ('old-2', '{}', now())`);
     const id = await applyRun('staging');
     assert.equal(await runStatus(id), 'verification_failed');
     const r = await report(id);
     assert.equal(r.smoke.ok, false);
-    assert.match(r.smoke.detail, /troops_minimum/);
+    assert.match(r.smoke.detail, /troops_guard refused the write/);
     assert.equal(checkOf(r, 'smoke-etl')!.status, 'fail');
-    assert.equal((await t.targets.staging.query('SELECT count(*)::int AS n FROM hero_snapshots')).rows[0].n, 0, 'smoke rows removed even after a failure');
+    const left = await t.targets.staging.query(`SELECT count(*)::int AS n FROM hero_snapshots WHERE user_id LIKE 'starforge-smoke-%'`);
+    assert.equal(left.rows[0].n, 0, 'smoke rows removed even after a failure');
   });
 
   test('new etl_errors since the apply started fail verification', async () => {
