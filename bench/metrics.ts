@@ -9,7 +9,6 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { Agent } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { performance } from 'node:perf_hooks';
 import pg from 'pg';
 import { runner } from 'node-pg-migrate';
 import { migrateControlDatabase } from '../database/control-migrate.js';

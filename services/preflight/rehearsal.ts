@@ -4,7 +4,6 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
 import { rows } from '../../database/db.js';
-import { scrubSecrets } from '../../database/pg-errors.js';
 import { userIndexes, userTables } from '../../database/sql/preflight.js';
 import type { EnvironmentConfig } from '../../src/config/environments.js';
 import type { AppliedMigration } from '../migrations/pending.js';

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { after, afterEach, before, describe, test } from 'node:test';
 import pg from 'pg';
 import { bearer, startTestApp, type Subject, type TestApp } from '../support/app.js';
-import { applyMigrations, migrationSource as migration, writeMigrations } from '../support/migrations.js';
+import { applyMigrations, FIXTURE_BASE, FIXTURES, migrationSource as migration, writeMigrations } from '../support/migrations.js';
 
 // `staging` reads migrations from a temp directory the tests rewrite, backs
 // up into a temp directory and pauses workers through etl_control.
@@ -14,17 +14,10 @@ let t: TestApp;
 let dir: string;
 let backups: string;
 
-const ETL_CONTROL = migration(
-  `CREATE TABLE etl_control (id boolean PRIMARY KEY DEFAULT true CHECK (id), paused boolean NOT NULL DEFAULT false, reason text, changed_by text, changed_at timestamptz NOT NULL DEFAULT now()); INSERT INTO etl_control DEFAULT VALUES`,
-  'DROP TABLE etl_control',
-);
-const ACCOUNTS = migration(
-  `CREATE TABLE accounts (id int PRIMARY KEY, email text); INSERT INTO accounts SELECT g, 'u' || g || '@x' FROM generate_series(1, 50) g`,
-  'DROP TABLE accounts',
-);
-const BASE = { '1000_etl-control': ETL_CONTROL, '1100_create-accounts': ACCOUNTS };
-const ADD_NOTE = migration('ALTER TABLE accounts ADD COLUMN note text', 'ALTER TABLE accounts DROP COLUMN note');
-const ADD_SCORE = migration('ALTER TABLE accounts ADD COLUMN score int', 'ALTER TABLE accounts DROP COLUMN score');
+const BASE = FIXTURE_BASE;
+const ADD_NOTE = FIXTURES.addNote;
+const ADD_SCORE = FIXTURES.addScore;
+
 
 const as = (who: Subject) => ({ authorization: bearer(who) });
 

@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { startTestApp, type TestApp } from '../support/app.js';
-import { api, assertProblem, createAwaiting, type ApiRun } from './helpers.js';
+import { api, assertProblem, type ApiRun } from './helpers.js';
 
 let t: TestApp;
 /** Every run this file created, oldest first. */

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { after, afterEach, before, describe, test } from 'node:test';
 import pg from 'pg';
 import { bearer, startTestApp, type Subject, type TestApp } from '../support/app.js';
-import { applyMigrations, migrationSource as migration, writeMigrations } from '../support/migrations.js';
+import { applyMigrations, migrationSource as migration, writeMigrations, FIXTURE_BASE, FIXTURES } from '../support/migrations.js';
 
 let t: TestApp;
 let stagingDir: string;
@@ -36,17 +36,9 @@ function nextAtHour(hour: number, from: Date): Date {
   return d;
 }
 
-const ETL_CONTROL = migration(
-  `CREATE TABLE etl_control (id boolean PRIMARY KEY DEFAULT true CHECK (id), paused boolean NOT NULL DEFAULT false, reason text, changed_by text, changed_at timestamptz NOT NULL DEFAULT now()); INSERT INTO etl_control DEFAULT VALUES`,
-  'DROP TABLE etl_control',
-);
-const ACCOUNTS = migration(
-  `CREATE TABLE accounts (id int PRIMARY KEY, email text); INSERT INTO accounts SELECT g, 'u' || g || '@x' FROM generate_series(1, 50) g`,
-  'DROP TABLE accounts',
-);
-const BASE = { '1000_etl-control': ETL_CONTROL, '1100_create-accounts': ACCOUNTS };
-const ADD_NOTE = migration('ALTER TABLE accounts ADD COLUMN note text', 'ALTER TABLE accounts DROP COLUMN note');
-const ADD_SCORE = migration('ALTER TABLE accounts ADD COLUMN score int', 'ALTER TABLE accounts DROP COLUMN score');
+const BASE = FIXTURE_BASE;
+const ADD_NOTE = FIXTURES.addNote;
+const ADD_SCORE = FIXTURES.addScore;
 // Takes measurable time in the rehearsal too, so the estimate is never 0.
 const SLOW_TABLE = migration('CREATE TABLE things (id int PRIMARY KEY); SELECT pg_sleep(0.1)', 'DROP TABLE things');
 

@@ -1,9 +1,9 @@
 // A real service process (`node dist/src/server.js`) for the multi-replica and
 // crash tests: the same binary operators run, on its own port.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { PROJECT_ROOT } from '../../src/paths.js';
+import { freePort } from '../support/net.js';
 
 export interface ServerProcess {
   name: string;
@@ -18,16 +18,7 @@ export interface ServerProcess {
   stop(): Promise<string>;
 }
 
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-    server.on('error', reject);
-  });
-}
+export { freePort };
 
 /** Starts the server with exactly these variables (plus PATH/HOME) and waits until it listens. */
 export async function startServer(name: string, env: Record<string, string>, timeoutMs = 30_000): Promise<ServerProcess> {

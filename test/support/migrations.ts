@@ -24,3 +24,20 @@ export async function applyMigrations(url: string, dir: string, count: number): 
     migrationLoaderStrategies: verifiedLoaders(),
   });
 }
+
+/** Small fixture migrations shared by the apply, scheduler and metrics tests. */
+export const FIXTURES = {
+  etlControl: migrationSource(
+    `CREATE TABLE etl_control (id boolean PRIMARY KEY DEFAULT true CHECK (id), paused boolean NOT NULL DEFAULT false, reason text, changed_by text, changed_at timestamptz NOT NULL DEFAULT now()); INSERT INTO etl_control DEFAULT VALUES`,
+    'DROP TABLE etl_control',
+  ),
+  accounts: migrationSource(
+    `CREATE TABLE accounts (id int PRIMARY KEY, email text); INSERT INTO accounts SELECT g, 'u' || g || '@x' FROM generate_series(1, 50) g`,
+    'DROP TABLE accounts',
+  ),
+  addNote: migrationSource('ALTER TABLE accounts ADD COLUMN note text', 'ALTER TABLE accounts DROP COLUMN note'),
+  addScore: migrationSource('ALTER TABLE accounts ADD COLUMN score int', 'ALTER TABLE accounts DROP COLUMN score'),
+};
+
+/** An etl_control table and an accounts table with 50 rows: the base most fixture runs build on. */
+export const FIXTURE_BASE = { '1000_etl-control': FIXTURES.etlControl, '1100_create-accounts': FIXTURES.accounts };
