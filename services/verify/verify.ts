@@ -30,6 +30,8 @@ export interface SmokeOutcome {
   durationMs: number;
 }
 
+const ETL_TABLES = ['hero_snapshots', 'user_profile_summary', 'user_troops', 'etl_errors', 'etl_control'];
+
 const qualify = (name: string) => (name.includes('.') ? name : `public.${name}`);
 
 function check(id: string, status: VerificationCheck['status'], query: Query | string, observed: unknown, detail: string): VerificationCheck {
@@ -60,8 +62,14 @@ function smokeSnapshot(runId: string) {
 export async function smokeEtl(client: pg.ClientBase, env: EnvironmentConfig, runId: string): Promise<SmokeOutcome> {
   const started = performance.now();
   const took = () => Math.round(performance.now() - started);
-  if (!(await one<{ exists: boolean }>(client, tableExists('public.hero_snapshots'))).exists) {
-    return { ran: false, ok: false, detail: 'hero_snapshots does not exist on the target: no ETL to smoke-test.', durationMs: took() };
+  // The ETL needs all of its tables; a schema that is still being built (a run
+  // up to some migration) has no ETL to smoke-test yet.
+  const missing: string[] = [];
+  for (const table of ETL_TABLES) {
+    if (!(await one<{ exists: boolean }>(client, tableExists(`public.${table}`))).exists) missing.push(table);
+  }
+  if (missing.length) {
+    return { ran: false, ok: false, detail: `No ETL to smoke-test yet: ${missing.join(', ')} missing.`, durationMs: took() };
   }
   const { userId, raw } = smokeSnapshot(runId);
   let id: string | null = null;
