@@ -2,6 +2,7 @@ import type pg from 'pg';
 import { describeConnectionError } from '../database/pg-errors.js';
 import type { AppConfig } from '../src/config/index.js';
 import { exec } from '../database/db.js';
+import { ping } from '../database/sql/target.js';
 import { listRunEvents } from './audit.js';
 import { createApplyService } from './apply/apply-service.js';
 import { renderRunLog } from './apply/run-log.js';
@@ -56,7 +57,7 @@ export function createServices({ control, config, log }: ServicesOptions) {
       let timer: NodeJS.Timeout | undefined;
       try {
         await Promise.race([
-          exec(control, { text: 'SELECT 1' }),
+          exec(control, ping()),
           new Promise((_, reject) => {
             timer = setTimeout(() => reject(new Error('timeout')), 2000);
           }),

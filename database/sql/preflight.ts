@@ -53,3 +53,13 @@ export const userIndexes = (): Query => ({
   text: `SELECT schemaname || '.' || indexname AS name FROM pg_indexes
          WHERE schemaname NOT IN ('pg_catalog', 'information_schema') ORDER BY 1`,
 });
+
+// Identifiers are escaped by the caller's client.escapeIdentifier (DDL takes no parameters).
+export const createDatabase = (escapedName: string): Query => ({ text: `CREATE DATABASE ${escapedName}` });
+
+export const dropDatabase = (escapedName: string): Query => ({ text: `DROP DATABASE IF EXISTS ${escapedName} WITH (FORCE)` });
+
+export const insertMigrationHistory = (escapedTable: string, name: string, runOn: string): Query => ({
+  text: `INSERT INTO ${escapedTable} (name, run_on) VALUES ($1, $2)`,
+  values: [name, runOn],
+});

@@ -11,3 +11,5 @@ export const appliedMigrations = (qualifiedTable: string): Query => ({
 });
 
 export const serverVersion = (): Query => ({ text: "SELECT current_setting('server_version') AS version" });
+
+export const ping = (): Query => ({ text: 'SELECT 1' });

@@ -1,8 +1,8 @@
 import { createHash, randomBytes } from 'node:crypto';
 import pg from 'pg';
-import { maybeOne, one, rows, withDatabase } from '../../database/db.js';
+import { exec, maybeOne, one, rows, withDatabase } from '../../database/db.js';
 import { PREFLIGHT_LOCK_CLASS, releaseRunLock, tryRunLock } from '../../database/sql/locks.js';
-import { listRehearsalDatabases, REHEARSAL_DB_PREFIX } from '../../database/sql/preflight.js';
+import { createDatabase, dropDatabase, listRehearsalDatabases, REHEARSAL_DB_PREFIX } from '../../database/sql/preflight.js';
 import type { Logger } from '../logger.js';
 
 // sf_rehearsal_<owner>_<run id hex>_<random>. The run id lets a sweep find the
@@ -48,14 +48,14 @@ export interface EphemeralDatabase {
 /** A throw-away database on the preflight server; drop() is idempotent and forceful. */
 export async function createEphemeralDatabase(serverUrl: string, owner: string, runId: string): Promise<EphemeralDatabase> {
   const name = rehearsalDatabaseName(owner, runId);
-  await withServer(serverUrl, (client) => client.query(`CREATE DATABASE ${client.escapeIdentifier(name)}`));
+  await withServer(serverUrl, (client) => exec(client, createDatabase(client.escapeIdentifier(name))));
   let dropped = false;
   return {
     name,
     url: withDatabase(serverUrl, name),
     async drop() {
       if (dropped) return;
-      await withServer(serverUrl, (client) => client.query(`DROP DATABASE IF EXISTS ${client.escapeIdentifier(name)} WITH (FORCE)`));
+      await withServer(serverUrl, (client) => exec(client, dropDatabase(client.escapeIdentifier(name))));
       dropped = true;
     },
   };
@@ -79,7 +79,7 @@ export async function sweepOrphanedRehearsals(serverUrl: string, owner: string, 
       const { locked } = await one<{ locked: boolean }>(lockClient, tryRunLock(PREFLIGHT_LOCK_CLASS, runId));
       if (!locked) continue;
       try {
-        await withServer(serverUrl, (client) => client.query(`DROP DATABASE IF EXISTS ${client.escapeIdentifier(datname)} WITH (FORCE)`));
+        await withServer(serverUrl, (client) => exec(client, dropDatabase(client.escapeIdentifier(datname))));
         dropped.push(datname);
       } finally {
         await maybeOne(lockClient, releaseRunLock(PREFLIGHT_LOCK_CLASS, runId));

@@ -3,8 +3,8 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
-import { rows } from '../../database/db.js';
-import { userIndexes, userTables } from '../../database/sql/preflight.js';
+import { exec, rows } from '../../database/db.js';
+import { insertMigrationHistory, userIndexes, userTables } from '../../database/sql/preflight.js';
 import type { EnvironmentConfig } from '../../src/config/environments.js';
 import type { AppliedMigration } from '../migrations/pending.js';
 import { runPgTool, toolMajorVersion } from '../pg-tools.js';
@@ -81,7 +81,7 @@ async function seedFromDump(input: RehearsalInput, databaseUrl: string): Promise
     await client.connect();
     try {
       const table = `${client.escapeIdentifier(input.environment.migrationsSchema)}.${client.escapeIdentifier(input.environment.migrationsTable)}`;
-      for (const m of input.applied) await client.query(`INSERT INTO ${table} (name, run_on) VALUES ($1, $2)`, [m.name, m.runOn]);
+      for (const m of input.applied) await exec(client, insertMigrationHistory(table, m.name, m.runOn));
     } finally {
       await client.end();
     }
