@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { createTestDatabase, type TestDatabase } from '../support/db.js';
 import { applyMigrations, migrationSource as migration } from '../support/migrations.js';
-import { startServer, waitFor, type ServerProcess } from './server-process.js';
+import { callServer, startServer, waitFor, type ServerProcess } from './server-process.js';
 
 const TOKENS = [
   { subject: 'alice', roles: ['requester'], token: 'crash-alice-0123456789abcdef' },
@@ -46,15 +46,7 @@ let dir: string;
 let env: Record<string, string>;
 const servers: ServerProcess[] = [];
 
-async function call(server: ServerProcess, method: string, path: string, who: string, body?: object): Promise<{ status: number; body: any }> {
-  const res = await fetch(`${server.base}${path}`, {
-    method,
-    headers: { authorization: `Bearer ${token(who)}`, ...(body ? { 'content-type': 'application/json' } : {}) },
-    body: body ? JSON.stringify(body) : undefined,
-  });
-  const text = await res.text();
-  return { status: res.status, body: text ? JSON.parse(text) : null };
-}
+const call = (server: ServerProcess, method: string, path: string, who: string, body?: object) => callServer(server, method, path, token(who), body);
 
 const applyLocks = async () => (await control.query(`SELECT count(*)::int AS n FROM pg_locks WHERE locktype = 'advisory' AND classid = 7318
     AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`)).rows[0].n as number;

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { createTestDatabase, type TestDatabase } from '../support/db.js';
 import { migrationSource as migration } from '../support/migrations.js';
-import { startServer, waitFor, type ServerProcess } from './server-process.js';
+import { callServer, startServer, waitFor, type ServerProcess } from './server-process.js';
 
 const ENVS = ['e1', 'e2', 'e3', 'e4', 'e5', 'e6'];
 const TOKENS = [
@@ -32,15 +32,7 @@ let dir: string;
 let migrationsDir: string;
 let servers: ServerProcess[] = [];
 
-async function call(server: ServerProcess, method: string, path: string, who: string, body?: object): Promise<{ status: number; body: any }> {
-  const res = await fetch(`${server.base}${path}`, {
-    method,
-    headers: { authorization: `Bearer ${token(who)}`, ...(body ? { 'content-type': 'application/json' } : {}) },
-    body: body ? JSON.stringify(body) : undefined,
-  });
-  const text = await res.text();
-  return { status: res.status, body: text ? JSON.parse(text) : null };
-}
+const call = (server: ServerProcess, method: string, path: string, who: string, body?: object) => callServer(server, method, path, token(who), body);
 
 before(async () => {
   control = await createTestDatabase('replicas_ctl');

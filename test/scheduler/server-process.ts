@@ -76,3 +76,14 @@ export async function waitFor<T>(what: string, check: () => Promise<T | undefine
     await new Promise((r) => setTimeout(r, everyMs));
   }
 }
+
+/** A JSON request to a server process as the caller holding `bearerToken`. */
+export async function callServer(server: ServerProcess, method: string, path: string, bearerToken: string, body?: object): Promise<{ status: number; body: any }> {
+  const res = await fetch(`${server.base}${path}`, {
+    method,
+    headers: { authorization: `Bearer ${bearerToken}`, ...(body ? { 'content-type': 'application/json' } : {}) },
+    body: body ? JSON.stringify(body) : undefined,
+  });
+  const text = await res.text();
+  return { status: res.status, body: text ? JSON.parse(text) : null };
+}
