@@ -2,6 +2,7 @@ import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import closeWithGrace from 'close-with-grace';
 import { migrateControlDatabase } from '../database/control-migrate.js';
+import { scrubSecrets } from '../database/pg-errors.js';
 import { buildApp } from './app.js';
 import { ConfigError, loadConfig, type AppConfig } from './config/index.js';
 import { loadOrCreateDemoTokens } from './demo-tokens.js';
@@ -68,7 +69,8 @@ async function main(): Promise<void> {
 }
 
 main().catch((err) => {
-  say(`Start-up failed: ${err instanceof Error ? err.message : String(err)}`);
-  if (process.env.LOG_LEVEL === "debug") say(String(err?.stack));
+  // The message only: a stack says nothing to an operator, and a start-up error
+  // must not carry more than the scrubbed reason.
+  say(`Start-up failed: ${scrubSecrets(err instanceof Error ? err.message : String(err), [])}`);
   process.exit(1);
 });
