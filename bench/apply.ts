@@ -10,7 +10,7 @@ import { migrate } from '../services/apply/migrate.js';
 import { listMigrationFiles } from '../services/migrations/files.js';
 import { parseMigrationConfig } from '../src/config/environments.js';
 import { PROJECT_ROOT } from '../src/paths.js';
-import { benchServer, writeResult } from './support.js';
+import { benchServer, median, writeResult } from './support.js';
 
 const COUNT = Number(process.env.BENCH_APPLY_MIGRATIONS ?? 200);
 const ROUNDS = 3;
@@ -48,7 +48,6 @@ async function main(): Promise<void> {
       await b.drop();
       if (result.failure || result.steps.length !== COUNT) throw new Error(`service migrate failed: ${JSON.stringify(result.failure)}`);
     }
-    const median = (xs: number[]) => [...xs].sort((x, y) => x - y)[Math.floor(xs.length / 2)]!;
     const serviceMs = Math.round(median(service));
     const cliMs = Math.round(median(cli));
     await writeResult('apply', {

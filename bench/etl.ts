@@ -8,7 +8,7 @@ import { runner } from 'node-pg-migrate';
 import { processBatch } from '../services/etl/worker.js';
 import { parseMigrationConfig } from '../src/config/environments.js';
 import { PROJECT_ROOT } from '../src/paths.js';
-import { benchServer, writeResult } from './support.js';
+import { benchServer, median, writeResult } from './support.js';
 
 const SNAPSHOTS = Number(process.env.BENCH_ETL_SNAPSHOTS ?? 20_000);
 const BATCH = 500;
@@ -79,7 +79,6 @@ async function main(): Promise<void> {
       }
       baseline.push(SNAPSHOTS / ((performance.now() - started) / 1000));
     }
-    const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
     const workerRate = Math.round(median(worker));
     const baselineRate = Math.round(median(baseline));
     await writeResult('etl', {

@@ -96,3 +96,8 @@ export function timedGet(agent: Agent, port: number, path: string, headers: Reco
     req.end();
   });
 }
+
+/** The middle sample (upper middle for an even count): robust to one noisy round. */
+export function median(samples: number[]): number {
+  return [...samples].sort((a, b) => a - b)[Math.floor(samples.length / 2)]!;
+}
