@@ -20,6 +20,7 @@ import { createEtlControlService } from './etl/control.js';
 import { createEtlHealthService } from './etl/health.js';
 import { TargetDatabases } from './targets.js';
 import { createScheduler } from './scheduler/scheduler-service.js';
+import { createNotifier } from './notify/notifier.js';
 
 export interface ServicesOptions {
   control: pg.Pool;
@@ -50,6 +51,7 @@ export function createServices({ control, config, log }: ServicesOptions) {
   const rollback = createRollbackService(ctx);
   const etlWorkers = createEtlWorkers(ctx);
   const scheduler = createScheduler(ctx, apply);
+  const notifier = createNotifier(ctx);
 
   const health = {
     /** null when the control database answers within 2 s, else a reason safe to show. */
@@ -89,18 +91,20 @@ export function createServices({ control, config, log }: ServicesOptions) {
     /** Background work that must start once the app listens. */
     etlWorkers,
     scheduler,
+    notifier,
     async start(): Promise<void> {
       etlWorkers.start();
       await apply.reconcile();
       await preflight.resumeOrphans();
       scheduler.start();
+      notifier.start();
     },
     /** Resolves when no background work (preflight, apply, rollback) is running. */
     async idle(): Promise<void> {
       await Promise.all([preflight.idle(), apply.idle(), rollback.idle(), scheduler.idle()]);
     },
     async close(): Promise<void> {
-      await scheduler.stop();
+      await Promise.all([scheduler.stop(), notifier.stop()]);
       await Promise.all([preflight.close(), apply.close(), rollback.close(), etlWorkers.stop()]);
       await targets.close();
     },

@@ -20,8 +20,14 @@ export function createMetrics() {
     labelNames: ['environment'] as const,
     registers: [registry],
   });
+  const notifications = new Counter({
+    name: 'starforge_notifications_total',
+    help: 'Webhook delivery attempts by outcome: delivered, retrying (failed, will retry) or failed (given up).',
+    labelNames: ['environment', 'kind', 'outcome'] as const,
+    registers: [registry],
+  });
   // Run, backup, verification and HTTP metrics observed where they happen (events.ts).
-  return { registry, etlProcessed, etlFailed, ...createEventMetrics(registry) };
+  return { registry, etlProcessed, etlFailed, notifications, ...createEventMetrics(registry) };
 }
 
 export type Metrics = ReturnType<typeof createMetrics>;

@@ -1,5 +1,6 @@
 import { isAbsolute, resolve } from 'node:path';
 import { validate as validateCron } from 'node-cron';
+import { RUN_STATUSES, type RunStatus } from '../../services/runs/state-machine.js';
 import { ConfigError } from './config-error.js';
 
 export const APPROVAL_SLOTS = ['any', 'engineering', 'sre'] as const;
@@ -40,9 +41,19 @@ export interface VerifyConfig {
   degradeFactor: number;
 }
 export interface NotifyTarget {
+  /** slack: `{"text": ...}` (Slack incoming webhooks and compatibles); webhook: a JSON body with the event and run. */
   kind: 'slack' | 'webhook';
+  /** The environment variable holding the URL: webhook URLs are secrets and never live in the config file. */
   urlEnv: string;
+  /** Run statuses announced to this target. */
+  events: RunStatus[];
 }
+
+/** What a target hears about when its config lists no `events`. */
+export const DEFAULT_NOTIFY_EVENTS: readonly RunStatus[] = [
+  'created', 'awaiting_approval', 'preflight_failed', 'rejected', 'approved', 'scheduled', 'applying',
+  'succeeded', 'failed', 'verification_failed', 'degraded', 'interrupted', 'cancelled', 'rolled_back', 'restored',
+];
 
 export interface PreflightSettings {
   /** Transactions open longer than this on the target are reported (they would block DDL). */
@@ -247,9 +258,16 @@ function parseVerify(value: unknown, key: string): VerifyConfig {
 }
 
 function parseNotify(value: unknown, key: string): NotifyTarget {
-  const n = object(value, key, ['kind', 'urlEnv']);
+  const n = object(value, key, ['kind', 'urlEnv', 'events']);
   if (n.kind !== 'slack' && n.kind !== 'webhook') throw new ConfigError(`${key}.kind`, 'must be "slack" or "webhook"');
-  return { kind: n.kind, urlEnv: string(n.urlEnv, `${key}.urlEnv`, ENV_VAR, 'an environment variable name') };
+  const events = n.events === undefined
+    ? [...DEFAULT_NOTIFY_EVENTS]
+    : array(n.events, `${key}.events`, (e, k) => {
+        if (!RUN_STATUSES.includes(e as RunStatus)) throw new ConfigError(k, `must be a run status (${RUN_STATUSES.join(', ')})`);
+        return e as RunStatus;
+      });
+  if (events.length === 0) throw new ConfigError(`${key}.events`, 'lists no status; remove the target instead');
+  return { kind: n.kind, urlEnv: string(n.urlEnv, `${key}.urlEnv`, ENV_VAR, 'an environment variable name'), events };
 }
 
 function parseEnvironment(name: string, value: unknown, projectRoot: string): EnvironmentConfig {

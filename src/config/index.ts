@@ -32,6 +32,20 @@ export interface AppConfig {
   environments: Record<string, EnvironmentConfig>;
   /** Target database URLs by environment name, read from each environment's `databaseUrlEnv`. */
   targetUrls: Record<string, string | undefined>;
+  /** Webhook URLs by the name of the variable holding them (each environment's `notify[].urlEnv`). */
+  notifyUrls: Record<string, string>;
+  notifier: NotifierSettings;
+}
+
+export interface NotifierSettings {
+  /** How often the notifier looks for new events and due retries (NOTIFY_POLL_MS). */
+  pollMs: number;
+  /** Attempts per message before it is given up and recorded as failed (NOTIFY_MAX_ATTEMPTS). */
+  maxAttempts: number;
+  /** First retry delay; each further retry doubles it, up to 5 minutes (NOTIFY_RETRY_BASE_MS). */
+  retryBaseMs: number;
+  /** One POST's time limit (NOTIFY_TIMEOUT_MS). */
+  timeoutMs: number;
 }
 
 type Env = Record<string, string | undefined>;
@@ -55,6 +69,29 @@ function flag(env: Env, key: string): boolean | undefined {
   if (['on', 'true', '1'].includes(value)) return true;
   if (['off', 'false', '0'].includes(value)) return false;
   throw new ConfigError(key, `must be on|off (or true|false|1|0), got "${raw}"`);
+}
+
+function integer(env: Env, key: string, fallback: number, min: number, max: number): number {
+  const raw = present(env, key);
+  if (raw === undefined) return fallback;
+  if (!/^\d{1,9}$/.test(raw) || Number(raw) < min || Number(raw) > max) {
+    throw new ConfigError(key, `must be an integer from ${min} to ${max}, got "${raw}"`);
+  }
+  return Number(raw);
+}
+
+/** A webhook URL named by `key`; validated without ever echoing it (the URL is the secret). */
+function webhookUrl(env: Env, key: string, usedBy: string): string {
+  const raw = present(env, key);
+  if (raw === undefined) throw new ConfigError(key, `is not set (${usedBy} names it as a webhook URL)`);
+  let url: URL;
+  try {
+    url = new URL(raw);
+  } catch {
+    throw new ConfigError(key, `is not a valid URL (${usedBy} names it as a webhook URL)`);
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new ConfigError(key, 'must be an http:// or https:// URL');
+  return raw;
 }
 
 export const TICK_SECONDS = [1, 2, 3, 4, 5, 6, 10, 12, 15, 20, 30, 60] as const;
@@ -128,8 +165,12 @@ export async function loadConfig(env: Env = process.env, cwd: string = process.c
   const migrationConfigPath = resolveFrom(cwd, present(env, 'MIGRATION_CONFIG') ?? resolve(PROJECT_ROOT, 'database/migration-config.js'));
   const environments = parseMigrationConfig(await loadMigrationConfigFile(migrationConfigPath), PROJECT_ROOT);
   const targetUrls: Record<string, string | undefined> = {};
+  const notifyUrls: Record<string, string> = {};
   for (const [name, environment] of Object.entries(environments)) {
     targetUrls[name] = postgresUrl(env, environment.databaseUrlEnv);
+    environment.notify.forEach((target, i) => {
+      notifyUrls[target.urlEnv] ??= webhookUrl(env, target.urlEnv, `environments.${name}.notify[${i}].urlEnv`);
+    });
   }
 
   const metricsToken = present(env, 'METRICS_TOKEN');
@@ -151,5 +192,12 @@ export async function loadConfig(env: Env = process.env, cwd: string = process.c
     embeddedPgPort: port(env, 'EMBEDDED_PG_PORT', 54329),
     environments,
     targetUrls,
+    notifyUrls,
+    notifier: {
+      pollMs: integer(env, 'NOTIFY_POLL_MS', 1000, 10, 60_000),
+      maxAttempts: integer(env, 'NOTIFY_MAX_ATTEMPTS', 8, 1, 100),
+      retryBaseMs: integer(env, 'NOTIFY_RETRY_BASE_MS', 2000, 1, 300_000),
+      timeoutMs: integer(env, 'NOTIFY_TIMEOUT_MS', 5000, 100, 60_000),
+    },
   };
 }

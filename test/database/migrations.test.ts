@@ -8,7 +8,7 @@ import { PROJECT_ROOT } from '../../src/paths.js';
 import { createTestDatabase, type TestDatabase } from '../support/db.js';
 
 const TARGET_TABLES = ['backfill_failures', 'backfill_jobs', 'etl_control', 'etl_errors', 'hero_snapshots', 'user_profile_summary', 'user_troops'];
-const CONTROL_TABLES = ['backups', 'idempotency_keys', 'migration_ledger', 'rollback_requests', 'run_approvals', 'run_events', 'run_logs', 'run_reports', 'run_transition_counts', 'runs'];
+const CONTROL_TABLES = ['backups', 'idempotency_keys', 'migration_ledger', 'notification_deliveries', 'notification_outbox', 'rollback_requests', 'run_approvals', 'run_events', 'run_logs', 'run_reports', 'run_transition_counts', 'runs'];
 
 async function tables(db: TestDatabase, exclude: string): Promise<string[]> {
   const result = await db.query(`SELECT tablename FROM pg_tables WHERE schemaname = 'public' AND tablename <> $1 ORDER BY 1`, [exclude]);
@@ -113,6 +113,6 @@ describe('control schema (database/control-migrations)', () => {
     await migrateControlDatabase(db.url);
     assert.deepEqual(await tables(db, CONTROL_MIGRATIONS_TABLE), CONTROL_TABLES);
     const triggers = await db.query(`SELECT tgname FROM pg_trigger WHERE tgrelid = 'run_events'::regclass AND NOT tgisinternal ORDER BY 1`);
-    assert.deepEqual(triggers.rows.map((r) => r.tgname), ['run_events_count_transition', 'run_events_no_truncate', 'run_events_no_update_delete']);
+    assert.deepEqual(triggers.rows.map((r) => r.tgname), ['run_events_count_transition', 'run_events_no_truncate', 'run_events_no_update_delete', 'run_events_queue_notification']);
   });
 });
