@@ -1,0 +1,243 @@
+// `scripts/migrate-preflight.sh`: the runbook's local preflight, runnable by
+// hand against one environment's database, no running service needed.
+//
+//   connectivity -> pgcrypto availability -> pending migrations ->
+//   rehearsal (up, down, up on a throw-away copy) with the smoke ETL -> lint
+//
+// It runs the service's own preflight on a private, throw-away control
+// database (a temporary database on PREFLIGHT_DATABASE_URL's server when set,
+// else an embedded PostgreSQL), so it never touches a real service's runs.
+// Exit codes: 0 clean, 1 findings, 2 usage or configuration error, 3 the
+// database could not be reached, 4 the preflight itself broke.
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { randomBytes } from 'node:crypto';
+import pg from 'pg';
+import { pino } from 'pino';
+import { migrateControlDatabase } from '../../database/control-migrate.js';
+import { createPool, exec, maybeOne, one, withDatabase } from '../../database/db.js';
+import { describeConnectionError, scrubSecrets } from '../../database/pg-errors.js';
+import { createDatabase, dropDatabase, extensionsInfo, serverFacts } from '../../database/sql/preflight.js';
+import { createServices } from '../../services/index.js';
+import { ServiceError } from '../../services/errors.js';
+import { renderPreflightMarkdown } from '../../services/preflight/markdown.js';
+import type { PreflightReport } from '../../services/preflight/report.js';
+import { ConfigError, loadConfig, type AppConfig } from '../config/index.js';
+import { startEmbeddedPostgres } from '../embedded-postgres.js';
+
+export const EXIT = { ok: 0, findings: 1, usage: 2, unreachable: 3, internal: 4 } as const;
+
+function freePortOnLoopback(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => resolve(port));
+    });
+    server.on('error', reject);
+  });
+}
+
+const USAGE = `usage: scripts/migrate-preflight.sh [--environment <name>] [--format text|md|json] [--output <file>] [--strict]
+
+Runs the service's preflight for one environment of MIGRATION_CONFIG against
+the database named by its databaseUrlEnv: connectivity, pgcrypto availability,
+pending migrations, a rehearsal (up, down, up) on a throw-away copy with the
+smoke ETL, and lint. Nothing is applied to the target.
+
+  --environment  environment name (default: staging)
+  --format       text (default) prints a summary; md or json print the report
+  --output       write the report (md or json) to this file instead of stdout
+  --strict       warnings count as findings too
+
+Exit codes: 0 clean, 1 findings, 2 usage or configuration error,
+3 the database could not be reached, 4 the preflight itself broke.`;
+
+class Exit extends Error {
+  constructor(readonly code: number, message: string) {
+    super(message);
+  }
+}
+
+const say = (line: string) => process.stderr.write(`${line}\n`);
+
+interface Options {
+  environment: string;
+  format: 'text' | 'md' | 'json';
+  output: string | undefined;
+  strict: boolean;
+}
+
+function options(argv: string[]): Options {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: argv,
+      options: {
+        environment: { type: 'string', short: 'e', default: 'staging' },
+        format: { type: 'string', default: 'text' },
+        output: { type: 'string', short: 'o' },
+        strict: { type: 'boolean', default: false },
+        help: { type: 'boolean', short: 'h', default: false },
+      },
+      strict: true,
+      allowPositionals: false,
+    });
+  } catch (err) {
+    throw new Exit(EXIT.usage, `${(err as Error).message}\n\n${USAGE}`);
+  }
+  const v = parsed.values;
+  if (v.help) throw new Exit(EXIT.ok, USAGE);
+  if (!['text', 'md', 'json'].includes(v.format!)) throw new Exit(EXIT.usage, `--format must be text, md or json, got "${v.format}"`);
+  if (v.output && v.format === 'text') throw new Exit(EXIT.usage, '--output needs --format md or json');
+  return { environment: v.environment!, format: v.format as Options['format'], output: v.output, strict: v.strict! };
+}
+
+/** Connectivity and pgcrypto, straight from the target; the URL is never printed. */
+async function probeTarget(url: string, envName: string): Promise<{ version: string; findings: string[] }> {
+  const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 10_000, application_name: 'starforge-preflight-script' });
+  client.on('error', () => undefined);
+  try {
+    await client.connect();
+  } catch (err) {
+    throw new Exit(EXIT.unreachable, `FAIL connectivity: cannot reach ${envName}'s database: ${describeConnectionError(err)}`);
+  }
+  try {
+    const facts = await one<{ version: string; role: string; connections: number; max_connections: number }>(client, serverFacts());
+    say(`PASS connectivity: PostgreSQL ${facts.version} as ${facts.role} (${facts.connections}/${facts.max_connections} connections)`);
+    const pgcrypto = await maybeOne<{ installed: boolean; trusted: boolean }>(client, extensionsInfo(['pgcrypto']));
+    const findings: string[] = [];
+    if (!pgcrypto) {
+      findings.push('pgcrypto is not available on this server (install the PostgreSQL contrib package)');
+      say('FAIL pgcrypto: not available on this server');
+    } else {
+      say(`PASS pgcrypto: ${pgcrypto.installed ? 'installed' : `available, not installed yet${pgcrypto.trusted ? ' (trusted: a database owner may create it)' : ' (creating it needs a superuser)'}`}`);
+    }
+    return { version: facts.version, findings };
+  } finally {
+    await client.end().catch(() => undefined);
+  }
+}
+
+/** A private control database for this one preflight, gone afterwards. */
+async function privateControl(config: AppConfig): Promise<{ url: string; dispose(): Promise<void> }> {
+  if (config.preflightDatabaseUrl) {
+    const server = config.preflightDatabaseUrl;
+    const name = `sf_preflight_script_${randomBytes(4).toString('hex')}`;
+    const admin = new pg.Client({ connectionString: server });
+    await admin.connect();
+    try {
+      await exec(admin, createDatabase(admin.escapeIdentifier(name)));
+    } finally {
+      await admin.end();
+    }
+    return {
+      url: withDatabase(server, name),
+      async dispose() {
+        const c = new pg.Client({ connectionString: server });
+        await c.connect();
+        try {
+          await exec(c, dropDatabase(c.escapeIdentifier(name)));
+        } finally {
+          await c.end();
+        }
+      },
+    };
+  }
+  const dir = await mkdtemp(join(tmpdir(), 'sf-preflight-script-'));
+  const embedded = await startEmbeddedPostgres({ dir, port: await freePortOnLoopback(), persistent: false });
+  await embedded.createDatabase('starforge_control');
+  return {
+    url: embedded.url('starforge_control'),
+    async dispose() {
+      await embedded.stop();
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+function summary(report: PreflightReport): string[] {
+  const lines = [`Pending migrations (${report.migrations.length}):`, ...report.migrations.map((m) => `  - ${m.name}`)];
+  for (const c of report.checks) lines.push(`${c.status.toUpperCase()} ${c.id}: ${c.detail}`);
+  if (report.findings.length) lines.push('Findings:');
+  for (const f of report.findings) {
+    const ack = f.acknowledged ? ` (acknowledged: ${f.acknowledged.reason})` : '';
+    lines.push(`  ${f.severity.toUpperCase()} ${f.rule}${f.migration ? ` [${f.migration}]` : ''}: ${f.message}${ack}`);
+  }
+  return lines;
+}
+
+async function main(argv: string[]): Promise<number> {
+  const opts = options(argv);
+  let config: AppConfig;
+  try {
+    config = await loadConfig();
+  } catch (err) {
+    if (err instanceof ConfigError) throw new Exit(EXIT.usage, `Configuration error: ${err.message}`);
+    throw err;
+  }
+  const env = config.environments[opts.environment];
+  if (!env) throw new Exit(EXIT.usage, `Unknown environment "${opts.environment}" (configured: ${Object.keys(config.environments).join(', ')})`);
+  const targetUrl = config.targetUrls[env.name];
+  if (!targetUrl) throw new Exit(EXIT.usage, `${env.databaseUrlEnv} is not set: it names ${env.name}'s database`);
+
+  const probe = await probeTarget(targetUrl, env.name);
+  const control = await privateControl(config);
+  const log = pino({ level: 'error', redact: ['*.password', '*.connectionString'] }, pino.destination(2));
+  let pool: pg.Pool | undefined;
+  let services: ReturnType<typeof createServices> | undefined;
+  try {
+    await migrateControlDatabase(control.url);
+    config.databaseUrl = control.url;
+    // Notifications belong to the service's real runs, not to this private one.
+    for (const e of Object.values(config.environments)) e.notify = [];
+    pool = createPool(control.url, { max: 4, applicationName: 'starforge-preflight-script' });
+    services = createServices({ control: pool, config, log });
+    let runId: string;
+    try {
+      const created = await services.runs.create(
+        { environment: env.name, description: 'local preflight (scripts/migrate-preflight.sh)' },
+        { subject: 'migrate-preflight', roles: ['requester'] },
+      );
+      runId = created.run.id;
+    } catch (err) {
+      if (err instanceof ServiceError && err.statusCode === 422) {
+        say(`PASS pending migrations: none; ${env.name} is up to date.`);
+        return probe.findings.length ? EXIT.findings : EXIT.ok;
+      }
+      if (err instanceof ServiceError && err.statusCode === 503) throw new Exit(EXIT.unreachable, `FAIL connectivity: ${err.message}`);
+      throw err;
+    }
+    await services.idle();
+    const { report } = await services.preflight.report(runId);
+    const run = await services.runs.get(runId);
+    for (const line of summary(report)) say(line);
+    const body = opts.format === 'md' ? renderPreflightMarkdown(run, report) : opts.format === 'json' ? `${JSON.stringify(report, null, 2)}\n` : null;
+    if (body !== null && opts.output) await writeFile(opts.output, body);
+    else if (body !== null) process.stdout.write(body);
+    const errors = report.findings.filter((f) => f.severity === 'error' && !f.acknowledged).length;
+    const warnings = report.findings.filter((f) => f.severity === 'warning' && !f.acknowledged).length;
+    const bad = errors + probe.findings.length + (opts.strict ? warnings : 0);
+    say(`${bad ? 'FAILED' : 'PASSED'}: ${errors} error(s), ${warnings} warning(s)${probe.findings.length ? `, ${probe.findings.length} server problem(s)` : ''}.`);
+    return bad ? EXIT.findings : EXIT.ok;
+  } finally {
+    await services?.close();
+    await pool?.end();
+    await control.dispose();
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (code) => process.exit(code),
+  (err) => {
+    if (err instanceof Exit) {
+      (err.code === EXIT.ok ? process.stdout : process.stderr).write(`${err.message}\n`);
+      process.exit(err.code);
+    }
+    say(`preflight failed: ${scrubSecrets(err instanceof Error ? err.message : String(err), [])}`);
+    process.exit(EXIT.internal);
+  },
+);
