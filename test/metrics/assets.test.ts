@@ -20,6 +20,7 @@ const EXPECTED_ALERTS = [
   'StarforgeEtlFailureRateHigh', 'StarforgeEtlBacklogGrowing', 'StarforgeEtlOldestSnapshotTooOld', 'StarforgeEtlPausedTooLong',
   'StarforgeRunFailed', 'StarforgeRunVerificationFailed', 'StarforgeRunDegraded', 'StarforgeRunStuckApplying',
   'StarforgeWindowMissed', 'StarforgeBackupFailed', 'StarforgeTargetDown', 'StarforgeControlDatabaseDown',
+  'StarforgeNotificationsFailing',
 ];
 
 let t: TestApp;
