@@ -101,3 +101,47 @@ export function timedGet(agent: Agent, port: number, path: string, headers: Reco
 export function median(samples: number[]): number {
   return [...samples].sort((a, b) => a - b)[Math.floor(samples.length / 2)]!;
 }
+
+export interface Probe {
+  /** Stops probing; resolves with the worst and the median latency of each query and how often it ran. */
+  stop(): Promise<{ queries: number; worstMs: Record<string, number>; medianMs: Record<string, number> }>;
+}
+
+/**
+ * A concurrent session that runs `queries` one after the other in a loop
+ * (autocommit, `pauseMs` apart) and records each one's latency: how long a
+ * reader of the table waits while something else runs. `params()` gives the
+ * parameters of each round (e.g. a random id).
+ */
+export async function startProbe(url: string, queries: Record<string, string>, params: () => unknown[] = () => [], pauseMs = 5): Promise<Probe> {
+  const client = new pg.Client({ connectionString: url, application_name: 'bench-probe' });
+  await client.connect();
+  const samples: Record<string, number[]> = Object.fromEntries(Object.keys(queries).map((k) => [k, []]));
+  let running = true;
+  let rounds = 0;
+  const loop = (async () => {
+    while (running) {
+      const values = params();
+      for (const [name, sql] of Object.entries(queries)) {
+        const started = performance.now();
+        await client.query(sql, sql.includes('$1') ? values : []);
+        samples[name]!.push(performance.now() - started);
+      }
+      rounds += 1;
+      await new Promise((r) => setTimeout(r, pauseMs));
+    }
+  })();
+  return {
+    async stop() {
+      running = false;
+      await loop;
+      await client.end();
+      const round = (n: number) => Math.round(n * 10) / 10;
+      return {
+        queries: rounds,
+        worstMs: Object.fromEntries(Object.entries(samples).map(([k, v]) => [k, round(Math.max(0, ...v))])),
+        medianMs: Object.fromEntries(Object.entries(samples).map(([k, v]) => [k, v.length ? round(median(v)) : 0])),
+      };
+    },
+  };
+}

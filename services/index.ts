@@ -21,6 +21,8 @@ import { createEtlHealthService } from './etl/health.js';
 import { TargetDatabases } from './targets.js';
 import { createScheduler } from './scheduler/scheduler-service.js';
 import { createNotifier } from './notify/notifier.js';
+import { createBackfillsService } from './backfills/backfills-service.js';
+import { createBackfillExecutor } from './backfills/executor.js';
 
 export interface ServicesOptions {
   control: pg.Pool;
@@ -52,6 +54,8 @@ export function createServices({ control, config, log }: ServicesOptions) {
   const etlWorkers = createEtlWorkers(ctx);
   const scheduler = createScheduler(ctx, apply);
   const notifier = createNotifier(ctx);
+  const backfills = createBackfillsService(ctx);
+  const backfillExecutor = createBackfillExecutor(ctx);
 
   const health = {
     /** null when the control database answers within 2 s, else a reason safe to show. */
@@ -92,19 +96,22 @@ export function createServices({ control, config, log }: ServicesOptions) {
     etlWorkers,
     scheduler,
     notifier,
+    backfills,
+    backfillExecutor,
     async start(): Promise<void> {
       etlWorkers.start();
       await apply.reconcile();
       await preflight.resumeOrphans();
       scheduler.start();
       notifier.start();
+      backfillExecutor.start();
     },
     /** Resolves when no background work (preflight, apply, rollback) is running. */
     async idle(): Promise<void> {
       await Promise.all([preflight.idle(), apply.idle(), rollback.idle(), scheduler.idle()]);
     },
     async close(): Promise<void> {
-      await Promise.all([scheduler.stop(), notifier.stop()]);
+      await Promise.all([scheduler.stop(), notifier.stop(), backfillExecutor.stop()]);
       await Promise.all([preflight.close(), apply.close(), rollback.close(), etlWorkers.stop()]);
       await targets.close();
     },

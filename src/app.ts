@@ -11,6 +11,8 @@ import { errorsPlugin, sendProblem } from './plugins/errors.js';
 import { servicesPlugin } from './plugins/services.js';
 import { metricsPlugin } from './plugins/metrics.js';
 import { etlRoutes } from '../routes/etl/index.js';
+import { backfillRoutes } from '../routes/backfills/index.js';
+import { BackfillJob } from '../routes/backfills/schemas.js';
 import { swaggerPlugin } from './plugins/swagger.js';
 import { environmentRoutes } from '../routes/environments/index.js';
 import { healthRoutes } from '../routes/health/index.js';
@@ -97,6 +99,7 @@ async function starforge(fastify: FastifyInstance, opts: { config: AppConfig }):
   // plugin makes Fastify fall back to its default (coercing) validator there.
   fastify.addSchema(Problem);
   fastify.addSchema(Run);
+  fastify.addSchema(BackfillJob);
   await fastify.register(errorsPlugin);
   await fastify.register(swaggerPlugin);
   await fastify.register(authPlugin, { tokens: opts.config.authTokens });
@@ -106,6 +109,7 @@ async function starforge(fastify: FastifyInstance, opts: { config: AppConfig }):
   await fastify.register(runRoutes, { prefix: '/v1/runs' });
   await fastify.register(environmentRoutes, { prefix: '/v1/environments' });
   await fastify.register(etlRoutes, { prefix: '/v1/etl' });
+  await fastify.register(backfillRoutes, { prefix: '/v1/backfills' });
 }
 
 // Not encapsulated, so the server and tests can reach app.services.

@@ -1,4 +1,5 @@
 import { Counter, Registry } from 'prom-client';
+import { createBackfillMetrics } from './backfills.js';
 import { createEventMetrics } from './events.js';
 
 /**
@@ -27,7 +28,7 @@ export function createMetrics() {
     registers: [registry],
   });
   // Run, backup, verification and HTTP metrics observed where they happen (events.ts).
-  return { registry, etlProcessed, etlFailed, notifications, ...createEventMetrics(registry) };
+  return { registry, etlProcessed, etlFailed, notifications, ...createEventMetrics(registry), ...createBackfillMetrics(registry) };
 }
 
 export type Metrics = ReturnType<typeof createMetrics>;

@@ -87,6 +87,17 @@ export interface EnvironmentConfig {
   notify: NotifyTarget[];
   preflight: PreflightSettings;
   etl: EtlSettings;
+  /** Where this environment's backfill definitions live (absolute; default database/backfills). */
+  backfillsDir: string;
+  backfillPressure: BackfillPressure;
+}
+
+/** When a backfill backs off instead of running its next batch. */
+export interface BackfillPressure {
+  /** More active sessions than this on the target database (its own excluded). */
+  maxActiveSessions: number;
+  /** A streaming replica's replay lag above this (needs pg_monitor to be seen). */
+  maxReplicaLagSeconds: number;
 }
 
 const ENV_NAME = /^[a-z][a-z0-9_-]{0,39}$/;
@@ -97,6 +108,7 @@ const QUALIFIED_SQL_NAME = /^([a-z_][a-z0-9_$]{0,62}\.)?[a-z_][a-z0-9_$]{0,62}$/
 const ENVIRONMENT_KEYS = [
   'databaseUrlEnv', 'migrationsDir', 'migrationsTable', 'migrationsSchema', 'approvals', 'windows', 'freezes',
   'lockTimeoutMs', 'statementTimeoutMs', 'lockRetries', 'backup', 'workers', 'verify', 'notify', 'preflight', 'etl',
+  'backfillsDir', 'backfillPressure',
 ];
 
 type Obj = Record<string, unknown>;
@@ -293,6 +305,8 @@ function parseEnvironment(name: string, value: unknown, projectRoot: string): En
   const workers = e.workers === undefined ? {} : object(e.workers, `${key}.workers`, ['pause', 'resumeOnFailure', 'pauseTimeoutMs']);
   const preflight = e.preflight === undefined ? {} : object(e.preflight, `${key}.preflight`, ['longTransactionSeconds']);
   const etl = e.etl === undefined ? {} : object(e.etl, `${key}.etl`, ['batchSize', 'maxAttempts', 'pollIntervalMs']);
+  const backfillsDir = e.backfillsDir === undefined ? 'database/backfills' : string(e.backfillsDir, `${key}.backfillsDir`);
+  const pressure = e.backfillPressure === undefined ? {} : object(e.backfillPressure, `${key}.backfillPressure`, ['maxActiveSessions', 'maxReplicaLagSeconds']);
   return {
     name,
     databaseUrlEnv: string(e.databaseUrlEnv, `${key}.databaseUrlEnv`, ENV_VAR, 'an environment variable name such as PRODUCTION_DATABASE_URL'),
@@ -322,6 +336,11 @@ function parseEnvironment(name: string, value: unknown, projectRoot: string): En
       batchSize: etl.batchSize === undefined ? 200 : integer(etl.batchSize, `${key}.etl.batchSize`, 1, 10_000),
       maxAttempts: etl.maxAttempts === undefined ? 5 : integer(etl.maxAttempts, `${key}.etl.maxAttempts`, 1, 100),
       pollIntervalMs: etl.pollIntervalMs === undefined ? 1000 : integer(etl.pollIntervalMs, `${key}.etl.pollIntervalMs`, 10, 600_000),
+    },
+    backfillsDir: isAbsolute(backfillsDir) ? backfillsDir : resolve(projectRoot, backfillsDir),
+    backfillPressure: {
+      maxActiveSessions: pressure.maxActiveSessions === undefined ? 50 : integer(pressure.maxActiveSessions, `${key}.backfillPressure.maxActiveSessions`, 1, 100_000),
+      maxReplicaLagSeconds: pressure.maxReplicaLagSeconds === undefined ? 10 : integer(pressure.maxReplicaLagSeconds, `${key}.backfillPressure.maxReplicaLagSeconds`, 1, 86_400),
     },
   };
 }

@@ -28,6 +28,10 @@ export interface AppConfig {
   scheduler: boolean;
   /** Seconds between scheduler ticks (SCHEDULER_TICK_SECONDS, a divisor of 60 so ticks are evenly spaced). */
   schedulerTickSeconds: number;
+  /** Run backfill jobs in this process (BACKFILLS, on by default; the API works either way). */
+  backfills: boolean;
+  /** How long a backfill executor's claim on a job holds without a batch or heartbeat (BACKFILL_LEASE_SECONDS). */
+  backfillLeaseSeconds: number;
   embeddedPgPort: number;
   environments: Record<string, EnvironmentConfig>;
   /** Target database URLs by environment name, read from each environment's `databaseUrlEnv`. */
@@ -189,6 +193,8 @@ export async function loadConfig(env: Env = process.env, cwd: string = process.c
     etlWorker: flag(env, 'ETL_WORKER'),
     scheduler: flag(env, 'SCHEDULER') ?? true,
     schedulerTickSeconds: tickSeconds(env, 'SCHEDULER_TICK_SECONDS', 5),
+    backfills: flag(env, 'BACKFILLS') ?? true,
+    backfillLeaseSeconds: integer(env, 'BACKFILL_LEASE_SECONDS', 30, 2, 3600),
     embeddedPgPort: port(env, 'EMBEDDED_PG_PORT', 54329),
     environments,
     targetUrls,

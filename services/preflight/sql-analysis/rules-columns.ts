@@ -16,7 +16,8 @@ export const columnRules: Rule = (kind, stmt, state) => {
         'adding-not-nullable-field',
         `SET NOT NULL on ${table}.${column} scans the whole table under an ACCESS EXCLUSIVE lock. ` +
           `Add a CHECK (${column} IS NOT NULL) NOT VALID constraint, VALIDATE it in a separate migration, ` +
-          'then SET NOT NULL (PG12+ uses the validated check and skips the scan) and drop the check.',
+          'then SET NOT NULL (PG12+ uses the validated check and skips the scan) and drop the check. ' +
+          `Fill existing NULLs before the check with a backfill job (a definition in database/backfills/, started with POST /v1/backfills): throttled, resumable keyset batches.`,
       ));
     } else if (subtype === 'AT_AlterColumnType') {
       hits.push(error(
@@ -51,7 +52,9 @@ function addColumnHits(table: string, def: Record<string, unknown>): Hit[] {
     return [error(
       'adding-required-field',
       `ADD COLUMN ${column} NOT NULL without a DEFAULT on ${table} fails as soon as the table has rows. ` +
-        'Add it nullable or with a default, backfill, then enforce NOT NULL (via a validated CHECK constraint).',
+        `Add it nullable or with a default, backfill, then enforce NOT NULL: add the nullable column; backfill it with a backfill job ` +
+          '(a definition in database/backfills/, started with POST /v1/backfills: throttled, resumable keyset batches); then, in later migrations, ' +
+          `CHECK (${column} IS NOT NULL) NOT VALID, VALIDATE CONSTRAINT, and SET NOT NULL.`,
     )];
   }
   return [];
