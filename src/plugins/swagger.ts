@@ -22,6 +22,7 @@ export const swaggerPlugin = fp(
           { name: 'runs', description: 'Migration runs and their lifecycle' },
           { name: 'environments', description: 'Target environments' },
           { name: 'etl', description: 'ETL health and the workers\' pause flag' },
+          { name: 'backfills', description: 'Resumable, throttled data backfills (add -> backfill -> enforce)' },
           { name: 'metrics', description: 'Prometheus metrics' },
         ],
       },
