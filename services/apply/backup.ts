@@ -102,6 +102,7 @@ async function createPrivateFile(file: string): Promise<void> {
 }
 
 async function createDump(opts: CreateBackupOptions, id: string, createdAt: string): Promise<BackupRecord> {
+  const lockWaitMs = opts.environment.backup.method === 'pg_dump' ? opts.environment.backup.lockWaitTimeoutMs : 60_000;
   const dir = backupDirectory(opts.environment, opts.dataDir, opts.projectRoot)!;
   const file = join(dir, `${id}.dump`);
   const secrets = [opts.targetUrl];
@@ -114,8 +115,16 @@ async function createDump(opts: CreateBackupOptions, id: string, createdAt: stri
   }
   try {
     const started = performance.now();
-    opts.log(`pg_dump --format=custom of database "${databaseName(opts.targetUrl)}" to ${file}`);
-    await runPgTool('pg_dump', ['--format=custom', `--file=${file}`], opts.targetUrl, DUMP_TIMEOUT_MS);
+    opts.log(`pg_dump --format=custom --lock-wait-timeout=${lockWaitMs}ms of database "${databaseName(opts.targetUrl)}" to ${file}`);
+    try {
+      await runPgTool('pg_dump', ['--format=custom', `--lock-wait-timeout=${lockWaitMs}ms`, `--file=${file}`], opts.targetUrl, DUMP_TIMEOUT_MS);
+    } catch (err) {
+      // pg_dump gives up on a table another session holds exclusively: say so, not just "exit 1".
+      const text = err instanceof Error ? err.message : String(err);
+      const table = /LOCK TABLE (\S+) IN ACCESS SHARE MODE/.exec(text)?.[1];
+      if (table && /due to (statement|lock) timeout/.test(text)) throw new BackupError(`backup with pg_dump failed: another session held a lock on ${table} for more than ${lockWaitMs} ms (backup.lockWaitTimeoutMs); find it in pg_stat_activity, then apply again`);
+      throw err;
+    }
     const { size } = await stat(file);
     const sha256 = await sha256File(file);
     opts.log(`pg_dump finished in ${elapsed(started)}: ${formatBytes(size)} (${size} bytes), sha256 ${sha256}`);

@@ -17,8 +17,13 @@ export interface FreezeConfig {
   reason: string;
 }
 export type BackupConfig =
-  /** dir: absolute, or relative to the project root; null = DATA_DIR/backups. */
-  | { method: 'pg_dump'; dir: string | null }
+  /**
+   * dir: absolute, or relative to the project root; null = DATA_DIR/backups.
+   * lockWaitTimeoutMs: how long pg_dump waits for each table's ACCESS SHARE
+   * lock (--lock-wait-timeout) before the backup, and so the apply, fails
+   * instead of queueing behind a session that holds an exclusive lock.
+   */
+  | { method: 'pg_dump'; dir: string | null; lockWaitTimeoutMs: number }
   /** Commands run with /bin/sh; createCommand prints the snapshot id as its last line. */
   | { method: 'external'; createCommand: string; verifyCommand: string; restoreCommand: string | null };
 export type WorkerPauseConfig =
@@ -207,12 +212,18 @@ function parseFreeze(value: unknown, key: string): FreezeConfig {
   return { from, to, reason: f.reason === undefined ? 'freeze' : string(f.reason, `${key}.reason`) };
 }
 
+const DEFAULT_BACKUP_LOCK_WAIT_MS = 60_000;
+
 function parseBackup(value: unknown, key: string): BackupConfig {
-  if (value === undefined) return { method: 'pg_dump', dir: null };
+  if (value === undefined) return { method: 'pg_dump', dir: null, lockWaitTimeoutMs: DEFAULT_BACKUP_LOCK_WAIT_MS };
   const b = object(value, key);
   if (b.method === 'pg_dump') {
-    object(value, key, ['method', 'dir']);
-    return { method: 'pg_dump', dir: b.dir === undefined ? null : string(b.dir, `${key}.dir`) };
+    object(value, key, ['method', 'dir', 'lockWaitTimeoutMs']);
+    return {
+      method: 'pg_dump',
+      dir: b.dir === undefined ? null : string(b.dir, `${key}.dir`),
+      lockWaitTimeoutMs: b.lockWaitTimeoutMs === undefined ? DEFAULT_BACKUP_LOCK_WAIT_MS : integer(b.lockWaitTimeoutMs, `${key}.lockWaitTimeoutMs`, 100, 3_600_000),
+    };
   }
   if (b.method === 'external') {
     object(value, key, ['method', 'createCommand', 'verifyCommand', 'restoreCommand']);

@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { runner } from 'node-pg-migrate';
+import pg from 'pg';
 import { withDatabase } from '../../database/db.js';
 import { BackupError, backupDirectory, createBackup, restoreBackup, verifyBackup, type BackupRecord } from '../../services/apply/backup.js';
 import { CommandError, runCommand } from '../../services/shell.js';
@@ -71,6 +72,27 @@ before(async () => {
 after(async () => {
   await db.drop();
   await rm(tmp, { recursive: true, force: true });
+});
+
+test('a session holding an exclusive lock fails the backup after backup.lockWaitTimeoutMs, naming the table, with no file left', async () => {
+  const dir = await newDir('locked');
+  const holder = new pg.Client({ connectionString: db.url });
+  await holder.connect();
+  try {
+    await holder.query('BEGIN');
+    await holder.query('LOCK TABLE user_troops IN ACCESS EXCLUSIVE MODE');
+    const started = Date.now();
+    const { log } = lines();
+    await rejectsWithBackupError(
+      createBackup({ environment: environment({ method: 'pg_dump', dir, lockWaitTimeoutMs: 300 }), targetUrl: db.url, runId: randomUUID(), dataDir: tmp, projectRoot: PROJECT_ROOT, log }),
+      /another session held a lock on public\.user_troops for more than 300 ms \(backup\.lockWaitTimeoutMs\)/,
+    );
+    assert.ok(Date.now() - started < 10_000, 'the backup gave up instead of queueing behind the lock');
+    assert.deepEqual(await readdir(dir), [], 'no partial dump is left');
+  } finally {
+    await holder.query('ROLLBACK').catch(() => undefined);
+    await holder.end();
+  }
 });
 
 describe('backupDirectory', () => {

@@ -120,7 +120,7 @@ describe('AUTH_TOKENS_FILE and MIGRATION_CONFIG files', () => {
     assert.equal(qa.migrationsDir, '/abs/migrations');
     assert.deepEqual(qa.approvals.required, ['sre', 'any']);
     assert.equal(qa.lockTimeoutMs, 2000, 'defaults fill what the file leaves out');
-    assert.deepEqual(qa.backup, { method: 'pg_dump', dir: null }, 'null: DATA_DIR/backups');
+    assert.deepEqual(qa.backup, { method: 'pg_dump', dir: null, lockWaitTimeoutMs: 60_000 }, 'null: DATA_DIR/backups');
     assert.deepEqual(qa.workers, { pause: { method: 'sql' }, resumeOnFailure: false, pauseTimeoutMs: 120000 });
     assert.equal(config.targetUrls.qa, 'postgres://q@h/qa');
   });
