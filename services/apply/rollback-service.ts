@@ -187,6 +187,7 @@ export function createRollbackService(ctx: ServiceContext) {
     };
     const mine = appliedByRun(run);
     let paused: PauseState | null = null;
+    const endTimer = ctx.metrics.phaseTimer(env.name, phase);
 
     const finish = async (failure: { code: string; message: string } | null) => {
       report.failure = failure;
@@ -202,6 +203,7 @@ export function createRollbackService(ctx: ServiceContext) {
         report.notes.push('Workers stay paused after the failure: resume them once the target is safe.');
       }
       if (failure) await runLog.write(phase, 'error', failure.message);
+      endTimer();
       await runLog.flush();
       await transaction(control, async (client) => {
         const locked = await lockRunForUpdate(client, run.id);

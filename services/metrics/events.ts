@@ -7,7 +7,7 @@ import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 // migrations, ETL backlog) is read at scrape time instead: see state.ts.
 
 /** Run phases timed into starforge_run_phase_duration_seconds. */
-export type RunPhase = 'preflight' | 'backup' | 'migrate' | 'verify' | 'total';
+export type RunPhase = 'preflight' | 'backup' | 'migrate' | 'verify' | 'total' | 'rollback' | 'restore';
 
 // From a one-second preflight to a six-hour dump: one bucket layout for every phase.
 const PHASE_BUCKETS = [0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600, 7200, 21600];
@@ -17,7 +17,7 @@ export function createEventMetrics(registry: Registry) {
   const registers = [registry];
   const phaseDuration = new Histogram({
     name: 'starforge_run_phase_duration_seconds',
-    help: 'Duration of run phases (preflight, backup, migrate, verify, and total for the whole apply), failed attempts included.',
+    help: 'Duration of run phases (preflight, backup, migrate, verify, total for the whole apply; rollback and restore), failed attempts included.',
     labelNames: ['environment', 'phase'] as const,
     buckets: PHASE_BUCKETS,
     registers,

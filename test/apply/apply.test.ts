@@ -248,6 +248,9 @@ describe('rollback and restore', () => {
     for (const type of ['rollback.requested', 'rollback.approved', 'run.rolling_back', 'migration.reverted', 'run.rolled_back']) assert.ok(types.includes(type), type);
     const report = (await api('get', `/v1/runs/${id}/report`, 'vic')).body.rollback;
     assert.deepEqual([report.mode, report.outcome, report.reverted.map((m: { name: string }) => m.name)], ['down', 'succeeded', ['3000_add-score', '2000_add-note']]);
+    const metrics = (await t.http().get('/metrics')).text;
+    assert.match(metrics, /starforge_run_phase_duration_seconds_count\{environment="staging",phase="rollback"\} 1\b/);
+    assert.match(metrics, /starforge_run_transitions_total\{environment="staging",from="rolling_back",to="rolled_back"\} 1\b/);
     await assertNoLeftovers();
   });
 
@@ -277,6 +280,7 @@ describe('rollback and restore', () => {
     const report = (await api('get', `/v1/runs/${id}/report`, 'vic')).body.rollback;
     assert.equal(report.backupId, run.backup.id);
     assert.deepEqual(report.dropped, ['public.audit_log']);
+    assert.match((await t.http().get('/metrics')).text, /starforge_run_phase_duration_seconds_count\{environment="staging",phase="restore"\} 1\b/);
     await assertNoLeftovers();
   });
 
