@@ -246,13 +246,15 @@ export function createBackfillExecutor(ctx: ServiceContext) {
       if (remaining !== null) await exec(pool, noteRemaining(job.id, owner, remaining)).catch(() => undefined);
     }
 
-    // One keyset batch: lock the job (still ours?), find the next key range,
-    // run the definition's statement over it and move the checkpoint, all in
-    // one transaction: it commits whole or not at all.
-    async function batchStep(limit: number): Promise<Step> {
+    /**
+     * One short transaction on the target with the batch's lock_timeout and
+     * statement_timeout, holding the job row, and only while this process
+     * still owns the running job (else 'stopped', nothing done). `body`'s
+     * work commits unless it reports 'end'; anything it throws rolls it back.
+     */
+    async function jobStep(body: (client: pg.PoolClient, locked: JobRow, started: number) => Promise<Step>, rangeOnError: () => { lo: string; hi: string; n: number } | null = () => null): Promise<Step> {
       const client = await pool.connect();
       const started = performance.now();
-      let range: { lo: string; hi: string; n: number } | null = null;
       try {
         await client.query('BEGIN');
         await exec(client, batchSettings(env.lockTimeoutMs, env.statementTimeoutMs, appName));
@@ -261,74 +263,55 @@ export function createBackfillExecutor(ctx: ServiceContext) {
           await client.query('ROLLBACK');
           return { kind: 'stopped' };
         }
-        const next = await one<{ lo: string | null; hi: string | null; n: number }>(client, nextKeyRange(def.table, def.keyColumn, locked.last_key, limit));
-        if (next.n === 0 || next.lo === null || next.hi === null) {
-          await client.query('ROLLBACK');
-          return { kind: 'end' };
-        }
-        range = { lo: next.lo, hi: next.hi, n: next.n };
-        const changed = await exec(client, runBatch(def.batch, range.lo, range.hi));
-        const ms = performance.now() - started;
-        await exec(client, checkpoint({
-          id: job.id, owner, leaseMs, lastKey: range.hi, rowsDone: changed, rowsFailed: 0, rowsScanned: range.n,
-          rowsPerSecond: pacer.rate(), batchMs: ms,
-        }));
-        await client.query('COMMIT');
-        return { kind: 'ok', scanned: range.n, changed, failed: 0, ms: performance.now() - started };
+        const step = await body(client, locked, started);
+        await client.query(step.kind === 'end' ? 'ROLLBACK' : 'COMMIT');
+        return step;
       } catch (err) {
         await client.query('ROLLBACK').catch(() => undefined);
-        return { kind: 'error', err, range, ms: performance.now() - started };
+        return { kind: 'error', err, range: rangeOnError(), ms: performance.now() - started };
       } finally {
         client.release();
       }
     }
 
+    // One keyset batch: lock the job (still ours?), find the next key range,
+    // run the definition's statement over it and move the checkpoint, all in
+    // one transaction: it commits whole or not at all.
+    async function batchStep(limit: number): Promise<Step> {
+      let range: { lo: string; hi: string; n: number } | null = null;
+      return jobStep(async (client, locked, started) => {
+        const next = await one<{ lo: string | null; hi: string | null; n: number }>(client, nextKeyRange(def.table, def.keyColumn, locked.last_key, limit));
+        if (next.n === 0 || next.lo === null || next.hi === null) return { kind: 'end' };
+        range = { lo: next.lo, hi: next.hi, n: next.n };
+        const changed = await exec(client, runBatch(def.batch, range.lo, range.hi));
+        await exec(client, checkpoint({
+          id: job.id, owner, leaseMs, lastKey: range.hi, rowsDone: changed, rowsFailed: 0, rowsScanned: range.n,
+          rowsPerSecond: pacer.rate(), batchMs: performance.now() - started,
+        }));
+        return { kind: 'ok', scanned: range.n, changed, failed: 0, ms: performance.now() - started };
+      }, () => range);
+    }
+
     /** Records the one row of a failed single-row batch and moves the checkpoint past it, in one transaction. */
     async function recordFailure(key: string, err: unknown): Promise<Step> {
-      const client = await pool.connect();
-      const started = performance.now();
-      try {
-        await client.query('BEGIN');
-        await exec(client, batchSettings(env.lockTimeoutMs, env.statementTimeoutMs, appName));
-        const locked = await maybeOne<JobRow>(client, lockJob(job.id));
-        if (!locked || locked.status !== 'running' || locked.lease_owner !== owner) {
-          await client.query('ROLLBACK');
-          return { kind: 'stopped' };
-        }
-        const { message, sqlstate } = describeError(err);
+      const { message, sqlstate } = describeError(err);
+      const step = await jobStep(async (client, _locked, started) => {
         await exec(client, insertFailure(job.id, key, message, sqlstate));
         await exec(client, checkpoint({ id: job.id, owner, leaseMs, lastKey: key, rowsDone: 0, rowsFailed: 1, rowsScanned: 1, rowsPerSecond: pacer.rate(), batchMs: 0 }));
-        await client.query('COMMIT');
-        log.warn({ environment: env.name, jobId: job.id, backfill: job.name, key, sqlstate }, 'backfill row failed alone: recorded and skipped');
         return { kind: 'ok', scanned: 1, changed: 0, failed: 1, ms: performance.now() - started };
-      } catch (error) {
-        await client.query('ROLLBACK').catch(() => undefined);
-        return { kind: 'error', err: error, range: null, ms: performance.now() - started };
-      } finally {
-        client.release();
-      }
+      });
+      if (step.kind === 'ok') log.warn({ environment: env.name, jobId: job.id, backfill: job.name, key, sqlstate }, 'backfill row failed alone: recorded and skipped');
+      return step;
     }
 
     // A failures-only job: the source job's unresolved failed keys, each in a
     // savepoint of one short transaction; a fixed row resolves its failure, a
     // row failing again is recorded under this job.
     async function failuresStep(limit: number, recordTransient: boolean): Promise<Step> {
-      const client = await pool.connect();
-      const started = performance.now();
-      try {
-        await client.query('BEGIN');
-        await exec(client, batchSettings(env.lockTimeoutMs, env.statementTimeoutMs, appName));
-        const locked = await maybeOne<JobRow>(client, lockJob(job.id));
-        if (!locked || locked.status !== 'running' || locked.lease_owner !== owner) {
-          await client.query('ROLLBACK');
-          return { kind: 'stopped' };
-        }
+      return jobStep(async (client, locked, started) => {
         const cursor = Number(locked.last_key ?? 0);
         const items = await rows<{ id: string; key: string }>(client, nextOpenFailures(job.failures_of!, cursor, limit));
-        if (!items.length) {
-          await client.query('ROLLBACK');
-          return { kind: 'end' };
-        }
+        if (!items.length) return { kind: 'end' };
         let changed = 0;
         let failed = 0;
         let last = cursor;
@@ -360,15 +343,10 @@ export function createBackfillExecutor(ctx: ServiceContext) {
             rowsPerSecond: pacer.rate(), batchMs: performance.now() - started,
           }));
         }
-        await client.query('COMMIT');
+        // The rows before a row that stopped the step stay done (committed).
         if (stop !== null) return { kind: 'error', err: stop, range: null, ms: performance.now() - started };
         return { kind: 'ok', scanned: done, changed, failed, ms: performance.now() - started };
-      } catch (err) {
-        await client.query('ROLLBACK').catch(() => undefined);
-        return { kind: 'error', err, range: null, ms: performance.now() - started };
-      } finally {
-        client.release();
-      }
+      });
     }
 
     const backoff = (reason: 'pressure' | 'retry' | 'unreachable') => metrics.backfillBackoffs.inc({ ...labels, reason });
