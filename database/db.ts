@@ -63,6 +63,12 @@ export function createPool(connectionString: string, options: PoolOptions = {}):
   });
   // An idle client losing its connection must never crash the process.
   pool.on('error', (err) => options.onError?.(err));
+  // Nor may a checked-out one: pg emits 'error' on a client whose server goes
+  // away even while a query is in flight (which fails with the same error), and
+  // pg-pool only listens while the client is idle. The failed query reports it.
+  pool.on('connect', (client) => {
+    client.on('error', () => undefined);
+  });
   return pool;
 }
 

@@ -41,6 +41,7 @@ export function describeConnectionError(err: unknown): string {
   const code = e?.code ?? '';
   if (CONNECTION_CODES[code]) return `${CONNECTION_CODES[code]} (${code})`;
   if (/timeout/i.test(e?.message ?? '')) return 'connection timed out';
+  if (/Connection terminated|not queryable/i.test(e?.message ?? '')) return 'connection lost';
   return code ? `connection failed (${code})` : 'connection failed';
 }
 
@@ -72,5 +73,5 @@ export function isConnectionError(err: unknown): boolean {
   const e = err as PgError | undefined;
   if (!e || typeof e !== 'object') return false;
   if (e.code && CONNECTION_FAILURE_CODES.has(e.code)) return true;
-  return /timeout exceeded when trying to connect|Connection terminated|connect ECONNREFUSED/i.test(e.message ?? '');
+  return /timeout exceeded when trying to connect|Connection terminated|connect ECONNREFUSED|encountered a connection error and is not queryable/i.test(e.message ?? '');
 }

@@ -1,6 +1,6 @@
 import type pg from 'pg';
 import { createPool } from '../database/db.js';
-import { describeConnectionError } from '../database/pg-errors.js';
+import { describeConnectionError, isConnectionError } from '../database/pg-errors.js';
 import type { EnvironmentConfig } from '../src/config/environments.js';
 import { ServiceError, unavailable, unprocessable } from './errors.js';
 import type { Logger } from './logger.js';
@@ -50,6 +50,11 @@ export class TargetDatabases {
     try {
       return await fn(client);
     } catch (err) {
+      // The target went away with a statement in flight: the same outage as
+      // failing to connect, so callers can tell it from a statement error.
+      if (!(err instanceof ServiceError) && isConnectionError(err)) {
+        throw unavailable(`Lost the connection to the ${environment.name} database: ${describeConnectionError(err)}.`);
+      }
       // A statement the target refused (permissions, missing objects): say what
       // it said, which names objects but never credentials, instead of a 500.
       const code = (err as { code?: unknown }).code;

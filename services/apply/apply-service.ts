@@ -7,7 +7,7 @@ import { PROJECT_ROOT } from '../../src/paths.js';
 import { appendEvent } from '../audit.js';
 import { createBackground } from '../background.js';
 import type { ServiceContext } from '../context.js';
-import { conflict, notFound, unprocessable } from '../errors.js';
+import { conflict, notFound, ServiceError, unprocessable } from '../errors.js';
 import { computePending, readAppliedMigrations, readMigrationFiles } from '../migrations/pending.js';
 import type { Principal } from '../principal.js';
 import type { RunStatus } from '../runs/state-machine.js';
@@ -269,7 +269,16 @@ export function createApplyService(ctx: ServiceContext) {
     // 5. Verify, resume, monitor.
     await move(runId, 'verifying', 'system', { applied: applied.length, lockRetries: result.lockRetries });
     const endVerify = ctx.metrics.phaseTimer(env.name, 'verify');
-    const verified = await verifyApply(ctx, run, env, new Date(report.startedAt));
+    let verified;
+    try {
+      verified = await verifyApply(ctx, run, env, new Date(report.startedAt));
+    } catch (err) {
+      // The target went away: verification_failed with the reason, not a run left verifying.
+      if (!(err instanceof ServiceError) || err.statusCode !== 503) throw err;
+      endVerify();
+      report.notes.push(RUNBOOK_ON_FAILED_VERIFICATION);
+      return fail('verify', 'target-unreachable', `Verification could not run: ${err.message} The run's ${applied.length} migration(s) were applied before that; check the target, then roll back or restore.`, {}, 'verification_failed');
+    }
     endVerify();
     report.verification = verified.checks;
     report.smoke = verified.smoke;

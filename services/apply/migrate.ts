@@ -60,6 +60,8 @@ export interface MigrateOptions {
 export async function migrate(opts: MigrateOptions): Promise<MigrateResult> {
   const { environment: env, direction } = opts;
   const client = new pg.Client({ connectionString: opts.targetUrl, application_name: 'starforge-apply' });
+  // The target going away must fail the statement in flight, not crash the process (pg also emits 'error').
+  client.on('error', () => undefined);
   const secrets = [opts.targetUrl];
   const steps: AppliedStep[] = [];
   let lockRetries = 0;

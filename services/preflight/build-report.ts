@@ -151,10 +151,20 @@ export async function buildPreflightReport(ctx: ServiceContext, run: RunRow): Pr
   const extensions = await createdExtensions(pendingNames.flatMap((n) => rehearsal.traces[n]?.statements ?? []));
 
   const { traces: _traces, ...rehearsalSummary } = rehearsal;
-  const { checked, impact } = await ctx.targets.withClient(env, async (client) => ({
-    checked: await checkTarget(client, ctx.control, env, files, set.applied.map((a) => a.name), extensions),
-    impact: await estimateImpact(client, rehearsal, pendingNames),
-  }));
+  let targetChecks;
+  try {
+    targetChecks = await ctx.targets.withClient(env, async (client) => ({
+      checked: await checkTarget(client, ctx.control, env, files, set.applied.map((a) => a.name), extensions),
+      impact: await estimateImpact(client, rehearsal, pendingNames),
+    }));
+  } catch (err) {
+    // The target went away after the rehearsal: a failed preflight that says so, not a run left preflight_running.
+    if (!(err instanceof ServiceError) || err.statusCode !== 503) throw err;
+    checks.push({ id: 'connectivity', status: 'fail', detail: err.message });
+    fail('target-unreachable', `${err.message} Preflight could not finish its checks on the target; re-run it once the target is reachable.`);
+    return finish(set, { server: { version: facts.version }, rehearsal: rehearsalSummary });
+  }
+  const { checked, impact } = targetChecks;
   checks.unshift(...checked.checks);
   findings.push(...checked.findings);
   return finish(set, { server: { version: facts.version }, rehearsal: rehearsalSummary, impact });

@@ -31,6 +31,8 @@ function parseName(database: string): { owner: string; runId: string } | null {
 
 async function withServer<T>(serverUrl: string, fn: (client: pg.Client) => Promise<T>): Promise<T> {
   const client = new pg.Client({ connectionString: serverUrl, application_name: 'starforge-preflight' });
+  // A server going away fails the query in flight; the 'error' pg also emits must not crash the process.
+  client.on('error', () => undefined);
   await client.connect();
   try {
     return await fn(client);

@@ -1,5 +1,5 @@
 import { exec, maybeOne, rows, transaction } from '../../database/db.js';
-import { isPgError, UNIQUE_VIOLATION } from '../../database/pg-errors.js';
+import { describeConnectionError, isConnectionError, isPgError, UNIQUE_VIOLATION } from '../../database/pg-errors.js';
 import { approvalsForDigest } from '../../database/sql/approvals.js';
 import { PREFLIGHT_LOCK_CLASS } from '../../database/sql/locks.js';
 import { insertReport, latestReport } from '../../database/sql/reports.js';
@@ -15,6 +15,10 @@ import { scheduleApproved } from '../scheduler/schedule-run.js';
 import { buildPreflightReport } from './build-report.js';
 import { ownerTag, sweepOrphanedRehearsals } from './ephemeral.js';
 import type { PreflightReport } from './report.js';
+
+// Retries after a lost connection back off from 2 s to at most a minute.
+const RETRY_BASE_MS = 2000;
+const RETRY_MAX_MS = 60_000;
 
 /**
  * Runs preflight for a run in the background. Whoever holds the run's
@@ -68,8 +72,33 @@ export function createPreflightService(ctx: ServiceContext) {
     });
   }
 
-  function launch(runId: string): void {
-    background.launch('preflight', { runId }, () => execute(runId));
+  // A preflight cut short by the control database going away (its lock
+  // connection died with it) is retried until the database answers again, so
+  // the run does not stay preflight_running until the next process start. The
+  // retry first drops the rehearsal database the cut attempt could not.
+  const retries = new Set<NodeJS.Timeout>();
+  function launch(runId: string, attempt = 0): void {
+    background.launch('preflight', { runId }, async () => {
+      try {
+        if (attempt > 0) await sweepOrphanedRehearsals(config.preflightDatabaseUrl ?? config.databaseUrl!, ownerTag(config.databaseUrl!), control, log);
+        await execute(runId);
+      } catch (err) {
+        if (!isConnectionError(err) || background.isClosed()) throw err;
+        const delay = Math.min(RETRY_BASE_MS * 2 ** attempt, RETRY_MAX_MS);
+        log.warn({ runId, attempt: attempt + 1, retryInMs: delay, reason: describeConnectionError(err) }, 'preflight lost its database connection; retrying');
+        const timer = setTimeout(() => {
+          retries.delete(timer);
+          launch(runId, attempt + 1);
+        }, delay);
+        retries.add(timer);
+      }
+    });
+  }
+
+  async function close(): Promise<void> {
+    for (const timer of retries) clearTimeout(timer);
+    retries.clear();
+    await background.close();
   }
 
   /**
@@ -124,7 +153,7 @@ export function createPreflightService(ctx: ServiceContext) {
     return { report: row.body, createdAt: row.created_at.toISOString() };
   }
 
-  return { request, launch, resumeOrphans, report, idle: background.idle, close: background.close };
+  return { request, launch, resumeOrphans, report, idle: background.idle, close };
 }
 
 export type PreflightService = ReturnType<typeof createPreflightService>;

@@ -78,6 +78,7 @@ async function seedFromDump(input: RehearsalInput, databaseUrl: string): Promise
   // The dump holds the migrations table's shape; its rows make the clone's history the target's.
   if (input.applied.length) {
     const client = new pg.Client({ connectionString: databaseUrl });
+    client.on('error', () => undefined); // the query in flight reports a lost server; pg's 'error' event must not crash the process
     await client.connect();
     try {
       const table = `${client.escapeIdentifier(input.environment.migrationsSchema)}.${client.escapeIdentifier(input.environment.migrationsTable)}`;
@@ -119,6 +120,7 @@ export async function rehearse(input: RehearsalInput): Promise<RehearsalResult> 
       }
     }
     const client = new pg.Client({ connectionString: db.url, application_name: 'starforge-rehearsal' });
+    client.on('error', () => undefined); // the query in flight reports a lost server; pg's 'error' event must not crash the process
     await client.connect();
     const steps: RehearsalStep[] = [];
     const traces: Record<string, MigrationTrace> = {};

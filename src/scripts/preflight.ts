@@ -10,7 +10,6 @@
 // Exit codes: 0 clean, 1 findings, 2 usage or configuration error, 3 the
 // database could not be reached, 4 the preflight itself broke.
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -27,19 +26,9 @@ import { renderPreflightMarkdown } from '../../services/preflight/markdown.js';
 import type { PreflightReport } from '../../services/preflight/report.js';
 import { ConfigError, loadConfig, type AppConfig } from '../config/index.js';
 import { startEmbeddedPostgres } from '../embedded-postgres.js';
+import { freePort } from '../net.js';
 
 export const EXIT = { ok: 0, findings: 1, usage: 2, unreachable: 3, internal: 4 } as const;
-
-function freePortOnLoopback(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-    server.on('error', reject);
-  });
-}
 
 const USAGE = `usage: scripts/migrate-preflight.sh [--environment <name>] [--format text|md|json] [--output <file>] [--strict]
 
@@ -148,7 +137,7 @@ async function privateControl(config: AppConfig): Promise<{ url: string; dispose
     };
   }
   const dir = await mkdtemp(join(tmpdir(), 'sf-preflight-script-'));
-  const embedded = await startEmbeddedPostgres({ dir, port: await freePortOnLoopback(), persistent: false });
+  const embedded = await startEmbeddedPostgres({ dir, port: await freePort(), persistent: false });
   await embedded.createDatabase('starforge_control');
   return {
     url: embedded.url('starforge_control'),

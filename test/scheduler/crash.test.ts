@@ -12,14 +12,8 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { createTestDatabase, type TestDatabase } from '../support/db.js';
 import { applyMigrations, migrationSource as migration } from '../support/migrations.js';
-import { callServer, startServer, waitFor, type ServerProcess } from './server-process.js';
+import { callServer, serverSetup, serverToken, startServer, testEnvironment, waitFor, type ServerProcess } from './server-process.js';
 
-const TOKENS = [
-  { subject: 'alice', roles: ['requester'], token: 'crash-alice-0123456789abcdef' },
-  { subject: 'bob', roles: ['engineering'], token: 'crash-bob-0123456789abcdef' },
-  { subject: 'vic', roles: ['viewer'], token: 'crash-vic-0123456789abcdef' },
-];
-const token = (subject: string) => TOKENS.find((x) => x.subject === subject)!.token;
 
 const BASE = {
   '1000_etl-control': migration(
@@ -46,7 +40,7 @@ let dir: string;
 let env: Record<string, string>;
 const servers: ServerProcess[] = [];
 
-const call = (server: ServerProcess, method: string, path: string, who: string, body?: object) => callServer(server, method, path, token(who), body);
+const call = (server: ServerProcess, method: string, path: string, who: string, body?: object) => callServer(server, method, path, serverToken(who), body);
 
 const applyLocks = async () => (await control.query(`SELECT count(*)::int AS n FROM pg_locks WHERE locktype = 'advisory' AND classid = 7318
     AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`)).rows[0].n as number;
@@ -61,29 +55,10 @@ before(async () => {
   for (const [name, source] of Object.entries(BASE)) await writeFile(join(migrations, `${name}.js`), source);
   await applyMigrations(target.url, migrations, 3);
   for (const [name, source] of Object.entries(PENDING)) await writeFile(join(migrations, `${name}.js`), source);
-  const config = {
-    environments: {
-      staging: {
-        databaseUrlEnv: 'STAGING_DATABASE_URL', migrationsDir: migrations, approvals: { required: ['any'] },
-        backup: { method: 'pg_dump', dir: join(dir, 'backups') }, verify: { smokeEtl: false, watchMinutes: 0 },
-        workers: { pause: { method: 'sql' }, pauseTimeoutMs: 5000 },
-      },
-      production: { databaseUrlEnv: 'PRODUCTION_DATABASE_URL', migrationsDir: migrations },
-    },
-  };
-  await writeFile(join(dir, 'migration-config.js'), `export default ${JSON.stringify(config)};\n`);
-  env = {
-    DATABASE_URL: control.url,
-    STAGING_DATABASE_URL: target.url,
-    PRODUCTION_DATABASE_URL: production.url,
-    MIGRATION_CONFIG: join(dir, 'migration-config.js'),
-    DATA_DIR: join(dir, 'data'),
-    AUTH_TOKENS: JSON.stringify(TOKENS),
-    SCHEDULER: 'on',
-    SCHEDULER_TICK_SECONDS: '1',
-    ETL_WORKER: 'off',
-    LOG_LEVEL: 'warn',
-  };
+  env = await serverSetup(dir, control.url, {
+    staging: testEnvironment('staging', migrations, dir, { workers: { pause: { method: 'sql' }, pauseTimeoutMs: 5000 } }),
+    production: { databaseUrlEnv: 'PRODUCTION_DATABASE_URL', migrationsDir: migrations },
+  }, { staging: target.url, production: production.url });
 });
 
 after(async () => {

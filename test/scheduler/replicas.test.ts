@@ -9,15 +9,9 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { createTestDatabase, type TestDatabase } from '../support/db.js';
 import { migrationSource as migration } from '../support/migrations.js';
-import { callServer, startServer, waitFor, type ServerProcess } from './server-process.js';
+import { callServer, serverSetup, serverToken, startServer, testEnvironment, waitFor, type ServerProcess } from './server-process.js';
 
 const ENVS = ['e1', 'e2', 'e3', 'e4', 'e5', 'e6'];
-const TOKENS = [
-  { subject: 'alice', roles: ['requester'], token: 'replicas-alice-0123456789abcdef' },
-  { subject: 'bob', roles: ['engineering'], token: 'replicas-bob-0123456789abcdef' },
-  { subject: 'vic', roles: ['viewer'], token: 'replicas-vic-0123456789abcdef' },
-];
-const token = (subject: string) => TOKENS.find((x) => x.subject === subject)!.token;
 // Real targets carry a marker row the rehearsal copy (schema only) lacks, so
 // each apply takes a moment there without slowing preflight down.
 const SLOW_ON_TARGET = 'SELECT pg_sleep(CASE WHEN EXISTS (SELECT 1 FROM marker) THEN 1.5 ELSE 0 END)';
@@ -32,7 +26,7 @@ let dir: string;
 let migrationsDir: string;
 let servers: ServerProcess[] = [];
 
-const call = (server: ServerProcess, method: string, path: string, who: string, body?: object) => callServer(server, method, path, token(who), body);
+const call = (server: ServerProcess, method: string, path: string, who: string, body?: object) => callServer(server, method, path, serverToken(who), body);
 
 before(async () => {
   control = await createTestDatabase('replicas_ctl');
@@ -44,22 +38,7 @@ before(async () => {
   migrationsDir = join(dir, 'migrations');
   await import('node:fs/promises').then((fs) => fs.mkdir(migrationsDir));
   for (const [name, source] of Object.entries(ROUND1)) await writeFile(join(migrationsDir, `${name}.js`), source);
-  const environments = Object.fromEntries(ENVS.map((env) => [env, {
-    databaseUrlEnv: `${env.toUpperCase()}_DATABASE_URL`, migrationsDir, approvals: { required: ['any'] },
-    backup: { method: 'pg_dump', dir: join(dir, 'backups') }, verify: { smokeEtl: false, watchMinutes: 0 },
-  }]));
-  await writeFile(join(dir, 'migration-config.js'), `export default ${JSON.stringify({ environments })};\n`);
-  const env: Record<string, string> = {
-    DATABASE_URL: control.url,
-    MIGRATION_CONFIG: join(dir, 'migration-config.js'),
-    DATA_DIR: join(dir, 'data'),
-    AUTH_TOKENS: JSON.stringify(TOKENS),
-    SCHEDULER: 'on',
-    SCHEDULER_TICK_SECONDS: '1',
-    ETL_WORKER: 'off',
-    LOG_LEVEL: 'warn',
-    ...Object.fromEntries(ENVS.map((e) => [`${e.toUpperCase()}_DATABASE_URL`, targets[e]!.url])),
-  };
+  const env = await serverSetup(dir, control.url, Object.fromEntries(ENVS.map((e) => [e, testEnvironment(e, migrationsDir, dir)])), Object.fromEntries(ENVS.map((e) => [e, targets[e]!.url])));
   // Start one after the other: both migrate the same control database at start-up.
   servers = [await startServer('replica-a', env), await startServer('replica-b', env)];
 });

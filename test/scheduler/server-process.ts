@@ -1,6 +1,7 @@
 // A real service process (`node dist/src/server.js`) for the multi-replica and
 // crash tests: the same binary operators run, on its own port.
 import { spawn, type ChildProcess } from 'node:child_process';
+import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { PROJECT_ROOT } from '../../src/paths.js';
 import { freePort } from '../support/net.js';
@@ -86,4 +87,42 @@ export async function callServer(server: ServerProcess, method: string, path: st
   });
   const text = await res.text();
   return { status: res.status, body: text ? JSON.parse(text) : null };
+}
+
+/** The callers of the server-process tests (AUTH_TOKENS of serverSetup). */
+export const SERVER_TOKENS = [
+  { subject: 'alice', roles: ['requester'], token: 'server-alice-0123456789abcdef' },
+  { subject: 'bob', roles: ['engineering'], token: 'server-bob-0123456789abcdef' },
+  { subject: 'vic', roles: ['viewer'], token: 'server-vic-0123456789abcdef' },
+];
+export const serverToken = (subject: string): string => SERVER_TOKENS.find((x) => x.subject === subject)!.token;
+
+/** An environment of these tests: one approval of any kind, pg_dump backups under `dir`, no smoke ETL, no watch. */
+export function testEnvironment(name: string, migrationsDir: string, dir: string, extra: object = {}): object {
+  return {
+    databaseUrlEnv: `${name.toUpperCase()}_DATABASE_URL`, migrationsDir, approvals: { required: ['any'] },
+    backup: { method: 'pg_dump', dir: join(dir, 'backups') }, verify: { smokeEtl: false, watchMinutes: 0 },
+    ...extra,
+  };
+}
+
+/**
+ * Writes `dir`/migration-config.js with these environments and returns the
+ * variables a server process runs with: the control database, that config,
+ * SERVER_TOKENS, a ticking scheduler (1 s), no ETL worker, and each
+ * environment's target URL (as <NAME>_DATABASE_URL).
+ */
+export async function serverSetup(dir: string, controlUrl: string, environments: Record<string, object>, targetUrls: Record<string, string>): Promise<Record<string, string>> {
+  await writeFile(join(dir, 'migration-config.js'), `export default ${JSON.stringify({ environments })};\n`);
+  return {
+    DATABASE_URL: controlUrl,
+    MIGRATION_CONFIG: join(dir, 'migration-config.js'),
+    DATA_DIR: join(dir, 'data'),
+    AUTH_TOKENS: JSON.stringify(SERVER_TOKENS),
+    SCHEDULER: 'on',
+    SCHEDULER_TICK_SECONDS: '1',
+    ETL_WORKER: 'off',
+    LOG_LEVEL: 'warn',
+    ...Object.fromEntries(Object.entries(targetUrls).map(([name, url]) => [`${name.toUpperCase()}_DATABASE_URL`, url])),
+  };
 }

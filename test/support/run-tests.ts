@@ -22,10 +22,20 @@ async function testFiles(dir: string): Promise<string[]> {
 }
 
 
+// Files named *.slow.test.js (minutes of kill -9 loops and load) stay out of
+// `npm test`; `--slow` runs them instead (`npm run test:resilience`).
+const SLOW = '.slow.test.js';
+
 async function main(): Promise<number> {
-  const filter = process.argv.slice(2);
-  let files = await testFiles(testRoot);
+  const slow = process.argv.includes('--slow');
+  const filter = process.argv.slice(2).filter((arg) => arg !== '--slow');
+  let files = (await testFiles(testRoot)).filter((f) => f.endsWith(SLOW) === slow);
   if (filter.length) files = files.filter((f) => filter.some((pattern) => relative(testRoot, f).includes(pattern)));
+  // `node --test` with no file would go looking for tests on its own.
+  if (files.length === 0) {
+    process.stderr.write(`no test file matches ${filter.join(' ') || '(no filter)'}${slow ? ' among the slow ones' : ' (*.slow.test files run only with --slow)'}\n`);
+    return 1;
+  }
   const env = { ...process.env };
   let embedded: EmbeddedServer | undefined;
   let dir: string | undefined;
@@ -39,7 +49,8 @@ async function main(): Promise<number> {
     process.stderr.write('Using TEST_DATABASE_URL for tests\n');
   }
   try {
-    const concurrency = process.env.TEST_CONCURRENCY ?? '3';
+    // Slow files measure timings and run several service processes each: one at a time.
+    const concurrency = process.env.TEST_CONCURRENCY ?? (slow ? '1' : '3');
     const child = spawn(process.execPath, ['--test', `--test-concurrency=${concurrency}`, '--test-reporter=spec', ...files], { env, stdio: 'inherit' });
     return await new Promise<number>((resolve) => child.on('exit', (code, signal) => resolve(code ?? (signal ? 1 : 0))));
   } finally {
