@@ -368,12 +368,20 @@ export const tableEstimate = (table: string): Query => ({
   values: [table],
 });
 
-/** Whether the table exists, has the key column, and an index the key column leads. */
+/**
+ * Whether the table exists, has the key column, an index the key column
+ * leads, and whether that column is NOT NULL and unique on its own: keyset
+ * batches never see a NULL key, and a repeated key would make a batch unbounded.
+ */
 export const keyColumnFacts = (table: string, keyColumn: string): Query => ({
   text: `SELECT to_regclass($1) IS NOT NULL AS table_exists,
            EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = to_regclass($1) AND a.attname = $2 AND a.attnum > 0 AND NOT a.attisdropped) AS column_exists,
            EXISTS (SELECT 1 FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
-                   WHERE i.indrelid = to_regclass($1) AND a.attname = $2 AND i.indisvalid AND i.indpred IS NULL) AS indexed`,
+                   WHERE i.indrelid = to_regclass($1) AND a.attname = $2 AND i.indisvalid AND i.indpred IS NULL) AS indexed,
+           COALESCE((SELECT a.attnotnull FROM pg_attribute a WHERE a.attrelid = to_regclass($1) AND a.attname = $2 AND a.attnum > 0 AND NOT a.attisdropped), false) AS not_null,
+           EXISTS (SELECT 1 FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
+                   WHERE i.indrelid = to_regclass($1) AND a.attname = $2 AND i.indisvalid AND i.indpred IS NULL
+                     AND i.indisunique AND i.indnkeyatts = 1) AS unique_key`,
   values: [table, keyColumn],
 });
 
@@ -462,9 +470,4 @@ export const mirrorEventToControl = (e: BackfillEventRow): Query => ({
          VALUES (NULL, $1, $2, $3, $4, $5)
          ON CONFLICT ((details->>'eventId')) WHERE type LIKE 'backfill.%' DO NOTHING`,
   values: [e.environment, e.type, e.actor, JSON.stringify({ ...e.details, jobId: e.job_id, eventId: e.id, from: e.from_status, to: e.to_status }), e.at],
-});
-
-export const controlBackfillEvents = (jobId: string): Query => ({
-  text: `SELECT * FROM run_events WHERE run_id IS NULL AND type LIKE 'backfill.%' AND details->>'jobId' = $1 ORDER BY created_at, id`,
-  values: [jobId],
 });

@@ -209,11 +209,15 @@ export function createBackfillsService(ctx: ServiceContext) {
     await client.query('BEGIN');
     try {
       await exec(client, setLocalTimeouts(READ_TIMEOUT_MS, READ_TIMEOUT_MS));
-      const facts = await one<{ table_exists: boolean; column_exists: boolean; indexed: boolean }>(client, keyColumnFacts(definition.table, definition.keyColumn));
+      const facts = await one<{ table_exists: boolean; column_exists: boolean; indexed: boolean; not_null: boolean; unique_key: boolean }>(client, keyColumnFacts(definition.table, definition.keyColumn));
       if (!facts.table_exists) throw unprocessable(`The ${env.name} database has no table ${definition.table} (backfill "${definition.name}").`);
       if (!facts.column_exists) throw unprocessable(`${definition.table} on ${env.name} has no column ${definition.keyColumn} (the key column of backfill "${definition.name}").`);
       if (!facts.indexed) {
         throw unprocessable(`${definition.table}.${definition.keyColumn} on ${env.name} leads no valid, non-partial index: every batch would scan the table. Key a backfill by an indexed column (usually the primary key).`);
+      }
+      // Keyset batches walk k > last key: a NULL key is never visited, and a key shared by many rows makes one batch unbounded.
+      if (!facts.not_null || !facts.unique_key) {
+        throw unprocessable(`${definition.table}.${definition.keyColumn} on ${env.name} is ${!facts.not_null ? 'nullable' : 'not unique on its own'}: rows could be skipped or a batch grow without bound. Key a backfill by a NOT NULL column with a unique index of its own (usually the primary key).`);
       }
       await planOrRefuse(client, env, definition.batch, 'batch statement');
       if (definition.remaining) await planOrRefuse(client, env, definition.remaining, 'remaining-rows query');
@@ -274,8 +278,10 @@ export function createBackfillsService(ctx: ServiceContext) {
         let to: BackfillStatus;
         let from: BackfillStatus;
         try {
-          // Long enough for a batch in flight to commit: when this returns, no batch of the job runs.
-          await exec(client, setLocalTimeouts(Math.max(15_000, env.lockTimeoutMs * 2), Math.max(10_000, env.lockTimeoutMs)));
+          // Long enough for a batch in flight to commit (a batch may run up to the
+          // environment's statement timeout): when this returns, no batch of the job runs.
+          const batchMaxMs = env.statementTimeoutMs + env.lockTimeoutMs;
+          await exec(client, setLocalTimeouts(batchMaxMs + 5_000, batchMaxMs));
           const locked = await maybeOne<JobRow>(client, lockJob(id));
           if (!locked) throw notFound(`There is no backfill job ${id}.`);
           from = locked.status;

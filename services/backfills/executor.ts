@@ -473,11 +473,11 @@ export function createBackfillExecutor(ctx: ServiceContext) {
           metrics.backfillRowsFailed.inc(labels, 1);
           pacer.add(1);
           scanned += 1;
-          failRemaining -= 1;
-          if (failRemaining <= 0) {
-            failRemaining = 0;
-            size = full;
-          }
+          // The failing row is isolated: back to full batches (another bad row
+          // further on is bisected the same way), not one transaction per row
+          // for the rest of the range it was found in.
+          failRemaining = 0;
+          size = full;
         }
       }
       // Lost the lease (paused, cancelled, taken over) or shutting down.

@@ -1,5 +1,5 @@
 import { performance } from 'node:perf_hooks';
-import { isConnectionError } from '../../database/pg-errors.js';
+import { isConnectionError, scrubSecrets } from '../../database/pg-errors.js';
 import type { EnvironmentConfig } from '../../src/config/environments.js';
 import { freezeAt, nextWindows, openWindowAt } from '../windows/windows.js';
 
@@ -127,11 +127,15 @@ export function classifyError(err: unknown): ErrorKind {
   return 'fatal';
 }
 
-/** A short, credential-free description of a database error for the job and failure rows. */
+/**
+ * A short description of a database error for the job and failure rows, which
+ * every role can read: the message and SQLSTATE only. PostgreSQL's DETAIL is
+ * left out because it can quote the row ("Failing row contains (...)"), and any
+ * connection string is scrubbed.
+ */
 export function describeError(err: unknown): { message: string; sqlstate: string | null } {
-  const e = err as { code?: unknown; message?: unknown; detail?: unknown };
+  const e = err as { code?: unknown; message?: unknown };
   const code = typeof e.code === 'string' && /^[0-9A-Z]{5}$/.test(e.code) ? e.code : null;
   const message = typeof e.message === 'string' ? e.message : String(err);
-  const detail = typeof e.detail === 'string' && e.detail ? ` (${e.detail})` : '';
-  return { message: `${message}${detail}`.replace(/postgres(?:ql)?:\/\/[^\s'"]+/gi, 'postgres://[redacted]').slice(0, 1000), sqlstate: code };
+  return { message: scrubSecrets(message, []).slice(0, 1000), sqlstate: code };
 }

@@ -16,6 +16,11 @@ before(async () => {
   t = await startTestApp({ label: 'bf_api', migrationConfigSource: configSource(defs.dir) });
   await createItems(t.targets.staging, 3000);
   await t.targets.staging.query('CREATE TABLE unkeyed (k int, power int)');
+  // Indexed, but keyset batches could skip the NULL key or grow without bound on a repeated one.
+  await t.targets.staging.query('CREATE TABLE nullable_key (k int, power int); CREATE UNIQUE INDEX ON nullable_key (k)');
+  await t.targets.staging.query('CREATE TABLE repeated_key (k int NOT NULL, power int); CREATE INDEX ON repeated_key (k)');
+  await defs.write('nullable-key', { table: 'nullable_key', keyColumn: 'k', batch: 'UPDATE nullable_key SET power = 1 WHERE k BETWEEN $1 AND $2' });
+  await defs.write('repeated-key', { table: 'repeated_key', keyColumn: 'k', batch: 'UPDATE repeated_key SET power = 1 WHERE k BETWEEN $1 AND $2' });
   await defs.write('items-power', itemsDefinition());
   await defs.write('items-power-2', itemsDefinition());
   await defs.write('unkeyed', { table: 'unkeyed', keyColumn: 'k', batch: 'UPDATE unkeyed SET power = 1 WHERE k BETWEEN $1 AND $2' });
@@ -75,6 +80,8 @@ describe('bad input and roles', () => {
       ['table missing', 'olga', { environment: 'staging', name: 'missing-table' }, 422, /no table nowhere/],
       ['key column missing', 'olga', { environment: 'staging', name: 'bad-key' }, 422, /no column nope/],
       ['key not indexed', 'olga', { environment: 'staging', name: 'unkeyed' }, 422, /leads no valid, non-partial index/],
+      ['key nullable', 'olga', { environment: 'staging', name: 'nullable-key' }, 422, /nullable_key\.k on staging is nullable/],
+      ['key not unique', 'olga', { environment: 'staging', name: 'repeated-key' }, 422, /repeated_key\.k on staging is not unique on its own/],
       ['statement does not fit', 'olga', { environment: 'staging', name: 'missing-column' }, 422, /column "nope" of relation "items" does not exist \(SQLSTATE 42703\)/],
       ['unknown definition field', 'olga', { environment: 'staging', name: 'unknown-field' }, 422, /"owner" is not a known field/],
       ['not DML', 'olga', { environment: 'staging', name: 'not-dml' }, 422, /UPDATE, DELETE or INSERT statement, not DropStmt/],

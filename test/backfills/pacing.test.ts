@@ -74,4 +74,7 @@ test('errors: row data, transient, unreachable, or fatal', () => {
   const described = describeError(Object.assign(new Error('could not connect to postgres://u:secret@db/x'), { code: '08006', detail: 'more' }));
   assert.equal(described.sqlstate, '08006');
   assert.doesNotMatch(described.message, /secret/);
+  // DETAIL can quote the row's values; failures are readable by every role.
+  const rowError = describeError(Object.assign(new Error('null value in column "power" violates not-null constraint'), { code: '23502', detail: 'Failing row contains (1, tok_SECRET123, null).' }));
+  assert.equal(rowError.message, 'null value in column "power" violates not-null constraint');
 });

@@ -29,7 +29,7 @@ export function backfillCommands(rt: Runtime, parent: Command): void {
     .requiredOption('--environment <env>', 'environment name')
     .requiredOption('--name <name>', 'the backfill to run')
     .option('--batch-size <n>', 'rows per batch', intParser(rt, 1, 100_000))
-    .option('--max-rows-per-second <n>', 'throttle', intParser(rt, 1, 10_000_000))
+    .option('--max-rows-per-second <n>', 'throttle', intParser(rt, 1, 1_000_000))
     .option('--window-only', 'run only inside maintenance windows')
     .action(action(rt, (opts: { environment: string; name: string; batchSize?: number; maxRowsPerSecond?: number; windowOnly?: boolean }) => {
       const body = {
