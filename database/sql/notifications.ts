@@ -20,7 +20,21 @@ export interface OutboxRow {
   error: { code?: string; message?: string } | null;
 }
 
-/** Queued transition events with their run, oldest first; rows another replica is expanding are skipped. */
+/** Advisory lock class of the notifier (see database/sql/locks.ts for the others). */
+export const NOTIFIER_LOCK_CLASS = 7320;
+
+/**
+ * One replica at a time expands the outbox, for the length of its
+ * transaction: two expanding side by side could each take one of a run's
+ * events and commit the later one's deliveries first, so its message would
+ * go out before the earlier one's.
+ */
+export const tryExpandLock = (): Query => ({
+  text: 'SELECT pg_try_advisory_xact_lock($1, 0) AS locked',
+  values: [NOTIFIER_LOCK_CLASS],
+});
+
+/** Queued transition events with their run, oldest first. */
 export const claimOutbox = (limit: number): Query => ({
   text: `SELECT o.event_id, e.run_id, e.environment, e.type, e.actor, e.from_status, e.to_status, e.details, e.created_at,
                 r.description, r.ticket, r.requested_by, r.scheduled_for, r.error
@@ -93,26 +107,25 @@ export const claimDueDeliveries = (limit: number, leaseMs: number): Query => ({
   values: [limit, leaseMs],
 });
 
-export const markDelivered = (id: string): Query => ({
+// Settling an attempt: only while the delivery is still pending under this
+// attempt's claim. A replica that stalled past its lease, while another took
+// the delivery over, changes nothing (and records nothing).
+
+export const markDelivered = (id: string, attempt: number): Query => ({
   text: `UPDATE notification_deliveries SET status = 'delivered', delivered_at = now(), lease_until = NULL, last_error = NULL
-         WHERE id = $1 AND status = 'pending'`,
-  values: [id],
+         WHERE id = $1 AND status = 'pending' AND attempts = $2`,
+  values: [id, attempt],
 });
 
-export const markRetry = (id: string, delayMs: number, error: string): Query => ({
+export const markRetry = (id: string, attempt: number, delayMs: number, error: string): Query => ({
   text: `UPDATE notification_deliveries
-         SET next_attempt_at = now() + make_interval(secs => $2::float8 / 1000), lease_until = NULL, last_error = $3
-         WHERE id = $1 AND status = 'pending'`,
-  values: [id, delayMs, error],
+         SET next_attempt_at = now() + make_interval(secs => $3::float8 / 1000), lease_until = NULL, last_error = $4
+         WHERE id = $1 AND status = 'pending' AND attempts = $2`,
+  values: [id, attempt, delayMs, error],
 });
 
-export const markFailed = (id: string, error: string): Query => ({
-  text: `UPDATE notification_deliveries SET status = 'failed', lease_until = NULL, last_error = $2
-         WHERE id = $1 AND status = 'pending'`,
-  values: [id, error],
-});
-
-/** Deliveries still to be made, for /metrics. */
-export const pendingDeliveries = (): Query => ({
-  text: `SELECT environment, count(*)::int AS pending FROM notification_deliveries WHERE status = 'pending' GROUP BY environment`,
+export const markFailed = (id: string, attempt: number, error: string): Query => ({
+  text: `UPDATE notification_deliveries SET status = 'failed', lease_until = NULL, last_error = $3
+         WHERE id = $1 AND status = 'pending' AND attempts = $2`,
+  values: [id, attempt, error],
 });

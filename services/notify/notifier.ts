@@ -1,4 +1,4 @@
-import { exec, rows, transaction } from '../../database/db.js';
+import { exec, one, rows, transaction } from '../../database/db.js';
 import {
   claimDueDeliveries,
   claimOutbox,
@@ -7,10 +7,11 @@ import {
   markDelivered,
   markFailed,
   markRetry,
+  tryExpandLock,
   type DeliveryRow,
   type OutboxRow,
 } from '../../database/sql/notifications.js';
-import { describeConnectionError } from '../../database/pg-errors.js';
+import { describeConnectionError, isConnectionError } from '../../database/pg-errors.js';
 import { appendEvent } from '../audit.js';
 import type { ServiceContext } from '../context.js';
 import { announce, bodyFor } from './messages.js';
@@ -82,12 +83,21 @@ export function createNotifier(ctx: ServiceContext) {
   /** Turns queued events into one delivery per target that listens for the new status. */
   async function expand(): Promise<number> {
     return transaction(control, async (client) => {
+      // Another replica is expanding: its deliveries first, ours at the next poll.
+      if (!(await one<{ locked: boolean }>(client, tryExpandLock())).locked) return 0;
       const queued = await rows<OutboxRow>(client, claimOutbox(OUTBOX_BATCH));
       for (const row of queued) {
         const targets = config.environments[row.environment]?.notify ?? [];
         const listening = targets.filter((t) => (t.events as string[]).includes(row.to_status));
         if (!listening.length) continue;
-        const announcement = announce(row);
+        let announcement;
+        try {
+          announcement = announce(row);
+        } catch (err) {
+          // One event that cannot be worded must not hold up every later one.
+          log.error({ err, runId: row.run_id, eventId: row.event_id }, 'could not word a run notification; skipped');
+          continue;
+        }
         for (const target of listening) {
           await exec(client, insertDelivery({
             eventId: row.event_id,
@@ -118,12 +128,16 @@ export function createNotifier(ctx: ServiceContext) {
       : giveUp
         ? { type: 'notification.failed', details: { ...base, error: outcome.error, attempts: d.attempts } }
         : { type: 'notification.retrying', details: { ...base, error: outcome.error, retryInMs: delay } };
-    await transaction(control, async (client) => {
-      const changed = await exec(client, outcome.ok ? markDelivered(d.id) : giveUp ? markFailed(d.id, outcome.error ?? 'failed') : markRetry(d.id, delay, outcome.error ?? 'failed'));
-      // Another replica took over a lapsed lease and already settled it: nothing to record twice.
-      if (!changed) return;
+    const settled = await transaction(control, async (client) => {
+      const changed = await exec(client, outcome.ok
+        ? markDelivered(d.id, d.attempts)
+        : giveUp ? markFailed(d.id, d.attempts, outcome.error ?? 'failed') : markRetry(d.id, d.attempts, delay, outcome.error ?? 'failed'));
+      // Our lease lapsed and another replica took the delivery over: it records the outcome, not us.
+      if (!changed) return false;
       await appendEvent(client, { runId: d.run_id, environment: d.environment, type: event.type, actor: NOTIFIER_ACTOR, details: event.details });
+      return true;
     });
+    if (!settled) return;
     metrics.notifications.inc({ environment: d.environment, kind: d.kind, outcome: outcome.ok ? 'delivered' : giveUp ? 'failed' : 'retrying' });
     if (!outcome.ok) log.warn({ target: d.target, runId: d.run_id, attempt: d.attempts, error: outcome.error, giveUp }, 'webhook delivery failed');
   }
@@ -144,6 +158,10 @@ export function createNotifier(ctx: ServiceContext) {
       current = tick().then(
         () => { warnedDown = false; },
         (err) => {
+          if (!isConnectionError(err)) {
+            log.error({ err }, 'notifier pass failed; retrying at the next poll');
+            return;
+          }
           // The control database is down or restarting: try again next poll, warn once.
           if (!warnedDown) log.warn({ reason: describeConnectionError(err) }, 'notifier could not reach the control database');
           warnedDown = true;

@@ -5,6 +5,8 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { buildApp } from '../../src/app.js';
 import { ConfigError, loadConfig } from '../../src/config/index.js';
+import pg from 'pg';
+import { NOTIFIER_LOCK_CLASS } from '../../database/sql/notifications.js';
 import { retryDelayMs } from '../../services/notify/notifier.js';
 import { bearer, startTestApp, type Subject, type TestApp } from '../support/app.js';
 import { FIXTURE_BASE, FIXTURES, writeMigrations } from '../support/migrations.js';
@@ -220,6 +222,31 @@ describe('notifications', () => {
       t.app.services.notifier.start();
     }
   });
+});
+
+test('one replica expands the outbox at a time: while another holds the expand lock, events wait in the outbox', async () => {
+  await t.app.services.notifier.stop();
+  const holder = new pg.Client({ connectionString: t.control.url });
+  await holder.connect();
+  try {
+    await writeMigrations(dir, { ...FIXTURE_BASE, '1300_add-score': FIXTURES.addScore });
+    await holder.query('SELECT pg_advisory_lock($1, 0)', [NOTIFIER_LOCK_CLASS]);
+    const created = await api('post', '/v1/runs', 'alice', { environment: 'staging', description: 'expand lock' });
+    assert.equal(created.status, 201, created.text);
+    await t.app.services.notifier.tick();
+    const queued = await t.control.query('SELECT count(*)::int AS n FROM notification_outbox');
+    assert.ok(queued.rows[0].n >= 1, 'the event is still queued');
+    assert.equal((await t.control.query('SELECT count(*)::int AS n FROM notification_deliveries WHERE run_id = $1', [created.body.id])).rows[0].n, 0);
+    await holder.query('SELECT pg_advisory_unlock($1, 0)', [NOTIFIER_LOCK_CLASS]);
+    await t.app.services.notifier.tick();
+    assert.equal((await t.control.query('SELECT count(*)::int AS n FROM notification_outbox')).rows[0].n, 0);
+    assert.ok((await t.control.query('SELECT count(*)::int AS n FROM notification_deliveries WHERE run_id = $1', [created.body.id])).rows[0].n >= 2);
+    await t.settle();
+    await api('post', `/v1/runs/${created.body.id}/cancel`, 'alice', {});
+  } finally {
+    await holder.end();
+    t.app.services.notifier.start();
+  }
 });
 
 describe('notification config', () => {
