@@ -130,6 +130,20 @@ describe('API errors exit 3 with the problem detail', () => {
     const res = await sfm(url, ['etl', 'health', '--environment', 'staging'], { as: 'vic' });
     exits(res, 3, 'etl health');
     assert.match(res.stderr, /^error: 409 Conflict: .*no ETL tables yet/);
+    // Across every environment, that one's error is its row; the others still show.
+    const all = await sfm(url, ['--json', 'etl', 'health'], { as: 'vic' });
+    exits(all, 0, 'etl health (all)');
+    const rows = JSON.parse(all.stdout) as Array<{ environment: string; error?: string }>;
+    assert.deepEqual(rows.map((r) => r.environment).sort(), ['production', 'staging']);
+    assert.match(rows.find((r) => r.environment === 'staging')!.error ?? '', /^409 .*no ETL tables yet/);
+  });
+
+  test('an empty optional value (an unset workflow input) is left out, not sent as ""', async () => {
+    const res = await sfm(url, ['runs', 'create', '--environment', 'staging', '--description', 'empty ticket', '--ticket', '', '--to', '', '-q'], { as: 'alice' });
+    exits(res, 0, 'create with --ticket ""');
+    const shown = await sfm(url, ['--json', 'runs', 'show', res.stdout.trim()], { as: 'vic' });
+    assert.equal(JSON.parse(shown.stdout).ticket, null);
+    exits(await sfm(url, ['runs', 'cancel', res.stdout.trim()], { as: 'alice' }), 0, 'cancel');
   });
 
   test('backfills: the commands parse and an API answer of 404 exits 3', async () => {

@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { ApiError } from '../errors.js';
 import { action, type Runtime } from '../context.js';
 import { block, indent, table, time, truncate } from '../format.js';
 import { textParser } from '../values.js';
@@ -51,9 +52,17 @@ export function etlCommands(rt: Runtime, parent: Command): void {
         return s.print(health, () => showHealth(health));
       }
       const envs = await s.client.get<Array<{ name: string; configured: boolean }>>('/v1/environments');
-      const all: EtlHealth[] = [];
-      for (const env of envs.filter((e) => e.configured)) all.push(await s.client.get<EtlHealth>('/v1/etl/health', { environment: env.name }));
-      s.print(all, () => all.map(showHealth).join('\n') || 'no configured environments\n');
+      // One environment without ETL tables (a 409) must not hide the others: its error is its row.
+      const all: Array<EtlHealth | { environment: string; error: string }> = [];
+      for (const env of envs.filter((e) => e.configured)) {
+        try {
+          all.push(await s.client.get<EtlHealth>('/v1/etl/health', { environment: env.name }));
+        } catch (err) {
+          if (!(err instanceof ApiError) || err.status === 401 || err.status === 403) throw err;
+          all.push({ environment: env.name, error: `${err.status} ${err.detail}` });
+        }
+      }
+      s.print(all, () => all.map((h) => ('error' in h ? `environment  ${h.environment}\nerror        ${h.error}\n` : showHealth(h))).join('\n') || 'no configured environments\n');
     }));
 
   for (const verb of ['pause', 'resume'] as const) {

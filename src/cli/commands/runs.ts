@@ -100,8 +100,9 @@ export function runsCommand(rt: Runtime, parent: Command): void {
       const body = {
         environment: opts.environment,
         description: opts.description,
-        ...(opts.ticket !== undefined && { ticket: opts.ticket }),
-        ...(opts.to !== undefined && { to: opts.to }),
+        // An empty value (a workflow's unset input) means "not given".
+        ...(opts.ticket && { ticket: opts.ticket }),
+        ...(opts.to && { to: opts.to }),
         ...(mode !== undefined && { schedule: mode === 'at' ? { mode, at: opts.at } : { mode } }),
       };
       return async (s) => {
