@@ -1,5 +1,8 @@
 import assert from 'node:assert/strict';
-import { readFile } from 'node:fs/promises';
+import { execFile } from 'node:child_process';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { promisify } from 'node:util';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { parse } from 'yaml';
@@ -11,9 +14,10 @@ import { parseMigrationConfig } from '../../src/config/environments.js';
 // `sfm` call in it a real command with real options of the CLI we ship.
 
 interface Step { name?: string; uses?: string; run?: string; if?: string; env?: Record<string, string>; with?: Record<string, unknown> }
-interface Job { if?: string; environment?: string; steps: Step[]; services?: Record<string, { image: string }>; env?: Record<string, string> }
+interface Job { if?: string; environment?: string; steps: Step[]; services?: Record<string, { image: string }>; env?: Record<string, string>; 'timeout-minutes'?: number }
 interface Workflow { name: string; on: Record<string, any>; jobs: Record<string, Job> }
 
+const run = promisify(execFile);
 const load = async () => parse(await readFile(join(PROJECT_ROOT, '.github/workflows/db-bootstrap.yml'), 'utf8'), { strict: true, uniqueKeys: true }) as Workflow;
 
 const OPERATORS = new Set([')', '|', '||', '&&', ';', '>', '>>', '2>', '&']);
@@ -57,11 +61,15 @@ describe('the db-bootstrap workflow', () => {
     assert.equal(bootstrap.env?.SFM_TOKEN, '${{ secrets.SFM_TOKEN }}');
     const uploads = bootstrap.steps.filter((s) => s.uses?.startsWith('actions/upload-artifact@'));
     assert.deepEqual(uploads.map((s) => String(s.with?.name).split('-$')[0]), ['preflight-report', 'verification-report']);
-    // The apply is only awaited with the confirmation; without it the run is cancelled.
-    const applyGated = bootstrap.steps.filter((s) => s.if?.includes('inputs.apply == inputs.environment'));
+    // The apply is only awaited with the exact confirmation; without it the run is cancelled.
+    const applyGated = bootstrap.steps.filter((s) => s.if?.includes("steps.gate.outputs.apply == 'true'"));
     assert.ok(applyGated.some((s) => s.run?.includes('--until approved')));
-    assert.ok(applyGated.some((s) => s.run?.includes('--until applied')));
-    assert.ok(bootstrap.steps.some((s) => s.if === 'inputs.apply != inputs.environment' && s.run?.includes('sfm runs cancel')));
+    assert.ok(applyGated.some((s) => s.run?.includes('--until done')), 'the verification report is saved after the watch, not at monitoring');
+    assert.ok(bootstrap.steps.some((s) => s.if?.includes("steps.gate.outputs.apply != 'true'") && s.run?.includes('sfm runs cancel')));
+    // A preflight that fails or times out, or a cancelled job, does not leave the run holding the environment.
+    assert.ok(bootstrap.steps.some((s) => s.if?.includes('failure() || cancelled()') && s.run?.includes('sfm runs cancel')));
+    assert.ok(Number(bootstrap['timeout-minutes']) <= 360, 'GitHub-hosted jobs stop at 6 hours');
+    assert.ok(!JSON.stringify(bootstrap).includes('run_attempt'), 'a re-run replays the same run instead of a 409');
 
     const pr = wf.jobs['migrate-preflight']!;
     assert.equal(pr.if, "github.event_name == 'pull_request'");
@@ -81,6 +89,25 @@ describe('the db-bootstrap workflow', () => {
     for (const call of calls) {
       const verdict = validateCommandLine(call);
       assert.deepEqual(verdict, { ok: true }, `sfm ${call.join(' ')}`);
+    }
+  });
+
+  test('the apply confirmation must repeat the environment name exactly', async () => {
+    const gate = (await load()).jobs.bootstrap!.steps.find((s) => s.name?.startsWith('Apply confirmation'))!;
+    const dir = await mkdtemp(join(tmpdir(), 'sf-gate-'));
+    try {
+      const decide = async (environment: string, confirm: string) => {
+        const out = join(dir, `out-${Math.random()}`);
+        await writeFile(out, '');
+        await run('bash', ['-c', gate.run!], { env: { PATH: process.env.PATH ?? '', ENVIRONMENT: environment, CONFIRM: confirm, GITHUB_OUTPUT: out } });
+        return (await readFile(out, 'utf8')).trim();
+      };
+      assert.equal(await decide('production', 'production'), 'apply=true');
+      assert.equal(await decide('production', 'Production'), 'apply=false');
+      assert.equal(await decide('production', 'staging'), 'apply=false');
+      assert.equal(await decide('production', ''), 'apply=false');
+    } finally {
+      await rm(dir, { recursive: true, force: true });
     }
   });
 
