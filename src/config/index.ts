@@ -144,7 +144,12 @@ function resolveFrom(base: string, path: string): string {
 }
 
 /** Reads and validates every service setting; throws ConfigError naming the first bad key. */
-export async function loadConfig(env: Env = process.env, cwd: string = process.cwd()): Promise<AppConfig> {
+export interface LoadOptions {
+  /** false: tools that never notify (the local preflight script) neither need nor read webhook URLs. */
+  notifications?: boolean;
+}
+
+export async function loadConfig(env: Env = process.env, cwd: string = process.cwd(), opts: LoadOptions = {}): Promise<AppConfig> {
   const logLevel = (present(env, 'LOG_LEVEL') ?? 'info').toLowerCase();
   if (!LOG_LEVELS.includes(logLevel as LogLevel)) throw new ConfigError('LOG_LEVEL', `must be one of ${LOG_LEVELS.join(', ')}`);
 
@@ -172,6 +177,7 @@ export async function loadConfig(env: Env = process.env, cwd: string = process.c
   const notifyUrls: Record<string, string> = {};
   for (const [name, environment] of Object.entries(environments)) {
     targetUrls[name] = postgresUrl(env, environment.databaseUrlEnv);
+    if (opts.notifications === false) environment.notify = [];
     environment.notify.forEach((target, i) => {
       notifyUrls[target.urlEnv] ??= webhookUrl(env, target.urlEnv, `environments.${name}.notify[${i}].urlEnv`);
     });

@@ -163,7 +163,7 @@ async function main(argv: string[]): Promise<number> {
   const opts = options(argv);
   let config: AppConfig;
   try {
-    config = await loadConfig();
+    config = await loadConfig(process.env, process.cwd(), { notifications: false });
   } catch (err) {
     if (err instanceof ConfigError) throw new Exit(EXIT.usage, `Configuration error: ${err.message}`);
     throw err;
@@ -181,8 +181,6 @@ async function main(argv: string[]): Promise<number> {
   try {
     await migrateControlDatabase(control.url);
     config.databaseUrl = control.url;
-    // Notifications belong to the service's real runs, not to this private one.
-    for (const e of Object.values(config.environments)) e.notify = [];
     pool = createPool(control.url, { max: 4, applicationName: 'starforge-preflight-script' });
     services = createServices({ control: pool, config, log });
     let runId: string;
@@ -226,7 +224,8 @@ main(process.argv.slice(2)).then(
       (err.code === EXIT.ok ? process.stdout : process.stderr).write(`${err.message}\n`);
       process.exit(err.code);
     }
-    say(`preflight failed: ${scrubSecrets(err instanceof Error ? err.message : String(err), [])}`);
+    const urls = Object.entries(process.env).filter(([k]) => k.endsWith('DATABASE_URL')).map(([, v]) => v);
+    say(`preflight failed: ${scrubSecrets(err instanceof Error ? err.message : String(err), urls)}`);
     process.exit(EXIT.internal);
   },
 );

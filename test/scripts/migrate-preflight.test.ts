@@ -51,8 +51,11 @@ before(async () => {
   target = await createTestDatabase('pfscript');
   dir = await mkdtemp(join(tmpdir(), 'sf-pfscript-'));
   configFile = join(dir, 'migration-config.js');
+  // A webhook whose variable is unset: the service would refuse to start, the
+  // local script (which never notifies) must not care.
   await writeFile(configFile, `export default { environments: {
-    staging: { databaseUrlEnv: 'STAGING_DATABASE_URL', migrationsDir: ${JSON.stringify(join(dir, 'migrations'))}, verify: { smokeEtl: false } } } };`);
+    staging: { databaseUrlEnv: 'STAGING_DATABASE_URL', migrationsDir: ${JSON.stringify(join(dir, 'migrations'))}, verify: { smokeEtl: false },
+      notify: [{ kind: 'slack', urlEnv: 'UNSET_SLACK_HOOK' }] } } };`);
   await mkdir(join(dir, 'migrations'));
 });
 
