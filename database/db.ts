@@ -3,6 +3,14 @@ import pg from 'pg';
 export interface Query {
   text: string;
   values?: unknown[];
+  /**
+   * Makes it a named prepared statement: parsed and planned once per
+   * connection, then only bound and executed. Only for hot reads with a fixed
+   * text and an explicit column list (a `*` would fail with "cached plan must
+   * not change result type" once a migration adds a column). Needs session
+   * pooling, or PgBouncer >= 1.21 with max_prepared_statements (README).
+   */
+  name?: string;
 }
 
 export type Queryable = Pick<pg.ClientBase, 'query'>;
@@ -10,7 +18,7 @@ export type Queryable = Pick<pg.ClientBase, 'query'>;
 // The one door to a database: every query is a { text, values } built by a
 // function in database/sql/, executed here.
 export async function rows<T>(db: Queryable, query: Query): Promise<T[]> {
-  const result = await db.query(query.text, query.values);
+  const result = await db.query(query);
   return result.rows as T[];
 }
 
@@ -26,7 +34,7 @@ export async function one<T>(db: Queryable, query: Query): Promise<T> {
 }
 
 export async function exec(db: Queryable, query: Query): Promise<number> {
-  const result = await db.query(query.text, query.values);
+  const result = await db.query(query);
   return result.rowCount ?? 0;
 }
 

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { exec, maybeOne, one, rows, transaction } from '../../database/db.js';
 import { isPgError, UNIQUE_VIOLATION } from '../../database/pg-errors.js';
 import { bindIdempotencyKey, claimIdempotencyKey, selectIdempotencyKey } from '../../database/sql/idempotency.js';
-import { activeRunFor, insertRun, listRuns, selectRun, type RunRow } from '../../database/sql/runs.js';
+import { activeRunFor, insertRun, listRuns, selectRunView, type RunRow } from '../../database/sql/runs.js';
 import type { EnvironmentConfig } from '../../src/config/environments.js';
 import { appendEvent } from '../audit.js';
 import type { ServiceContext } from '../context.js';
@@ -78,7 +78,7 @@ export function createRunsService(ctx: RunsServiceDeps) {
   }
 
   async function get(id: string): Promise<ApiRun> {
-    const row = await maybeOne<RunRow>(control, selectRun(id));
+    const row = await maybeOne<RunRow>(control, selectRunView(id));
     if (!row) throw notFound(`Run ${id} does not exist.`);
     return presentRun(row);
   }

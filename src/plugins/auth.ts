@@ -1,4 +1,4 @@
-import { createHash, timingSafeEqual } from 'node:crypto';
+import crypto, { createHash, timingSafeEqual } from 'node:crypto';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
 import type { Role, TokenEntry } from '../config/index.js';
@@ -16,11 +16,18 @@ declare module 'fastify' {
 }
 
 const EMPTY = Buffer.alloc(32);
+const BEARER = /^Bearer\s+(\S+)\s*$/i;
+
+// Every authenticated request hashes its token: the one-shot crypto.hash
+// (Node >= 20.12) spares it a Hash object, about half the cost of the lookup.
+const sha256: (value: string) => Buffer = typeof crypto.hash === 'function'
+  ? (value) => crypto.hash('sha256', value, 'buffer')
+  : (value) => createHash('sha256').update(value).digest();
 
 /** Finds the caller for a bearer token, comparing digests in constant time against every entry. */
 export function authenticate(tokens: TokenEntry[], header: string | undefined): Principal | null {
-  const match = /^Bearer\s+(\S+)\s*$/i.exec(header ?? '');
-  const digest = match ? createHash('sha256').update(match[1]!).digest() : EMPTY;
+  const match = header === undefined ? null : BEARER.exec(header);
+  const digest = match ? sha256(match[1]!) : EMPTY;
   let found: TokenEntry | null = null;
   for (const entry of tokens) {
     // No early exit: the time taken does not depend on which entry matched.
