@@ -1,35 +1,11 @@
 // Human output: compact aligned blocks and tables. Machine output (--json) never
 // comes through here.
 
-export interface Run {
-  id: string;
-  environment: string;
-  status: string;
-  description: string;
-  ticket: string | null;
-  to?: string | null;
-  requestedBy: string;
-  createdAt: string;
-  updatedAt: string;
-  schedule: { mode: string; at?: string };
-  scheduledFor: string | null;
-  migrations: Array<{ name: string; sha256: string }>;
-  digest: string;
-  requiredApprovals: string[];
-  approvals: Array<{ subject: string; role: string; decision: string; comment: string; current?: boolean; at: string }>;
-  backup: { id: string; method: string; sizeBytes: number | null; verifiedAt: string | null } | null;
-  error: { code: string; message: string; migration?: string | null; sqlState?: string | null; phase?: string | null } | null;
-}
+// The API's own types (type-only: nothing of the service is loaded at run time).
+import type { AuditEvent } from '../../services/audit.js';
+import type { ApiRun as Run } from '../../services/runs/present.js';
 
-export interface AuditEvent {
-  id: number;
-  type: string;
-  actor: string;
-  from: string | null;
-  to: string | null;
-  details: Record<string, unknown>;
-  at: string;
-}
+export type { AuditEvent, Run };
 
 /** ISO time to the second, UTC: readable and still sortable. */
 export function time(iso: string | null | undefined): string {

@@ -116,7 +116,7 @@ describe('runs wait semantics', () => {
   });
 
   test('progress lines name the status, the newest event and its migration', () => {
-    const event = (type: string, details: Record<string, unknown> = {}) => ({ id: 1, type, actor: 'x', from: null, to: null, details, at: '' });
+    const event = (type: string, details: Record<string, unknown> = {}) => ({ id: 1, runId: null, environment: 'staging', type, actor: 'x', from: null, to: null, details, at: '' });
     assert.equal(progressLine({ status: 'applying' }, event('migration.applied', { name: '1700000000001_add-x' })), 'status=applying phase=migration.applied 1700000000001_add-x');
     assert.equal(progressLine({ status: 'verifying' }, event('run.verifying')), 'status=verifying phase=run.verifying');
     assert.equal(progressLine({ status: 'created' }, undefined), 'status=created');

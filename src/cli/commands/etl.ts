@@ -3,28 +3,9 @@ import { ApiError } from '../errors.js';
 import { action, type Runtime } from '../context.js';
 import { block, indent, table, time, truncate } from '../format.js';
 import { textParser } from '../values.js';
-
-interface EtlHealth {
-  environment: string;
-  backlog: number;
-  oldestUnprocessedAgeSeconds: number;
-  processedLastHour: number;
-  failedLastHour: number;
-  recentErrors: Array<{ errorType: string; message: string; createdAt: string }>;
-  paused: boolean;
-  pausedBy: string | null;
-  pauseReason: string | null;
-  changedAt: string | null;
-}
-
-interface EtlControlState {
-  environment: string;
-  paused: boolean;
-  pausedBy: string | null;
-  pauseReason: string | null;
-  changedAt: string;
-  changed: boolean;
-}
+// The API's own types (type-only: nothing of the service is loaded at run time).
+import type { EtlControlState } from '../../../services/etl/control.js';
+import type { EtlHealth } from '../../../services/etl/health.js';
 
 function showHealth(h: EtlHealth): string {
   const head = block([
