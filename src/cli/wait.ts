@@ -1,4 +1,4 @@
-import type { Client } from './client.js';
+import { REQUEST_TIMEOUT_MS, type Client } from './client.js';
 import { enc } from './context.js';
 import { ApiError, UnreachableError } from './errors.js';
 import { eventSubject, type AuditEvent, type Run } from './format.js';
@@ -51,7 +51,6 @@ export interface WaitResult {
 }
 
 const MAX_CONSECUTIVE_FAILURES = 5;
-const REQUEST_TIMEOUT_MS = 30_000;
 
 function transient(err: unknown): boolean {
   return err instanceof UnreachableError || (err instanceof ApiError && [502, 503, 504].includes(err.status));
