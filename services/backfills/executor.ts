@@ -3,7 +3,7 @@ import { hostname } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type pg from 'pg';
-import { createPool, exec, maybeOne, one, rows } from '../../database/db.js';
+import { createPool, exec, maybeOne, one, rows, transaction } from '../../database/db.js';
 import { describeConnectionError } from '../../database/pg-errors.js';
 import {
   batchSettings, checkpoint, insertFailure, lockClaimable, lockJob, nextKeyRange, nextOpenFailures, noteRemaining, noteWaiting,
@@ -103,48 +103,34 @@ export function createBackfillExecutor(ctx: ServiceContext) {
   // ---------------------------------------------------------------- claim
 
   async function claim(env: EnvironmentConfig): Promise<JobRow | null> {
-    const client = await poolOf(env).connect();
-    try {
+    return transaction(poolOf(env), async (client) => {
       if (!(await schemaExists(client))) return null;
-      await client.query('BEGIN');
-      try {
-        await exec(client, batchSettings(env.lockTimeoutMs, 10_000, APPLICATION_NAME));
-        const job = await maybeOne<JobRow>(client, lockClaimable());
-        if (!job) {
-          await client.query('COMMIT');
-          return null;
-        }
-        // A windowOnly job outside its windows stays as it is (pending or
-        // running), says why, and is not looked at again before the window opens.
-        const gate = windowGate(env, job.window_only, new Date());
-        if (!gate.open) {
-          await exec(client, noteWaiting(job.id, gate.reason, gate.retryInMs));
-          await client.query('COMMIT');
-          return null;
-        }
-        let row = await one<JobRow>(client, takeJobLease(job.id, owner, leaseMs));
-        if (job.status === 'pending') {
-          row = await one<JobRow>(client, setJobStatus(job.id, { status: 'running', started: true }));
-          await appendBackfillEvent(client, {
-            jobId: job.id, environment: env.name, type: 'backfill.running', actor: EXECUTOR_ACTOR, from: 'pending', to: 'running',
-            details: { name: job.name, owner },
-          });
-        } else if (job.lease_owner !== null) {
-          // The previous executor stopped renewing (its process died): resume from its checkpoint.
-          await appendBackfillEvent(client, {
-            jobId: job.id, environment: env.name, type: 'backfill.running', actor: EXECUTOR_ACTOR, from: 'running', to: 'running',
-            details: { name: job.name, owner, takeover: true, previousOwner: job.lease_owner, lastKey: job.last_key, rowsDone: Number(job.rows_done) },
-          });
-        }
-        await client.query('COMMIT');
-        return row;
-      } catch (err) {
-        await client.query('ROLLBACK').catch(() => undefined);
-        throw err;
+      await exec(client, batchSettings(env.lockTimeoutMs, 10_000, APPLICATION_NAME));
+      const job = await maybeOne<JobRow>(client, lockClaimable());
+      if (!job) return null;
+      // A windowOnly job outside its windows stays as it is (pending or
+      // running), says why, and is not looked at again before the window opens.
+      const gate = windowGate(env, job.window_only, new Date());
+      if (!gate.open) {
+        await exec(client, noteWaiting(job.id, gate.reason, gate.retryInMs));
+        return null;
       }
-    } finally {
-      client.release();
-    }
+      let row = await one<JobRow>(client, takeJobLease(job.id, owner, leaseMs));
+      if (job.status === 'pending') {
+        row = await one<JobRow>(client, setJobStatus(job.id, { status: 'running', started: true }));
+        await appendBackfillEvent(client, {
+          jobId: job.id, environment: env.name, type: 'backfill.running', actor: EXECUTOR_ACTOR, from: 'pending', to: 'running',
+          details: { name: job.name, owner },
+        });
+      } else if (job.lease_owner !== null) {
+        // The previous executor stopped renewing (its process died): resume from its checkpoint.
+        await appendBackfillEvent(client, {
+          jobId: job.id, environment: env.name, type: 'backfill.running', actor: EXECUTOR_ACTOR, from: 'running', to: 'running',
+          details: { name: job.name, owner, takeover: true, previousOwner: job.lease_owner, lastKey: job.last_key, rowsDone: Number(job.rows_done) },
+        });
+      }
+      return row;
+    });
   }
 
   // ---------------------------------------------------------------- one job
@@ -201,28 +187,16 @@ export function createBackfillExecutor(ctx: ServiceContext) {
 
     /** A status change of the job with its audit event, in one transaction, while this process owns it. */
     async function finish(patch: StatusPatch, details: Record<string, unknown>): Promise<boolean> {
-      const client = await pool.connect();
-      try {
-        await client.query('BEGIN');
-        await exec(client, batchSettings(env.lockTimeoutMs, env.statementTimeoutMs, appName));
-        const locked = await maybeOne<JobRow>(client, lockJob(job.id));
-        if (!locked || locked.status !== 'running' || locked.lease_owner !== owner) {
-          await client.query('ROLLBACK');
-          return false;
-        }
+      const step = await jobStep(async (client, locked, started) => {
         await exec(client, setJobStatus(job.id, { ...patch, finished: true, clearLease: true }));
         await appendBackfillEvent(client, {
           jobId: job.id, environment: env.name, type: `backfill.${patch.status}`, actor: EXECUTOR_ACTOR, from: 'running', to: patch.status,
           details: { name: job.name, owner, rowsDone: Number(locked.rows_done), rowsFailed: Number(locked.rows_failed), rowsScanned: Number(locked.rows_scanned), lastKey: locked.last_key, ...details },
         });
-        await client.query('COMMIT');
-        return true;
-      } catch (err) {
-        await client.query('ROLLBACK').catch(() => undefined);
-        throw err;
-      } finally {
-        client.release();
-      }
+        return { kind: 'ok', scanned: 0, changed: 0, failed: 0, ms: performance.now() - started };
+      });
+      if (step.kind === 'error') throw step.err;
+      return step.kind === 'ok';
     }
 
     async function readRemaining(): Promise<number | null> {
