@@ -8,7 +8,7 @@ import { scrubSecrets } from '../database/pg-errors.js';
 import type { AppConfig } from './config/index.js';
 import { authPlugin } from './plugins/auth.js';
 import { clientErrorHandler } from './plugins/client-errors.js';
-import { errorsPlugin, sendProblem } from './plugins/errors.js';
+import { errorsPlugin, frameworkError } from './plugins/errors.js';
 import { inputHygienePlugin } from './plugins/input-hygiene.js';
 import { servicesPlugin } from './plugins/services.js';
 import { metricsPlugin } from './plugins/metrics.js';
@@ -74,10 +74,7 @@ export function fastifyOptions(config: Pick<AppConfig, 'logLevel'>, opts: BuildO
     },
     // Errors raised by the router itself (a URL too long or badly encoded) get
     // the same problem+json body as every other error.
-    frameworkErrors: (error, _request, reply) => {
-      const status = typeof error.statusCode === 'number' && error.statusCode >= 400 && error.statusCode < 500 ? error.statusCode : 400;
-      void sendProblem(reply, status, error.message);
-    },
+    frameworkErrors: frameworkError,
     // Requests Node's parser refuses (431, 414, 408, malformed) get problem+json too.
     clientErrorHandler,
     requestTimeout: 60_000,

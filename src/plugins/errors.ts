@@ -1,8 +1,14 @@
-import type { FastifyError, FastifyInstance, FastifyReply } from 'fastify';
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
 import { describeConnectionError, isConnectionError } from '../../database/pg-errors.js';
 import { ServiceError } from '../../services/errors.js';
-import { AllowedMethods } from './allowed-methods.js';
+import { RouteTable } from './route-table.js';
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    routeTable: RouteTable;
+  }
+}
 
 export const PROBLEM_BASE = 'https://starforge.dev/problems/';
 const TITLES: Record<number, string> = {
@@ -47,6 +53,22 @@ function validationErrors(err: FastifyError): Array<{ path: string; message: str
   });
 }
 
+/**
+ * Fastify's frameworkErrors: errors the router raises before any route runs
+ * (a badly encoded URL, a failed constraint) get the same problem+json body;
+ * a path parameter that does not decode is named like a validation error.
+ */
+export function frameworkError(error: FastifyError, request: FastifyRequest, reply: FastifyReply): void {
+  const status = typeof error.statusCode === 'number' && error.statusCode >= 400 && error.statusCode < 500 ? error.statusCode : 400;
+  const param = error.code === 'FST_ERR_BAD_URL' ? request.server.routeTable?.undecodableParam(request.url.split('?')[0]!) : null;
+  if (param) {
+    const fault = { path: `params/${param}`, message: 'is not valid percent-encoded UTF-8 (overlong, surrogate or truncated sequence)' };
+    void sendProblem(reply, 400, `Invalid params: ${fault.path} ${fault.message}`, { errors: [fault] }, 'validation-error');
+    return;
+  }
+  void sendProblem(reply, status, error.message);
+}
+
 /** Every error leaves as application/problem+json (RFC 9457); 5xx bodies hide internals. */
 export const errorsPlugin = fp(
   async (app: FastifyInstance) => {
@@ -70,11 +92,12 @@ export const errorsPlugin = fp(
       // Fastify's own 4xx errors (bad JSON, body too large, media type) have safe messages.
       return sendProblem(reply, status, err.message);
     });
-    const allowed = new AllowedMethods();
-    app.addHook('onRoute', (route) => allowed.add(route.url, route.method));
+    const routes = new RouteTable();
+    app.decorate('routeTable', routes);
+    app.addHook('onRoute', (route) => routes.add(route.url, route.method));
     app.setNotFoundHandler((request, reply) => {
       const path = request.url.split('?')[0]!;
-      const methods = allowed.at(path);
+      const methods = routes.methodsAt(path);
       if (methods.length > 0) {
         reply.header('allow', methods.join(', '));
         return sendProblem(reply, 405, `${request.method} is not served at ${path}; allowed: ${methods.join(', ')}.`);

@@ -3,12 +3,22 @@ import type { FastifyError, FastifyInstance, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
 import { ServiceError } from '../../services/errors.js';
 import { sendProblem } from './errors.js';
+import { jsonPathAt } from './json-position.js';
 import { findBadQuery, findBadText, utf8Problem, type TextFault } from './text-rules.js';
 
 /** Longer URLs get 414 (nginx's default is 8 KiB too); Node's parser caps request line + headers at 16 KiB. */
 export const MAX_URL_LENGTH = 8192;
 
 const CHARSET = /;\s*charset\s*=\s*"?([^";\s]+)"?/i;
+
+/** 400 naming the field whose bytes are not UTF-8 (the text before them is, so it can be followed). */
+function invalidUtf8(bytes: Buffer): ServiceError {
+  const fault = utf8Problem(bytes) ?? { offset: 0, reason: 'a malformed sequence' };
+  const before = bytes.subarray(0, fault.offset).toString('utf8');
+  const { path, inName } = jsonPathAt(before, before.length);
+  const message = `${inName ? 'has a field name that is' : 'is'} not valid UTF-8 (byte ${fault.offset} of the body: ${fault.reason})`;
+  return new ServiceError(400, 'validation-error', `Invalid body: ${path} ${message}`, { errors: [{ path, message }] });
+}
 
 function textFault(fault: TextFault): ServiceError {
   const where = fault.path.split('/')[0];
@@ -73,9 +83,7 @@ export const inputHygienePlugin = fp(
       }
       const bytes = body as Buffer;
       if (!isUtf8(bytes)) {
-        const fault = utf8Problem(bytes);
-        const message = `is not valid UTF-8 (byte ${fault?.offset ?? 0}: ${fault?.reason ?? 'a malformed sequence'})`;
-        done(new ServiceError(400, 'invalid-utf8', `The request body ${message}.`, { errors: [{ path: 'body', message }] }), undefined);
+        done(invalidUtf8(bytes), undefined);
         return;
       }
       parseJson(request, bytes.toString('utf8'), done);
