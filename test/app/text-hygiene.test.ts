@@ -194,6 +194,8 @@ function sample(schema: Schema, name: string): unknown {
 }
 
 const MARK = 'HYGIENE-MARK-7f3a';
+// production has the target run open; a create there would stop at 409 before any write.
+const BODY_OVERRIDES: Record<string, Record<string, unknown>> = { 'POST /v1/runs': { environment: 'staging' } };
 
 /** The request for `field` carrying `bad`; every other part valid. */
 function attack(field: Field, bad: BadString): Buffer {
@@ -215,7 +217,7 @@ function attack(field: Field, bad: BadString): Buffer {
   if (query.length) path += `?${query.join('&')}`;
   let body: Buffer | undefined;
   if (op.body) {
-    const value = (sample(op.body, '') ?? {}) as Record<string, unknown>;
+    const value = { ...(sample(op.body, '') ?? {}) as Record<string, unknown>, ...BODY_OVERRIDES[`${op.method} ${op.path}`] };
     if (field.in === 'body') {
       let at = value;
       for (const key of field.name.slice(0, -1)) {
