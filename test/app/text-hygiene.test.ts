@@ -20,9 +20,15 @@ let runId: string;
 
 before(async () => {
   t = await startTestApp({ label: 'hygiene' });
+  // Listening starts the background work (the notifier); let it drain the
+  // outbox of the seed run's events before anything is measured.
+  port = await listeningPort(t.app);
   runId = (await createAwaiting(t, 'alice', { environment: 'production', description: 'hygiene target' })).id;
   await t.settle();
-  port = await listeningPort(t.app);
+  for (let i = 0; i < 150; i++) {
+    if ((await t.control.query('SELECT count(*)::int AS n FROM notification_outbox')).rows[0].n === 0) break;
+    await new Promise((r) => setTimeout(r, 100));
+  }
 });
 after(() => t.close());
 
