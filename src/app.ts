@@ -7,7 +7,9 @@ import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastif
 import { scrubSecrets } from '../database/pg-errors.js';
 import type { AppConfig } from './config/index.js';
 import { authPlugin } from './plugins/auth.js';
-import { errorsPlugin, sendProblem } from './plugins/errors.js';
+import { clientErrorHandler } from './plugins/client-errors.js';
+import { errorsPlugin, frameworkError } from './plugins/errors.js';
+import { inputHygienePlugin } from './plugins/input-hygiene.js';
 import { servicesPlugin } from './plugins/services.js';
 import { metricsPlugin } from './plugins/metrics.js';
 import { etlRoutes } from '../routes/etl/index.js';
@@ -72,13 +74,13 @@ export function fastifyOptions(config: Pick<AppConfig, 'logLevel'>, opts: BuildO
     },
     // Errors raised by the router itself (a URL too long or badly encoded) get
     // the same problem+json body as every other error.
-    frameworkErrors: (error, _request, reply) => {
-      const status = typeof error.statusCode === 'number' && error.statusCode >= 400 && error.statusCode < 500 ? error.statusCode : 400;
-      void sendProblem(reply, status, error.message);
-    },
+    frameworkErrors: frameworkError,
+    // Requests Node's parser refuses (431, 414, 408, malformed) get problem+json too.
+    clientErrorHandler,
     requestTimeout: 60_000,
     connectionTimeout: 60_000,
-    return503OnClosing: true,
+    // input-hygiene.ts answers 503 while closing, as problem+json (Fastify's own is plain JSON).
+    return503OnClosing: false,
   };
 }
 
@@ -103,6 +105,7 @@ async function starforge(fastify: FastifyInstance, opts: { config: AppConfig }):
   fastify.addSchema(Run);
   fastify.addSchema(BackfillJob);
   await fastify.register(errorsPlugin);
+  await fastify.register(inputHygienePlugin);
   await fastify.register(swaggerPlugin);
   await fastify.register(authPlugin, { tokens: opts.config.authTokens });
   await fastify.register(servicesPlugin, { config: opts.config });

@@ -15,7 +15,7 @@ import type { ServiceContext } from '../context.js';
 import { conflict, forbidden, notFound, unprocessable } from '../errors.js';
 import { readAppliedMigrations } from '../migrations/pending.js';
 import type { PreflightReport } from '../preflight/report.js';
-import type { Principal } from '../principal.js';
+import { sameSubject, type Principal } from '../principal.js';
 import type { RunStatus } from '../runs/state-machine.js';
 import { lockRunForUpdate, transition } from '../runs/transition.js';
 import { backupTables, restoreBackup, type BackupRecord } from './backup.js';
@@ -153,7 +153,7 @@ export function createRollbackService(ctx: ServiceContext) {
       const run = await lockRunForUpdate(client, runId);
       const open = await maybeOne<RollbackRow>(client, openRollbackRequest(runId));
       if (!open || open.status !== 'awaiting_approval') throw conflict(`Run ${runId} has no rollback request awaiting approval.`);
-      if (open.requested_by === principal.subject) {
+      if (sameSubject(open.requested_by, principal.subject)) {
         throw forbidden(`${principal.subject} asked for this ${open.mode}; another sre must approve it.`);
       }
       const comment = input.comment ?? '';

@@ -4,7 +4,7 @@ import { approvalsForDigest, insertApproval } from '../../database/sql/approvals
 import { appendEvent } from '../audit.js';
 import type { ServiceContext } from '../context.js';
 import { conflict, forbidden } from '../errors.js';
-import { hasRole, type Principal } from '../principal.js';
+import { hasRole, sameSubject, type Principal } from '../principal.js';
 import { lockRunForUpdate, transition } from '../runs/transition.js';
 import { scheduleApproved } from '../scheduler/schedule-run.js';
 import { fillsASlot, openSlots, type ApproverRole } from './policy.js';
@@ -27,14 +27,14 @@ export function createApprovalsService(ctx: ServiceContext) {
     try {
       await transaction(ctx.control, async (client) => {
         const run = await lockRunForUpdate(client, runId);
-        if (run.requested_by === principal.subject) {
+        if (sameSubject(run.requested_by, principal.subject)) {
           throw forbidden(`${principal.subject} requested run ${runId} and cannot ${input.decision} it; ask another ${input.role} approver${input.decision === 'reject' ? ' or cancel the run' : ''}.`);
         }
         if (run.status !== 'awaiting_approval') {
           throw conflict(`Run ${runId} is ${run.status}; decisions are only taken while it is awaiting_approval.`, { currentStatus: run.status });
         }
         const decided = await rows<{ subject: string; role: string; decision: string }>(client, approvalsForDigest(runId, run.digest));
-        const mine = decided.find((d) => d.subject === principal.subject);
+        const mine = decided.find((d) => sameSubject(d.subject, principal.subject));
         if (mine) {
           throw conflict(`${principal.subject} already decided on this run (${mine.decision} as ${mine.role}); one subject cannot approve twice or fill two roles.`);
         }

@@ -6,7 +6,7 @@ import { activeRunFor } from '../../database/sql/runs.js';
 import { appendEvent } from '../audit.js';
 import type { ServiceContext } from '../context.js';
 import { conflict, unavailable } from '../errors.js';
-import type { Principal } from '../principal.js';
+import { sameSubject, type Principal } from '../principal.js';
 import { environmentOf, targetTimeout } from './health.js';
 
 // Runs in these statuses have paused the workers themselves and resume them
@@ -79,7 +79,7 @@ export function createEtlControlService(ctx: ServiceContext) {
         // Someone else pausing an already paused ETL (an operator while an apply
         // holds it) records who wants it paused and why: it is then no longer the
         // apply's pause to lift. The same subject pausing again changes nothing.
-        if (before.paused === paused && (!paused || before.changed_by === principal.subject)) {
+        if (before.paused === paused && (!paused || (before.changed_by !== null && sameSubject(before.changed_by, principal.subject)))) {
           await rollback();
           return state(before, false);
         }

@@ -8,7 +8,7 @@ import { openSlots } from '../approvals/policy.js';
 import { createBackground, withRunLock } from '../background.js';
 import type { ServiceContext } from '../context.js';
 import { conflict, forbidden, notFound } from '../errors.js';
-import { hasRole, type Principal } from '../principal.js';
+import { hasRole, sameSubject, type Principal } from '../principal.js';
 import { ACTIVE_STATUSES } from '../runs/state-machine.js';
 import { lockRunForUpdate, transition } from '../runs/transition.js';
 import { scheduleApproved } from '../scheduler/schedule-run.js';
@@ -117,7 +117,7 @@ export function createPreflightService(ctx: ServiceContext) {
       await transaction(control, async (client) => {
         const run = await lockRunForUpdate(client, runId);
         environment = run.environment;
-        if (principal !== 'system' && !hasRole(principal, 'operator') && run.requested_by !== principal.subject) {
+        if (principal !== 'system' && !hasRole(principal, 'operator') && !sameSubject(run.requested_by, principal.subject)) {
           throw forbidden(`Only the requester (${run.requested_by}) or an operator may re-run preflight for run ${runId}.`);
         }
         await transition(client, run, 'preflight_running', { actor, type: 'preflight.started' });

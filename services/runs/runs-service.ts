@@ -8,7 +8,7 @@ import { appendEvent } from '../audit.js';
 import type { ServiceContext } from '../context.js';
 import { badRequest, conflict, forbidden, notFound, unprocessable } from '../errors.js';
 import { computePending, readAppliedMigrations, readMigrationFiles } from '../migrations/pending.js';
-import { hasRole, type Principal } from '../principal.js';
+import { hasRole, sameSubject, type Principal } from '../principal.js';
 import { presentRun, type ApiRun } from './present.js';
 import { ACTIVE_STATUSES, type RunStatus } from './state-machine.js';
 import { lockRunForUpdate, transition } from './transition.js';
@@ -208,7 +208,7 @@ export function createRunsService(ctx: RunsServiceDeps) {
   async function cancel(id: string, principal: Principal, reason?: string): Promise<ApiRun> {
     await transaction(control, async (client) => {
       const run = await lockRunForUpdate(client, id);
-      if (!hasRole(principal, 'operator') && run.requested_by !== principal.subject) {
+      if (!hasRole(principal, 'operator') && !sameSubject(run.requested_by, principal.subject)) {
         throw forbidden(`Only the requester (${run.requested_by}) or an operator may cancel run ${id}.`);
       }
       await transition(client, run, 'cancelled', { actor: principal.subject, expect: CANCELLABLE, details: { reason: reason ?? null } });

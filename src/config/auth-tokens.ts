@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { ROLES, type Role } from '../../services/principal.js';
+import { ROLES, subjectKey, type Role } from '../../services/principal.js';
 import { ConfigError } from './config-error.js';
 
 export { ROLES, type Role };
@@ -26,7 +26,8 @@ export function parseAuthTokens(json: string, key: string): TokenEntry[] {
     throw new ConfigError(key, 'is not valid JSON (expected an array of {subject, roles, token|sha256})');
   }
   if (!Array.isArray(parsed)) throw new ConfigError(key, 'must be a JSON array of {subject, roles, token|sha256}');
-  const seenSubjects = new Set<string>();
+  // Keyed by subjectKey: two spellings of one person would let them approve their own run.
+  const seenSubjects = new Map<string, { at: string; subject: string }>();
   const seenHashes = new Set<string>();
   return parsed.map((raw: unknown, i) => {
     const at = `${key}[${i}]`;
@@ -39,8 +40,13 @@ export function parseAuthTokens(json: string, key: string): TokenEntry[] {
     if (typeof subject !== 'string' || !/^[A-Za-z0-9._@-]{1,100}$/.test(subject)) {
       throw new ConfigError(`${at}.subject`, 'must be 1-100 characters of letters, digits, ".", "_", "@" or "-"');
     }
-    if (seenSubjects.has(subject)) throw new ConfigError(`${at}.subject`, `"${subject}" appears twice`);
-    seenSubjects.add(subject);
+    const earlier = seenSubjects.get(subjectKey(subject));
+    if (earlier?.subject === subject) throw new ConfigError(`${at}.subject`, `"${subject}" appears twice (also ${earlier.at}.subject)`);
+    if (earlier) {
+      throw new ConfigError(`${at}.subject`, `"${subject}" and "${earlier.subject}" (${earlier.at}.subject) differ only in case or Unicode form; `
+        + 'subjects are compared case-insensitively after NFKC normalization, so they would be one person holding two tokens. Give each person one subject');
+    }
+    seenSubjects.set(subjectKey(subject), { at, subject });
     if (!Array.isArray(roles) || roles.length === 0) throw new ConfigError(`${at}.roles`, `must be a non-empty array of ${ROLES.join(', ')}`);
     for (const role of roles) {
       if (!ROLES.includes(role as Role)) throw new ConfigError(`${at}.roles`, `unknown role "${String(role)}" (known: ${ROLES.join(', ')})`);
