@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { dirname, relative, resolve, sep } from 'node:path';
+import { dirname, posix, relative, resolve, sep } from 'node:path';
 import type { EnvironmentConfig } from '../../src/config/environments.js';
 import { importClosure, type ClosureProblem, type SealedFile } from './import-closure.js';
 import type { PendingSet } from './pending.js';
@@ -41,14 +41,17 @@ export const closureRootOf = (migrationsDir: string): string => dirname(resolve(
 const toPosix = (path: string) => path.split(sep).join('/');
 
 /**
- * sha256 over every snapshot file's path and content hash: migrations in run
+ * sha256 over every snapshot file's name and content hash: migrations in run
  * order, then modules by path. What approvals bind to: renaming, editing,
- * adding or dropping any file of the snapshot changes it.
+ * adding or dropping any file of the snapshot changes it. Paths are taken
+ * relative to the migrations directory ('../lib/helper.mjs'), so the same
+ * files give the same digest whatever the directory is called.
  */
-export function snapshotDigest(migrations: ReadonlyArray<{ path: string; sha256: string }>, modules: ReadonlyArray<{ path: string; sha256: string }>): string {
+export function snapshotDigest(migrationsPath: string, migrations: ReadonlyArray<{ file: string; sha256: string }>, modules: ReadonlyArray<{ path: string; sha256: string }>): string {
   const hash = createHash('sha256').update('starforge-sealed-snapshot-v1\n');
-  for (const m of migrations) hash.update(`migration\0${m.path}\0${m.sha256}\n`);
-  for (const m of [...modules].sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0))) hash.update(`module\0${m.path}\0${m.sha256}\n`);
+  for (const m of migrations) hash.update(`migration\0${m.file}\0${m.sha256}\n`);
+  const named = modules.map((m) => ({ name: posix.relative(migrationsPath || '.', m.path), sha256: m.sha256 }));
+  for (const m of named.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))) hash.update(`module\0${m.name}\0${m.sha256}\n`);
   return hash.digest('hex');
 }
 
@@ -62,6 +65,6 @@ export async function sealPendingSet(env: EnvironmentConfig, set: PendingSet): P
   const at = (file: string) => (migrationsPath ? `${migrationsPath}/${file}` : file);
   const migrations: SnapshotMigration[] = set.pending.map((m) => ({ name: m.name, file: m.file, path: at(m.file), sha256: m.sha256, bytes: m.bytes }));
   const { modules, problems } = await importClosure({ root, migrationsDir: env.migrationsDir, migrations: set.pending });
-  const digest = snapshotDigest(migrations, modules);
+  const digest = snapshotDigest(migrationsPath, migrations, modules);
   return { set: { ...set, digest }, snapshot: { root, migrationsPath, migrations, modules, digest }, problems };
 }

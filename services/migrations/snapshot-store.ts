@@ -74,7 +74,7 @@ export async function loadSnapshot(db: Queryable, runId: string, digest: string)
     migrations.push({ name: basename(file, extname(file)), file, path: f.path, sha256: f.sha256, bytes: f.content });
   }
   if (migrations.length === 0) throw corrupt('it holds no migration');
-  const recomputed = snapshotDigest(migrations, modules);
+  const recomputed = snapshotDigest(head.migrations_path, migrations, modules);
   if (recomputed !== digest) throw corrupt(`its files make up digest ${recomputed.slice(0, 12)}…, not the approved ${digest.slice(0, 12)}…`);
   return { root: head.source_root, migrationsPath: head.migrations_path, migrations, modules, digest, createdAt: head.created_at };
 }
