@@ -90,11 +90,12 @@ const remove = (path: string) => unlink(join(tree, path));
 
 // A file added, edited, removed or renamed: a `.js` migration, a `.sql` migration and the helper the `.js` one imports.
 const CHANGES: Record<string, () => Promise<void>> = {
-  'js added': () => write('migrations/3000_evil.js', `export const up = (pgm) => { pgm.sql('CREATE TABLE evil (id int)'); };\nexport const down = (pgm) => { pgm.sql('DROP TABLE evil'); };\n`),
+  // Added files sort between the applied migrations and the approved ones: the runner's "next pending on disk".
+  'js added': () => write('migrations/1500_evil.js', `export const up = (pgm) => { pgm.sql('CREATE TABLE evil (id int)'); };\nexport const down = (pgm) => { pgm.sql('DROP TABLE evil'); };\n`),
   'js edited': () => write('migrations/2000_add-note.js', `export const up = (pgm) => { pgm.sql('ALTER TABLE accounts ADD COLUMN evil text'); };\nexport const down = (pgm) => { pgm.sql('ALTER TABLE accounts DROP COLUMN evil'); };\n`),
   'js removed': () => remove('migrations/2000_add-note.js'),
   'js renamed': () => move('migrations/2000_add-note.js', 'migrations/2050_add-note.js'),
-  'sql added': () => write('migrations/3000_evil.sql', 'CREATE TABLE evil (id int);\n'),
+  'sql added': () => write('migrations/1500_evil.sql', 'CREATE TABLE evil (id int);\n'),
   'sql edited': () => write('migrations/2100_add-score.sql', '-- Up Migration\nALTER TABLE accounts ADD COLUMN evil int;\n-- Down Migration\nALTER TABLE accounts DROP COLUMN evil;\n'),
   'sql removed': () => remove('migrations/2100_add-score.sql'),
   'sql renamed': () => move('migrations/2100_add-score.sql', 'migrations/2150_add-score.sql'),
