@@ -39,12 +39,21 @@ function alive(pid: number): boolean {
   }
 }
 
+// null while another process is still writing it (or never did): then only its age counts.
+async function readOwner(dir: string): Promise<{ host?: string; pid?: number; token?: string } | null> {
+  try {
+    return JSON.parse(await readFile(join(dir, OWNER_FILE), 'utf8')) as { host?: string; pid?: number; token?: string };
+  } catch {
+    return null;
+  }
+}
+
 /** Removes copies left by processes of this host that are gone (or an earlier life of this pid). */
 async function sweep(base: string): Promise<void> {
   const entries = await readdir(base).catch(() => [] as string[]);
   for (const entry of entries) {
     const dir = join(base, entry);
-    const owner = await readFile(join(dir, OWNER_FILE), 'utf8').then((t) => JSON.parse(t) as { host?: string; pid?: number; token?: string }, () => null);
+    const owner = await readOwner(dir);
     const stale = owner
       ? owner.host === hostname() && owner.token !== PROCESS_TOKEN && typeof owner.pid === 'number' && (owner.pid === process.pid || !alive(owner.pid))
       : Date.now() - ((await stat(dir).catch(() => null))?.mtimeMs ?? Date.now()) > UNOWNED_GRACE_MS;

@@ -1,7 +1,9 @@
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
+import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, afterEach, before, describe, test } from 'node:test';
@@ -234,7 +236,17 @@ describe('materializeSnapshot', () => {
       async () => { await rm(join(copy.root, 'lib', 'quote.cjs')); await writeFile(join(copy.root, 'lib', 'quote.cjs'), QUOTE_CJS); }, /changed: lib\/quote\.cjs/);
     await refused(() => rm(join(copy.dir, '2100_add-score.sql')), () => writeFile(join(copy.dir, '2100_add-score.sql'), SCORE_SQL), /missing: migrations\/2100_add-score\.sql/);
 
+    // Copies a killed process left are swept; one another process is still writing is not (nor does it break the sweep).
+    const exited = spawnSync(process.execPath, ['-e', '']).pid!;
+    const base = join(dataDir, 'sealed-runs');
+    await mkdir(join(base, 'dead-run-1'), { recursive: true });
+    await writeFile(join(base, 'dead-run-1', 'owner.json'), JSON.stringify({ host: hostname(), pid: exited, token: 'x' }));
+    await mkdir(join(base, 'being-written-1'), { recursive: true });
+    await writeFile(join(base, 'being-written-1', 'owner.json'), '');
     const second = await materializeSnapshot(control, run.id, { digest: run.digest, dataDir });
+    assert.equal(existsSync(join(base, 'dead-run-1')), false, 'the dead process\'s copy is removed');
+    assert.equal(existsSync(join(base, 'being-written-1')), true);
+    await rm(join(base, 'being-written-1'), { recursive: true });
     assert.notEqual(second.root, copy.root, 'every use gets a fresh path (no module cache can serve an old copy)');
     await copy.cleanup();
     await second.cleanup();
