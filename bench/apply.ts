@@ -8,6 +8,7 @@ import { join, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { migrate } from '../services/apply/migrate.js';
 import { listMigrationFiles } from '../services/migrations/files.js';
+import { diskSource } from '../services/migrations/source.js';
 import { parseMigrationConfig } from '../src/config/environments.js';
 import { PROJECT_ROOT } from '../src/paths.js';
 import { benchServer, median, writeResult } from './support.js';
@@ -42,6 +43,7 @@ async function main(): Promise<void> {
       started = performance.now();
       const result = await migrate({
         environment: env, targetUrl: b.url, direction: 'up', migrations: files.map((f) => ({ name: f.name, sha256: f.sha256 })),
+        source: async () => diskSource(dir, new Map(files.map((f) => [f.name, f.sha256]))),
         budget: { ...env.lockRetries, deadline: null }, log: () => undefined,
       });
       service.push(performance.now() - started);

@@ -11,6 +11,7 @@ import { performance } from 'node:perf_hooks';
 import pg from 'pg';
 import { migrate } from '../services/apply/migrate.js';
 import { listMigrationFiles } from '../services/migrations/files.js';
+import { diskSource } from '../services/migrations/source.js';
 import { parseMigrationConfig } from '../src/config/environments.js';
 import { PROJECT_ROOT } from '../src/paths.js';
 import { benchServer, writeResult } from './support.js';
@@ -73,7 +74,7 @@ async function main(): Promise<void> {
     const files = await listMigrationFiles(dir);
     let retries = 0;
     const service = await scenario(db.url, async () => {
-      const result = await migrate({ environment: env, targetUrl: db.url, direction: 'up', migrations: files.map((f) => ({ name: f.name, sha256: f.sha256 })), budget: { ...env.lockRetries, deadline: null }, log: () => undefined });
+      const result = await migrate({ environment: env, targetUrl: db.url, direction: 'up', migrations: files.map((f) => ({ name: f.name, sha256: f.sha256 })), source: async () => diskSource(dir, new Map(files.map((f) => [f.name, f.sha256]))), budget: { ...env.lockRetries, deadline: null }, log: () => undefined });
       if (result.failure) throw new Error(result.failure.message);
       retries = result.lockRetries;
     });

@@ -9,6 +9,9 @@ import { createBackground } from '../background.js';
 import type { ServiceContext } from '../context.js';
 import { conflict, notFound, ServiceError, unprocessable } from '../errors.js';
 import { computePending, readAppliedMigrations, readMigrationFiles } from '../migrations/pending.js';
+import { sealPendingSet } from '../migrations/seal.js';
+import { sealedSnapshot } from '../migrations/snapshot.js';
+import { sealedSnapshotProblem } from '../migrations/snapshot-store.js';
 import type { Principal } from '../principal.js';
 import type { RunStatus } from '../runs/state-machine.js';
 import { lockRunForUpdate, transition } from '../runs/transition.js';
@@ -58,6 +61,8 @@ const RUNBOOK_ON_FAILED_VERIFICATION =
 
 /** Why the approved content and the target no longer match, or null when they do. */
 export async function driftOf(ctx: ServiceContext, run: RunRow, env: EnvironmentConfig): Promise<string | null> {
+  const unsealed = await sealedSnapshotProblem(ctx.control, run);
+  if (unsealed) return unsealed;
   const files = await readMigrationFiles(env);
   const applied = await ctx.targets.withClient(env, (client) => readAppliedMigrations(client, env));
   let set;
@@ -66,6 +71,10 @@ export async function driftOf(ctx: ServiceContext, run: RunRow, env: Environment
   } catch (err) {
     return (err as Error).message;
   }
+  const sealed = await sealPendingSet(env, set);
+  const unsealable = sealed.problems.find((p) => p.severity === 'error');
+  if (unsealable) return unsealable.message;
+  set = sealed.set;
   const approved = run.migrations.map((m) => m.name).join(', ');
   const now = set.pending.map((m) => m.name).join(', ');
   if (set.digest === run.digest) return null;
@@ -243,6 +252,7 @@ export function createApplyService(ctx: ServiceContext) {
       targetUrl,
       direction: 'up',
       migrations: run.migrations,
+      source: sealedSnapshot(control, run, config.dataDir),
       // Started in a window: no lock retry may begin after it closes.
       budget: { ...env.lockRetries, deadline },
       log: runLog.phase('migrate'),

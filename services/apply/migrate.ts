@@ -1,10 +1,11 @@
 import pg from 'pg';
 import { maybeOne, one, rows } from '../../database/db.js';
+import { scrubSecrets } from '../../database/pg-errors.js';
 import { LOCK_NOT_AVAILABLE } from '../../database/pg-errors.js';
 import { invalidIndexes, releaseMigrationLock, setSessionTimeouts, tryMigrationLock } from '../../database/sql/apply-target.js';
 import type { EnvironmentConfig } from '../../src/config/environments.js';
-import { verifiedLoaders } from '../migrations/loader.js';
 import { runMigrations } from '../migrations/run-one.js';
+import type { MigrationSource, SourceOpener } from '../migrations/source.js';
 import { nextRetryDelay, sleep, type RetryBudget } from './lock-retry.js';
 
 export interface MigrationToRun {
@@ -43,6 +44,11 @@ export interface MigrateOptions {
   direction: 'up' | 'down';
   /** Exactly these migrations, in the order they must run (newest first for down). */
   migrations: MigrationToRun[];
+  /**
+   * Where they are read from: the run's sealed snapshot (services/migrations/snapshot.ts
+   * sealedSnapshot), opened once the migration lock is held and closed when done.
+   */
+  source: SourceOpener;
   budget: RetryBudget;
   /** How long to poll for node-pg-migrate's lock before giving up. */
   lockWaitMs?: number;
@@ -67,6 +73,7 @@ export async function migrate(opts: MigrateOptions): Promise<MigrateResult> {
   let lockRetries = 0;
   await client.connect();
   let locked = false;
+  let source: MigrationSource | null = null;
   try {
     await one(client, setSessionTimeouts(env.lockTimeoutMs, env.statementTimeoutMs));
     // Poll rather than block: a session blocked on an advisory lock can
@@ -82,14 +89,19 @@ export async function migrate(opts: MigrateOptions): Promise<MigrateResult> {
     }
     opts.log(`migration lock taken; lock_timeout ${env.lockTimeoutMs} ms, statement_timeout ${env.statementTimeoutMs} ms`);
 
-    const loaders = verifiedLoaders(new Map(opts.migrations.map((m) => [m.name, m.sha256])));
+    try {
+      source = await opts.source();
+    } catch (err) {
+      return { steps, lockRetries, failure: { code: 'content-changed', migration: null, statement: null, sqlState: null, transactional: true, partial: null, message: scrubSecrets((err as Error).message, secrets) } };
+    }
+    opts.log(`migrations read from ${source.sealed ? 'the run-private copy of the sealed snapshot' : 'the directory'} ${source.dir}`);
     // One runner call for everything left; after a lock-timeout retry, one for the rest.
     // (Ledger and audit writes for a call's migrations happen once the call returns: after a
     // crash, reconciliation reads the target's migrations table, which is always exact.)
     let index = 0;
     let attempt = 1;
     while (index < opts.migrations.length) {
-      const { completed, failed } = await runMigrations(client, env, direction, opts.migrations.length - index, { secrets, loaders });
+      const { completed, failed } = await runMigrations(client, env, direction, opts.migrations.length - index, { secrets, source });
       for (const outcome of completed) {
         const expected = opts.migrations[index]!;
         if (outcome.migration !== expected.name) {
@@ -154,6 +166,7 @@ export async function migrate(opts: MigrateOptions): Promise<MigrateResult> {
     }
     return { steps, lockRetries, failure: null };
   } finally {
+    await source?.close().catch(() => undefined);
     if (locked) await maybeOne(client, releaseMigrationLock()).catch(() => undefined);
     await client.end().catch(() => undefined);
   }

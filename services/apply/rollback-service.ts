@@ -14,6 +14,8 @@ import { createBackground, withRunLock } from '../background.js';
 import type { ServiceContext } from '../context.js';
 import { conflict, forbidden, notFound, unprocessable } from '../errors.js';
 import { readAppliedMigrations } from '../migrations/pending.js';
+import { sealedSnapshot } from '../migrations/snapshot.js';
+import { sealedSnapshotProblem } from '../migrations/snapshot-store.js';
 import type { PreflightReport } from '../preflight/report.js';
 import { sameSubject, type Principal } from '../principal.js';
 import type { RunStatus } from '../runs/state-machine.js';
@@ -101,6 +103,9 @@ export function createRollbackService(ctx: ServiceContext) {
   async function downBlocker(run: RunRow & { apply_state: ApplyState }, env: EnvironmentConfig): Promise<string | null> {
     const mine = appliedByRun(run);
     if (mine.length === 0) return 'this run applied no migration, so there is nothing to revert (use restore if a partial change landed)';
+    // `down` runs the approved bytes only: from the run's sealed snapshot.
+    const unsealed = await sealedSnapshotProblem(control, run);
+    if (unsealed) return `${unsealed}; \`down\` runs only sealed bytes, so use mode "restore"`;
     const applied = await ctx.targets.withClient(env, (client) => readAppliedMigrations(client, env));
     const tail = applied.slice(-mine.length).map((a) => a.name);
     if (tail.join() !== mine.map((m) => m.name).join()) {
@@ -228,6 +233,7 @@ export function createRollbackService(ctx: ServiceContext) {
         targetUrl,
         direction: 'down',
         migrations: [...mine].reverse(),
+        source: sealedSnapshot(control, run, config.dataDir),
         budget: { ...env.lockRetries, deadline: null },
         log: runLog.phase('rollback'),
         onStep: async (step) => {

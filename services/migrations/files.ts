@@ -6,6 +6,8 @@ export interface MigrationFile {
   name: string;
   file: string;
   sha256: string;
+  /** The bytes `sha256` was computed from: what a sealed snapshot stores, never read twice. */
+  bytes: Buffer;
 }
 
 // Same order as node-pg-migrate's loader: numeric prefix first (17-digit
@@ -39,7 +41,7 @@ export async function listMigrationFiles(dir: string): Promise<MigrationFile[]> 
   return Promise.all(
     files.map(async (f) => {
       const bytes = await readFile(join(dir, f));
-      return { name: basename(f, extname(f)), file: f, sha256: createHash('sha256').update(bytes).digest('hex') };
+      return { name: basename(f, extname(f)), file: f, sha256: createHash('sha256').update(bytes).digest('hex'), bytes };
     }),
   );
 }

@@ -3,7 +3,10 @@ import pg from 'pg';
 import { runner } from 'node-pg-migrate';
 import { scrubSecrets } from '../../database/pg-errors.js';
 import type { EnvironmentConfig } from '../../src/config/environments.js';
-import { MigrationChangedError, type verifiedLoaders } from './loader.js';
+import { compareMigrationNames } from './files.js';
+import { MigrationChangedError } from './loader.js';
+import { readAppliedMigrations } from './pending.js';
+import type { MigrationSource } from './source.js';
 
 const MARKER = /^### MIGRATION (.+) \((UP|DOWN)\) ###$/;
 const BOOKKEEPING = /^(BEGIN|COMMIT);?$/i;
@@ -26,7 +29,21 @@ export interface StepOutcome {
 
 export interface RunOneOptions {
   secrets: string[];
-  loaders: ReturnType<typeof verifiedLoaders>;
+  /** What node-pg-migrate reads: a sealed snapshot (snapshot.ts) or a directory on disk (source.ts). */
+  source: MigrationSource;
+}
+
+/**
+ * node-pg-migrate's checkOrder for a sealed source, whose directory holds only
+ * the run's migrations: refuses to run one that sorts before a migration the
+ * target already has (another tool applied something since the drift check).
+ */
+async function sealedOrderProblem(client: pg.ClientBase, env: EnvironmentConfig, sealed: string[]): Promise<string | null> {
+  const applied = (await readAppliedMigrations(client, env)).map((a) => a.name);
+  const next = sealed.find((name) => !applied.includes(name));
+  if (next === undefined) return null;
+  const later = applied.filter((name) => compareMigrationNames(name, next) >= 0);
+  return later.length ? `Not run migration ${next} would run after already applied migration ${later[later.length - 1]}; the target changed since the drift check.` : null;
 }
 
 export interface RunManyResult {
@@ -64,18 +81,24 @@ export async function runMigrations(client: pg.ClientBase, env: EnvironmentConfi
   };
   let error: StepOutcome['error'] = null;
   try {
+    // Right before the runner reads them: the files still have the bytes they were sealed with.
+    await opts.source.verify();
+    if (opts.source.sealed && direction === 'up') {
+      const problem = await sealedOrderProblem(client, env, opts.source.sealed);
+      if (problem) throw new Error(problem);
+    }
     await runner({
       dbClient: capturing as unknown as pg.ClientBase,
-      dir: env.migrationsDir,
+      dir: opts.source.dir,
       migrationsTable: env.migrationsTable,
       migrationsSchema: env.migrationsSchema,
       direction,
       count,
       singleTransaction: false,
       noLock: true,
-      checkOrder: true,
+      checkOrder: opts.source.sealed === null,
       logger,
-      migrationLoaderStrategies: opts.loaders,
+      migrationLoaderStrategies: opts.source.loaders,
     });
   } catch (err) {
     const e = err as pg.DatabaseError;

@@ -1,14 +1,14 @@
-import { readFile } from 'node:fs/promises';
-import { join } from 'node:path';
 import type { RunRow } from '../../database/sql/runs.js';
 import type { ServiceContext } from '../context.js';
 import { ServiceError } from '../errors.js';
 import type { MigrationFile } from '../migrations/files.js';
 import { computePending, readAppliedMigrations, readMigrationFiles, type PendingSet } from '../migrations/pending.js';
+import { materializeSnapshot } from '../migrations/snapshot.js';
 import { checkTarget, serverFactsOf } from './checks.js';
 import { ownerTag } from './ephemeral.js';
 import { estimateImpact } from './impact.js';
 import { rehearse, type RehearsalResult } from './rehearsal.js';
+import { sealForPreflight } from './seal-snapshot.js';
 import type { Finding, PreflightCheck, PreflightReport } from './report.js';
 import { applyAcknowledgements, createdExtensions, lintMigration } from './sql-analysis/index.js';
 
@@ -33,11 +33,12 @@ function rehearsalFindings(rehearsal: RehearsalResult): Finding[] {
   }];
 }
 
-async function sources(files: MigrationFile[], dir: string, names: string[]): Promise<Map<string, string>> {
+// The sealed bytes (read once, when hashed), not the file as it is now.
+function sources(files: MigrationFile[], names: string[]): Map<string, string> {
   const out = new Map<string, string>();
   for (const name of names) {
     const file = files.find((f) => f.name === name);
-    if (file) out.set(name, await readFile(join(dir, file.file), 'utf8'));
+    if (file) out.set(name, file.bytes.toString('utf8'));
   }
   return out;
 }
@@ -100,6 +101,12 @@ export async function buildPreflightReport(ctx: ServiceContext, run: RunRow): Pr
     fail('nothing-to-apply', `Every migration is already applied to ${env.name}; cancel this run.`);
     return finish(set);
   }
+  // Seal what the digest covers (migrations and the local modules they import) before anything runs it.
+  const seal = await sealForPreflight(ctx, run.id, env, set);
+  set = seal.set;
+  checks.push(seal.check);
+  findings.push(...seal.findings);
+  if (!seal.stored) return finish(set);
   if (set.digest !== run.digest) {
     findings.push({
       rule: 'content-changed', severity: 'info', migration: null, statement: null, acknowledged: null,
@@ -108,6 +115,7 @@ export async function buildPreflightReport(ctx: ServiceContext, run: RunRow): Pr
   }
 
   const pendingNames = set.pending.map((m) => m.name);
+  const source = await materializeSnapshot(ctx.control, run.id, { digest: set.digest, dataDir: ctx.config.dataDir });
   const rehearsal = await rehearse({
     runId: run.id,
     environment: env,
@@ -117,8 +125,8 @@ export async function buildPreflightReport(ctx: ServiceContext, run: RunRow): Pr
     owner: ownerTag(ctx.config.databaseUrl!),
     applied: set.applied,
     pending: pendingNames,
-    expected: new Map(set.pending.map((m) => [m.name, m.sha256])),
-  });
+    source,
+  }).finally(() => source.cleanup());
   checks.push({
     id: 'rehearsal',
     status: rehearsal.failed ? 'fail' : 'pass',
@@ -134,7 +142,7 @@ export async function buildPreflightReport(ctx: ServiceContext, run: RunRow): Pr
     notes.push('Smoke ETL on the rehearsal copy not run.');
   }
 
-  const texts = await sources(files, env.migrationsDir, pendingNames);
+  const texts = sources(files, pendingNames);
   const lint: Finding[] = [];
   for (const name of pendingNames) {
     const trace = rehearsal.traces[name];

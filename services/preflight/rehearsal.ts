@@ -8,8 +8,8 @@ import { insertMigrationHistory, userIndexes, userTables } from '../../database/
 import type { EnvironmentConfig } from '../../src/config/environments.js';
 import type { AppliedMigration } from '../migrations/pending.js';
 import { runPgTool, toolMajorVersion } from '../pg-tools.js';
-import { verifiedLoaders } from '../migrations/loader.js';
 import { runOne, type StepOutcome } from '../migrations/run-one.js';
+import { diskSource, type MigrationSource } from '../migrations/source.js';
 import { smokeEtl, type SmokeOutcome } from '../verify/verify.js';
 import { createEphemeralDatabase } from './ephemeral.js';
 
@@ -62,8 +62,8 @@ export interface RehearsalInput {
   owner: string;
   applied: AppliedMigration[];
   pending: string[];
-  /** sha256 by migration name of the pending files preflight checked; other bytes are refused. */
-  expected: ReadonlyMap<string, string>;
+  /** The pending migrations' sealed snapshot (services/migrations/snapshot.ts): the only bytes the rehearsal runs. */
+  source: MigrationSource;
 }
 
 async function seedFromDump(input: RehearsalInput, databaseUrl: string): Promise<void> {
@@ -97,7 +97,7 @@ async function seedFromDump(input: RehearsalInput, databaseUrl: string): Promise
 export async function rehearse(input: RehearsalInput): Promise<RehearsalResult> {
   const started = performance.now();
   const secrets = [input.targetUrl, input.serverUrl];
-  const loaders = verifiedLoaders(input.expected);
+  const source = input.source;
   let db = await createEphemeralDatabase(input.serverUrl, input.owner, input.runId);
   try {
     let seededFrom: RehearsalResult['seededFrom'] = 'pg_dump';
@@ -128,14 +128,16 @@ export async function rehearse(input: RehearsalInput): Promise<RehearsalResult> 
     let smoke: SmokeOutcome | null = null;
     const dropped: SchemaChange = { tables: [], indexes: [] };
     const run = async (phase: Phase, direction: 'up' | 'down', expected: string): Promise<boolean> => {
-      const outcome = await runOne(client, input.environment, direction, { secrets, loaders });
+      const outcome = await runOne(client, input.environment, direction, { secrets, source });
       steps.push({ phase, migration: outcome.migration || expected, durationMs: outcome.durationMs, ok: !outcome.error, error: outcome.error });
       return outcome.error === null;
     };
     try {
       if (seededFrom === 'replay') {
+        // The target's history, not approved content: replayed from the directory as it is.
+        const history = diskSource(input.environment.migrationsDir);
         for (const m of input.applied) {
-          const outcome = await runOne(client, input.environment, 'up', { secrets, loaders });
+          const outcome = await runOne(client, input.environment, 'up', { secrets, source: history });
           if (outcome.error) throw new Error(`replaying the applied migration ${m.name} failed: ${outcome.error.message}`);
         }
       }
@@ -147,7 +149,7 @@ export async function rehearse(input: RehearsalInput): Promise<RehearsalResult> 
       let ok = true;
       for (const name of input.pending) {
         const tablesBefore = (await rows<{ name: string }>(client, userTables())).map((r) => r.name);
-        const outcome = await runOne(client, input.environment, 'up', { secrets, loaders });
+        const outcome = await runOne(client, input.environment, 'up', { secrets, source });
         traces[name] = { statements: outcome.statements, transactional: outcome.transactional, tablesBefore };
         steps.push({ phase: 'up', migration: outcome.migration || name, durationMs: outcome.durationMs, ok: !outcome.error, error: outcome.error });
         if (outcome.error) {

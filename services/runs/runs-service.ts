@@ -8,6 +8,7 @@ import { appendEvent } from '../audit.js';
 import type { ServiceContext } from '../context.js';
 import { badRequest, conflict, forbidden, notFound, unprocessable } from '../errors.js';
 import { computePending, readAppliedMigrations, readMigrationFiles } from '../migrations/pending.js';
+import { sealPendingSet } from '../migrations/seal.js';
 import { hasRole, sameSubject, type Principal } from '../principal.js';
 import { presentRun, type ApiRun } from './present.js';
 import { ACTIVE_STATUSES, type RunStatus } from './state-machine.js';
@@ -141,7 +142,8 @@ export function createRunsService(ctx: RunsServiceDeps) {
 
     const files = await readMigrationFiles(env);
     const applied = await targets.withClient(env, (client) => readAppliedMigrations(client, env));
-    const { pending, digest } = computePending(files, applied, env.name, input.to);
+    // The digest preflight will seal (migrations and the modules they import); preflight reports what cannot be sealed.
+    const { set: { pending, digest } } = await sealPendingSet(env, computePending(files, applied, env.name, input.to));
     if (pending.length === 0) throw unprocessable(`Nothing to apply: ${env.name} has every migration in its directory applied.`);
 
     let runId: string;

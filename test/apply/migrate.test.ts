@@ -6,6 +6,7 @@ import { performance } from 'node:perf_hooks';
 import { after, afterEach, before, describe, test } from 'node:test';
 import pg from 'pg';
 import { listMigrationFiles } from '../../services/migrations/files.js';
+import { diskSource } from '../../services/migrations/source.js';
 import { migrate, type MigrateOptions } from '../../services/apply/migrate.js';
 import { backoffDelay, nextRetryDelay } from '../../services/apply/lock-retry.js';
 import { parseMigrationConfig, type EnvironmentConfig } from '../../src/config/environments.js';
@@ -30,7 +31,7 @@ async function pending(): Promise<Array<{ name: string; sha256: string }>> {
   return (await listMigrationFiles(dir)).filter((f) => !applied.has(f.name)).map((f) => ({ name: f.name, sha256: f.sha256 }));
 }
 
-function options(overrides: Partial<MigrateOptions> = {}): Omit<MigrateOptions, 'migrations'> & Partial<MigrateOptions> {
+function options(overrides: Partial<MigrateOptions> = {}): Omit<MigrateOptions, 'migrations' | 'source'> & Partial<MigrateOptions> {
   return {
     environment: env,
     targetUrl: db.url,
@@ -41,8 +42,11 @@ function options(overrides: Partial<MigrateOptions> = {}): Omit<MigrateOptions, 
   };
 }
 
+// migrate() itself, read from the directory (test/apply/sealed-snapshot.test.ts covers the sealed snapshot).
 async function run(overrides: Partial<MigrateOptions> = {}) {
-  return migrate({ ...options(overrides), migrations: overrides.migrations ?? (await pending()) } as MigrateOptions);
+  const migrations = overrides.migrations ?? (await pending());
+  const source = overrides.source ?? (async () => diskSource(dir, new Map(migrations.map((m) => [m.name, m.sha256]))));
+  return migrate({ ...options(overrides), migrations, source });
 }
 
 async function columns(table: string): Promise<string[]> {
