@@ -1,15 +1,14 @@
 import type pg from 'pg';
-import { transaction } from '../../database/db.js';
+import { one, transaction } from '../../database/db.js';
+import { scheduleOfRun, type ScheduleRow } from '../../database/sql/scheduler.js';
 import type { EnvironmentConfig } from '../../src/config/environments.js';
 import { appendEvent } from '../audit.js';
 import type { ServiceContext } from '../context.js';
 import { conflict, unprocessable } from '../errors.js';
 import type { Principal } from '../principal.js';
 import { lockRunForUpdate, type LockedRun } from '../runs/transition.js';
-import { firstSlot, windowForApply } from '../scheduler/policy.js';
-import { armRun, estimateOf } from '../scheduler/schedule-run.js';
-import { scheduleOfRun, type ScheduleRow } from '../../database/sql/scheduler.js';
-import { one } from '../../database/db.js';
+import { windowForApply } from '../scheduler/policy.js';
+import { armRun } from '../scheduler/schedule-run.js';
 import type { Interval } from '../windows/windows.js';
 
 // An operator's confirmation of an approved run (POST /v1/runs/:id/apply with
@@ -70,14 +69,11 @@ export async function armConfirmed(ctx: ServiceContext, runId: string, principal
       throw conflict(`${env.name} has no maintenance window open now; run ${runId} is already scheduled for ${scheduled_for?.toISOString() ?? 'its next window'} and starts then. To apply it now, ${overrideHint}.`, { code: 'outside-window', nextWindow });
     }
     if (run.status !== 'approved') throw conflict(`Run ${runId} is ${run.status}; only approved or scheduled runs can be applied.`, { currentStatus: run.status });
-    const { schedule, scheduled_for } = await one<ScheduleRow>(client, scheduleOfRun(runId));
-    const { estimateMs } = await estimateOf(client, runId);
-    const mode = schedule.mode ?? 'window';
-    if (!firstSlot(env, mode, estimateMs, now, mode === 'at' ? scheduled_for ?? (schedule.at ? new Date(schedule.at) : null) : null)) {
+    const armed = await armRun(client, env, run, principal.subject, now);
+    // Throwing rolls back the unschedulable event armRun wrote: a refused confirmation changes nothing.
+    if (!armed.armed) {
       throw conflict(`${env.name} has no maintenance window open now${next ? ` (the next one opens ${next.start.toISOString()})` : ''}, and none in reach fits the run's estimate; applying it needs a window override: ${overrideHint}.`, { code: 'outside-window', nextWindow });
     }
-    const armed = await armRun(client, env, run, principal.subject, now);
-    if (!armed.armed) throw conflict(`Run ${runId} could not be scheduled.`, { code: 'outside-window', nextWindow });
     await recordConfirmation(client, run, principal.subject, { outcome: 'scheduled', scheduledFor: armed.scheduledFor.toISOString(), window: span(armed.window) });
     return { outcome: 'scheduled', scheduledFor: armed.scheduledFor.toISOString() };
   });

@@ -8,6 +8,7 @@ import { conflict, forbidden, notFound } from '../errors.js';
 import type { Principal } from '../principal.js';
 import { lockRunForUpdate } from '../runs/transition.js';
 import { windowForApply } from '../scheduler/policy.js';
+import { freezeAt } from '../windows/windows.js';
 import { APPLYABLE, presentOverride, type WindowOverride } from './override-request.js';
 import { sameSubject } from './subjects.js';
 
@@ -68,7 +69,7 @@ export function createOverridesService(ctx: ServiceContext, apply: Pick<ApplySer
     }
     if (!(APPLYABLE as readonly string[]).includes(run.status)) return expire(runId, open, `the run is ${run.status}`);
     if (open.digest !== run.digest) return expire(runId, open, 'the run carries other content than when it was asked');
-    const freeze = env.freezes.find((f) => f.from <= now && now < f.to);
+    const freeze = freezeAt(env.freezes, now);
     if (freeze) throw conflict(`${env.name} is frozen until ${freeze.to.toISOString()} (${freeze.reason}); a freeze always wins, even over a co-signed override.`);
     const drift = await driftOf(ctx, run, env);
     if (drift) {
