@@ -8,6 +8,8 @@ export default {
       migrationsDir: 'database/migrations',
       migrationsTable: 'pgmigrations',
       approvals: { required: ['any'] },
+      // auto: the last approval schedules the run (the default where no sre approval is required).
+      apply: { mode: 'auto' },
       windows: [],
       freezes: [],
       lockTimeoutMs: 2000,
@@ -23,6 +25,11 @@ export default {
       migrationsDir: 'database/migrations',
       migrationsTable: 'pgmigrations',
       approvals: { required: ['engineering', 'sre'] },
+      // confirm (the default for production): an approved run waits for an operator's
+      // POST /v1/runs/:id/apply {"confirm": "production"}.
+      apply: { mode: 'confirm' },
+      // Promotion: uncomment to approve only digests that already succeeded on staging.
+      // requires: { environment: 'staging' },
       windows: [{ cron: '0 2 * * 2-4', durationMinutes: 120, timezone: 'Europe/Berlin' }],
       freezes: [{ from: '2026-12-20T00:00:00Z', to: '2027-01-05T00:00:00Z', reason: 'holiday freeze' }],
       lockTimeoutMs: 2000,

@@ -17,6 +17,10 @@ export interface EnvironmentState {
   applied: Array<{ name: string; runOn: string }>;
   pending: Array<{ name: string; sha256: string }>;
   requiredApprovals: string[];
+  /** confirm: an approved run waits for an operator's confirmation; auto: the approval schedules it. */
+  applyMode: 'confirm' | 'auto';
+  /** Promotion: the environment whose succeeded run of the same digest a run here needs before approval. */
+  requires: { environment: string } | null;
   activeRun: { id: string; status: string } | null;
   windows: Array<{ cron: string; durationMinutes: number; timezone: string }>;
   freezes: Array<{ from: string; to: string; reason: string }>;
@@ -47,6 +51,8 @@ export function createEnvironmentsService(ctx: ServiceContext) {
       applied: [],
       pending: [],
       requiredApprovals: env.approvals.required,
+      applyMode: env.apply.mode,
+      requires: env.requires,
       activeRun: (await maybeOne<{ id: string; status: string }>(control, activeRunFor(env.name, ACTIVE_STATUSES))) ?? null,
       windows: env.windows,
       freezes,

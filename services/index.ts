@@ -23,6 +23,9 @@ import { createScheduler } from './scheduler/scheduler-service.js';
 import { createNotifier } from './notify/notifier.js';
 import { createBackfillsService } from './backfills/backfills-service.js';
 import { createBackfillExecutor } from './backfills/executor.js';
+import { createOverridesService } from './policy/overrides-service.js';
+import { promotionOf } from './policy/promotion.js';
+import { planRollback } from './rollback-plan/plan.js';
 
 export interface ServicesOptions {
   control: pg.Pool;
@@ -52,7 +55,9 @@ export function createServices({ control, config, log }: ServicesOptions) {
   const apply = createApplyService(ctx);
   const rollback = createRollbackService(ctx);
   const etlWorkers = createEtlWorkers(ctx);
-  const scheduler = createScheduler(ctx, apply);
+  const scheduler = createScheduler(ctx, apply, rollback);
+  const overrides = createOverridesService(ctx, apply);
+  const rollbackPlans = { plan: (runId: string, mode: 'down' | 'restore') => planRollback(ctx, runId, mode) };
   const notifier = createNotifier(ctx);
   const backfills = createBackfillsService(ctx);
   const backfillExecutor = createBackfillExecutor(ctx);
@@ -84,6 +89,9 @@ export function createServices({ control, config, log }: ServicesOptions) {
     environments,
     apply,
     rollback,
+    overrides,
+    rollbackPlans,
+    promotion: { of: (runId: string) => promotionOf(control, runId) },
     logs: { render: (runId: string) => renderRunLog(control, runId) },
     health,
     targets,

@@ -20,6 +20,7 @@ import { environmentRoutes } from '../routes/environments/index.js';
 import { healthRoutes } from '../routes/health/index.js';
 import { runRoutes } from '../routes/runs/index.js';
 import { Run } from '../routes/runs/schemas.js';
+import { RollbackPlan } from '../routes/runs/policy-schemas.js';
 import { Problem } from '../routes/schemas.js';
 
 export const BODY_LIMIT_BYTES = 64 * 1024;
@@ -103,6 +104,7 @@ async function starforge(fastify: FastifyInstance, opts: { config: AppConfig }):
   // plugin makes Fastify fall back to its default (coercing) validator there.
   fastify.addSchema(Problem);
   fastify.addSchema(Run);
+  fastify.addSchema(RollbackPlan);
   fastify.addSchema(BackfillJob);
   await fastify.register(errorsPlugin);
   await fastify.register(inputHygienePlugin);

@@ -14,6 +14,8 @@ const Environment = Type.Object({
   applied: Type.Array(Type.Object({ name: Type.String(), runOn: Type.String() })),
   pending: Type.Array(Type.Object({ name: Type.String(), sha256: Type.String() })),
   requiredApprovals: Type.Array(Type.String()),
+  applyMode: Type.String({ enum: ['confirm', 'auto'], description: 'confirm: an approved run waits for an operator\'s POST /v1/runs/:id/apply; auto: approval schedules it' }),
+  requires: Type.Union([Type.Object({ environment: Type.String() }), Type.Null()], { description: 'Promotion: a run here is approvable once a run of the same digest succeeded in this environment' }),
   activeRun: Type.Union([Type.Object({ id: Type.String(), status: Type.String() }), Type.Null()]),
   windows: Type.Array(Type.Object({ cron: Type.String(), durationMinutes: Type.Integer(), timezone: Type.String() })),
   freezes: Type.Array(Type.Object({ from: Type.String(), to: Type.String(), reason: Type.String() })),

@@ -4,6 +4,9 @@ import { notFound } from '../../services/errors.js';
 import { renderPreflightMarkdown } from '../../services/preflight/markdown.js';
 import { withProblems } from '../schemas.js';
 import { renderApplyMarkdown } from '../../services/apply/markdown.js';
+import { renderPromotionMarkdown } from '../../services/policy/promotion.js';
+import { overrideRoutes } from './overrides.js';
+import { rollbackPlanRoutes } from './rollback-plan.js';
 import {
   ApplyBody, ApprovalBody, AuditEvent, CancelBody, CreateRunBody, IdempotencyHeaders, ListRunsQuery, PreflightQuery,
   PreflightReport, ReportQuery, RollbackBody, RollbackDecisionBody, RollbackRequest, RunId, RunList, RunReport,
@@ -11,6 +14,8 @@ import {
 
 export async function runRoutes(app: FastifyInstance): Promise<void> {
   const { runs, approvals, preflight, apply, rollback, logs } = app.services;
+  await app.register(overrideRoutes);
+  await app.register(rollbackPlanRoutes);
 
   app.post<{ Body: CreateRunBody; Headers: { 'idempotency-key'?: string } }>('', {
     config: { auth: ['requester'] },
@@ -94,14 +99,18 @@ export async function runRoutes(app: FastifyInstance): Promise<void> {
     config: { auth: ['operator'] },
     schema: {
       tags: ['runs'],
-      summary: 'Apply an approved run now: drift check, pause workers, verified backup, lock-safe migrate, verify, resume',
-      description: '`confirm` must equal the environment name. Drift since approval is refused with 409 and changes nothing.',
+      summary: 'Confirm an approved run: inside a window it applies now; outside, it is scheduled for the next fitting window, or (overrideWindow) an override is asked for',
+      description: '`confirm` must equal the environment name; the confirmation is audited (apply.confirmed). Inside an open window (or with none configured) the apply starts now: '
+        + 'drift check, pause workers, verified backup, lock-safe migrate, verify, resume. Outside, an approved run becomes scheduled for its next fitting window; '
+        + 'with `overrideWindow: true` and a `reason` a window override is asked for instead, which an sre other than the caller approves (POST /v1/runs/:id/overrides/approvals), starting the apply. '
+        + 'Drift since approval is refused with 409 and changes nothing.',
       params: RunId,
       body: ApplyBody,
       response: withProblems({ 202: Type.Ref('Run') }, [400, 401, 403, 404, 409, 413, 415, 422, 503]),
     },
   }, async (request, reply) => {
-    await apply.request(request.params.id, request.principal!, request.body);
+    const outcome = await apply.request(request.params.id, request.principal!, request.body);
+    if (outcome.outcome === 'override-requested') reply.header('location', `/v1/runs/${request.params.id}/overrides`);
     return reply.code(202).send(await runs.get(request.params.id));
   });
 
@@ -130,10 +139,11 @@ export async function runRoutes(app: FastifyInstance): Promise<void> {
     const applied = await apply.report(run.id);
     const rolledBack = await rollback.report(run.id);
     if (!applied && !rolledBack) throw notFound(`Run ${run.id} has no apply or rollback report yet.`);
+    const promotion = await app.services.promotion.of(run.id);
     if (request.query.format === 'md') {
-      return reply.type('text/markdown; charset=utf-8').serializer(String).send(renderApplyMarkdown(run, applied?.report ?? null, rolledBack));
+      return reply.type('text/markdown; charset=utf-8').serializer(String).send(renderApplyMarkdown(run, applied?.report ?? null, rolledBack) + renderPromotionMarkdown(promotion));
     }
-    return { apply: applied, rollback: rolledBack };
+    return { apply: applied, rollback: rolledBack, promotion };
   });
 
   app.post<{ Params: { id: string }; Body: RollbackBody }>('/:id/rollback', {
@@ -155,10 +165,12 @@ export async function runRoutes(app: FastifyInstance): Promise<void> {
     config: { auth: ['sre'] },
     schema: {
       tags: ['runs'],
-      summary: 'Approve (and start) or reject the open rollback/restore request (sre, not its requester)',
+      summary: 'Approve the plan of the open rollback/restore request by its digest (and start it, or hold it for the next window) or reject it (sre, not its requester)',
+      description: 'Approving needs `planDigest`, the digest of GET /v1/runs/:id/rollback/plan; 409 (with the new plan) when the plan changed. Outside the windows an approved request '
+        + 'waits (scheduled) for the next window unless the requester asked for `overrideWindow`, which this approval co-signs.',
       params: RunId,
       body: RollbackDecisionBody,
-      response: withProblems({ 201: RollbackRequest }, [400, 401, 403, 404, 409, 413, 415]),
+      response: withProblems({ 201: RollbackRequest }, [400, 401, 403, 404, 409, 413, 415, 422, 503]),
     },
   }, async (request, reply) => reply.code(201).send(await rollback.decide(request.params.id, request.principal!, request.body)));
 }

@@ -1,5 +1,6 @@
 import { Type, type Static, type TSchema } from '@sinclair/typebox';
 import { RUN_STATUSES } from '../../services/runs/state-machine.js';
+import { Promotion } from './policy-schemas.js';
 
 const Name = Type.String({ minLength: 1, maxLength: 200, pattern: '^[A-Za-z0-9_.-]+$' });
 const Iso = Type.String({ format: 'date-time' });
@@ -144,7 +145,7 @@ export const PreflightReport = Type.Object({
 export const ApplyBody = Type.Object(
   {
     confirm: Type.String({ minLength: 1, maxLength: 40, description: 'Must equal the environment name' }),
-    overrideWindow: Type.Optional(Type.Boolean()),
+    overrideWindow: Type.Optional(Type.Boolean({ description: 'Outside a window: ask for a window override (needs a reason); an sre other than the caller approves it, which starts the apply' })),
     reason: Type.Optional(Type.String({ minLength: 1, maxLength: 2000 })),
   },
   { additionalProperties: false },
@@ -156,6 +157,7 @@ export const RollbackBody = Type.Object(
     mode: Type.Union([Type.Literal('down'), Type.Literal('restore')]),
     confirm: Type.String({ minLength: 1, maxLength: 40, description: 'Must equal the environment name' }),
     reason: Type.String({ minLength: 1, maxLength: 2000 }),
+    overrideWindow: Type.Optional(Type.Boolean({ description: 'Outside the windows: start as soon as an sre approves (the approval co-signs the override) instead of at the next window' })),
   },
   { additionalProperties: false },
 );
@@ -165,6 +167,7 @@ export const RollbackDecisionBody = Type.Object(
   {
     decision: Type.Union([Type.Literal('approve'), Type.Literal('reject')]),
     comment: Type.Optional(Type.String({ maxLength: 2000 })),
+    planDigest: Type.Optional(Type.String({ pattern: '^[0-9a-f]{64}$', description: 'Required to approve: the digest of the plan approved (GET /v1/runs/:id/rollback/plan); 409 when the plan changed' })),
   },
   { additionalProperties: false },
 );
@@ -174,7 +177,7 @@ export const RollbackRequest = Type.Object({
   id: Type.String({ format: 'uuid' }),
   runId: Type.String({ format: 'uuid' }),
   mode: Type.String(),
-  status: Type.String({ enum: ['awaiting_approval', 'running', 'succeeded', 'failed', 'rejected', 'cancelled'] }),
+  status: Type.String({ enum: ['awaiting_approval', 'scheduled', 'running', 'succeeded', 'failed', 'rejected', 'cancelled'] }),
   requestedBy: Type.String(),
   reason: Type.String(),
   decidedBy: Type.Union([Type.String(), Type.Null()]),
@@ -182,6 +185,12 @@ export const RollbackRequest = Type.Object({
   error: Type.Union([Type.Object({}, { additionalProperties: true }), Type.Null()]),
   createdAt: Iso,
   updatedAt: Iso,
+  overrideWindow: Type.Boolean(),
+  scheduledFor: Nullable(Iso),
+  plan: Type.Union([Type.Ref('RollbackPlan'), Type.Null()], { description: 'What it would do, as planned when it was asked for' }),
+  planDigest: Nullable(Type.String()),
+  approvedPlan: Type.Union([Type.Ref('RollbackPlan'), Type.Null()], { description: 'The plan its approver approved (by digest)' }),
+  approvedPlanDigest: Nullable(Type.String()),
 });
 
 export const ReportQuery = PreflightQuery;
@@ -189,4 +198,5 @@ export const ReportQuery = PreflightQuery;
 export const RunReport = Type.Object({
   apply: Type.Union([Type.Object({ createdAt: Iso, report: Type.Object({}, { additionalProperties: true }) }), Type.Null()]),
   rollback: Type.Union([Type.Object({}, { additionalProperties: true }), Type.Null()]),
+  promotion: Type.Optional(Promotion),
 });

@@ -24,9 +24,9 @@ import { pauseWorkers, resumeWorkers, type PauseState } from './workers.js';
 import { reconcileInterrupted, type Reconciliation } from './reconcile.js';
 import { createStarter } from './start.js';
 import { createLease } from '../scheduler/lease.js';
-import { windowForApply } from '../scheduler/policy.js';
-import { forbidden } from '../errors.js';
-import { hasRole } from '../principal.js';
+import { armConfirmed, decideConfirmation, recordConfirmation, type ConfirmOutcome } from '../policy/confirm.js';
+import { requestOverride } from '../policy/override-request.js';
+import { recordWriteCounters, snapshotWriteCounters } from '../rollback-plan/write-counters.js';
 
 export interface ApplyInput {
   confirm: string;
@@ -101,7 +101,7 @@ export function createApplyService(ctx: ServiceContext) {
     return run;
   }
 
-  async function request(runId: string, principal: Principal, input: ApplyInput, now = new Date()): Promise<void> {
+  async function request(runId: string, principal: Principal, input: ApplyInput, now = new Date()): Promise<ConfirmOutcome> {
     const run = await loadRun(runId);
     const env = config.environments[run.environment];
     if (!env) throw conflict(`Environment "${run.environment}" is no longer configured.`);
@@ -113,20 +113,8 @@ export function createApplyService(ctx: ServiceContext) {
     }
     const freeze = env.freezes.find((f) => f.from <= now && now < f.to);
     if (freeze) throw conflict(`${env.name} is frozen until ${freeze.to.toISOString()} (${freeze.reason}); a freeze always wins.`);
-    // Outside the environment's windows an operator needs an explicit override, a reason and the sre role too.
-    const slot = windowForApply(env, now);
-    if (!slot.open) {
-      const next = slot.next ? ` (the next one opens ${slot.next.start.toISOString()})` : '';
-      if (input.overrideWindow !== true) {
-        throw conflict(`${env.name} has no maintenance window open now${next}; applying outside a window needs "overrideWindow": true, a "reason" and the sre role besides operator. Or leave the run scheduled.`, { code: 'outside-window', nextWindow: slot.next ? { start: slot.next.start.toISOString(), end: slot.next.end.toISOString() } : null });
-      }
-      if (!input.reason?.trim()) {
-        throw unprocessable('"reason" is required to apply outside a maintenance window.', { errors: [{ path: 'body/reason', message: 'is required with overrideWindow' }] });
-      }
-      if (!hasRole(principal, 'sre')) {
-        throw forbidden(`Applying ${env.name} outside its maintenance windows needs the sre role as well as operator; ${principal.subject} does not hold it.`);
-      }
-    }
+    // The operator's confirmation: now inside a window, else armed for the next one, or a co-signed override (services/policy).
+    const confirmation = decideConfirmation(env, input, now);
     const drift = await driftOf(ctx, run, env);
     if (drift) {
       await transaction(control, (client) => appendEvent(client, {
@@ -134,21 +122,22 @@ export function createApplyService(ctx: ServiceContext) {
       }));
       throw conflict(`Refused: ${drift}. Nothing was changed; re-run preflight and get the new content approved.`, { code: 'drift' });
     }
+    if (confirmation.kind === 'arm') return armConfirmed(ctx, runId, principal, env, confirmation.next, now);
+    if (confirmation.kind === 'override') return requestOverride(ctx, runId, principal, env, confirmation.reason, confirmation.next);
     const started = await start(runId, principal.subject, {
       expect: APPLYABLE,
-      deadline: slot.deadline,
+      deadline: confirmation.deadline,
       details: {
-        reason: input.reason ?? null, overrideWindow: !slot.open, digest: run.digest,
-        window: slot.window ? { start: slot.window.start.toISOString(), end: slot.window.end.toISOString() } : null,
+        reason: input.reason ?? null, overrideWindow: false, digest: run.digest,
+        window: confirmation.window ? { start: confirmation.window.start.toISOString(), end: confirmation.window.end.toISOString() } : null,
       },
       gate: async (client, locked) => {
-        if (!slot.open) {
-          await appendEvent(client, { runId, environment: locked.environment, type: 'apply.window_overridden', actor: principal.subject, details: { reason: input.reason ?? null, nextWindow: slot.next ? { start: slot.next.start.toISOString(), end: slot.next.end.toISOString() } : null } });
-        }
-        return { deadline: slot.deadline };
+        await recordConfirmation(client, locked, principal.subject, { outcome: 'applying' });
+        return { deadline: confirmation.deadline };
       },
     });
     if (started.outcome !== 'started') throw conflict(`Run ${runId} is being started by another process (the scheduler or another replica); check its status.`);
+    return { outcome: 'applying' };
   }
 
   async function event(runId: string, environment: string, type: string, actor: string, details: Record<string, unknown>): Promise<void> {
@@ -232,11 +221,13 @@ export function createApplyService(ctx: ServiceContext) {
     // 3. Backup: no verified backup, no apply.
     const backupMetrics = ctx.metrics.backupAttempt(env.name);
     try {
+      const counters = await snapshotWriteCounters(ctx.targets, env, log);
       const backup = await createBackup({ environment: env, targetUrl, runId, dataDir: config.dataDir, projectRoot: PROJECT_ROOT, log: runLog.phase('backup') });
       backupMetrics.succeeded(backup.sizeBytes);
       report.backup = backup;
       await transaction(control, async (client) => {
         await exec(client, insertBackup({ ...backup, runId, environment: env.name }));
+        await recordWriteCounters(client, backup.id, counters);
         await appendEvent(client, { runId, environment: env.name, type: 'backup.verified', actor, details: { id: backup.id, method: backup.method, sizeBytes: backup.sizeBytes, sha256: backup.sha256 } });
       });
     } catch (err) {

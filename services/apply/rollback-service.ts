@@ -1,7 +1,7 @@
 import { exec, maybeOne, one, rows, transaction } from '../../database/db.js';
 import { isPgError, UNIQUE_VIOLATION } from '../../database/pg-errors.js';
 import {
-  APPLY_LOCK_CLASS, backupOfRun, decideRollbackRequest, deleteLedger, finishRollbackRequest, insertRollbackRequest,
+  APPLY_LOCK_CLASS, backupOfRun, decideRollbackRequest, deleteLedger, finishRollbackRequest,
   mergeApplyState, openRollbackRequest, rollbackRequestsOfRun, type RollbackRow,
 } from '../../database/sql/apply.js';
 import { dropTable, setSessionTimeouts } from '../../database/sql/apply-target.js';
@@ -24,11 +24,18 @@ import { backupTables, restoreBackup, type BackupRecord } from './backup.js';
 import { migrate, type AppliedStep } from './migrate.js';
 import { runLogger } from './run-log.js';
 import { pauseWorkers, resumeWorkers, type PauseState } from './workers.js';
+import { checkApprovedPlan, gateRollbackApproval, type PlannedRollbackRow } from '../rollback-plan/approval.js';
+import { planRollback } from '../rollback-plan/plan.js';
+import { claimDueRollbacks } from '../rollback-plan/scheduled.js';
+import type { RollbackPlan } from '../rollback-plan/types.js';
+import { insertPlannedRollbackRequest, rollbackAwaitingApproval } from '../../database/sql/rollback-plan.js';
 
 export interface RollbackInput {
   mode: 'down' | 'restore';
   confirm: string;
   reason: string;
+  /** Outside the windows: run at once when an sre approves (a co-signed override) instead of at the next window. */
+  overrideWindow?: boolean;
 }
 
 export interface RollbackRequest {
@@ -43,6 +50,14 @@ export interface RollbackRequest {
   error: object | null;
   createdAt: string;
   updatedAt: string;
+  overrideWindow: boolean;
+  /** Approved outside a window without an override: when it starts. */
+  scheduledFor: string | null;
+  /** The plan when it was asked for, and the one its approver approved (services/rollback-plan). */
+  plan: RollbackPlan | null;
+  planDigest: string | null;
+  approvedPlan: RollbackPlan | null;
+  approvedPlanDigest: string | null;
 }
 
 export interface RollbackReport {
@@ -67,11 +82,13 @@ export interface RollbackReport {
 // Runs that changed (or may have changed) the target and may be undone.
 const UNDOABLE: RunStatus[] = ['succeeded', 'failed', 'verification_failed', 'degraded', 'interrupted'];
 
-function present(row: RollbackRow): RollbackRequest {
+function present(row: PlannedRollbackRow): RollbackRequest {
   return {
     id: row.id, runId: row.run_id, mode: row.mode, status: row.status, requestedBy: row.requested_by, reason: row.reason,
     decidedBy: row.decided_by, decisionComment: row.decision_comment, error: row.error,
     createdAt: row.created_at.toISOString(), updatedAt: row.updated_at.toISOString(),
+    overrideWindow: row.override_window, scheduledFor: row.scheduled_for?.toISOString() ?? null,
+    plan: row.plan, planDigest: row.plan_digest, approvedPlan: row.approved_plan, approvedPlanDigest: row.approved_plan_digest,
   };
 }
 
@@ -140,10 +157,13 @@ export function createRollbackService(ctx: ServiceContext) {
         throw conflict(`${env.name} has no backup.restoreCommand: restore snapshot ${(backup as { location: string }).location} with your provider's tooling.`);
       }
     }
+    // What it would do, read now: shown with the request, approved by digest.
+    const plan = await planRollback(ctx, runId, input.mode);
+    const overrideWindow = input.overrideWindow === true;
     try {
       const row = await transaction(control, async (client) => {
-        const created = await one<RollbackRow>(client, insertRollbackRequest(runId, input.mode, principal.subject, input.reason));
-        await appendEvent(client, { runId, environment: run.environment, type: 'rollback.requested', actor: principal.subject, details: { requestId: created.id, mode: input.mode, reason: input.reason } });
+        const created = await one<PlannedRollbackRow>(client, insertPlannedRollbackRequest({ runId, mode: input.mode, requestedBy: principal.subject, reason: input.reason, overrideWindow, plan, planDigest: plan.digest }));
+        await appendEvent(client, { runId, environment: run.environment, type: 'rollback.requested', actor: principal.subject, details: { requestId: created.id, mode: input.mode, reason: input.reason, overrideWindow, planDigest: plan.digest, window: plan.window } });
         return created;
       });
       return present(row);
@@ -153,30 +173,51 @@ export function createRollbackService(ctx: ServiceContext) {
     }
   }
 
-  async function decide(runId: string, principal: Principal, input: { decision: 'approve' | 'reject'; comment?: string }): Promise<RollbackRequest> {
+  async function decide(runId: string, principal: Principal, input: { decision: 'approve' | 'reject'; comment?: string; planDigest?: string }): Promise<RollbackRequest> {
+    const pending = await maybeOne<RollbackRow>(control, rollbackAwaitingApproval(runId));
+    if (pending && sameSubject(pending.requested_by, principal.subject)) throw forbidden(`${principal.subject} asked for this ${pending.mode}; another sre must approve it.`);
+    // The approver approves the plan they saw; it is re-read from the target before the deciding transaction.
+    const approvedPlan = input.decision === 'approve' && pending ? await checkApprovedPlan(ctx, runId, pending.mode, input.planDigest) : null;
     const row = await transaction(control, async (client) => {
       const run = await lockRunForUpdate(client, runId);
-      const open = await maybeOne<RollbackRow>(client, openRollbackRequest(runId));
+      const open = await maybeOne<PlannedRollbackRow>(client, openRollbackRequest(runId));
       if (!open || open.status !== 'awaiting_approval') throw conflict(`Run ${runId} has no rollback request awaiting approval.`);
       if (sameSubject(open.requested_by, principal.subject)) {
         throw forbidden(`${principal.subject} asked for this ${open.mode}; another sre must approve it.`);
       }
       const comment = input.comment ?? '';
       if (input.decision === 'reject') {
-        const rejected = await one<RollbackRow>(client, decideRollbackRequest(open.id, 'rejected', principal.subject, comment));
+        const rejected = await one<PlannedRollbackRow>(client, decideRollbackRequest(open.id, 'rejected', principal.subject, comment));
         await appendEvent(client, { runId, environment: run.environment, type: 'rollback.rejected', actor: principal.subject, details: { requestId: open.id, comment } });
         return rejected;
       }
-      const running = await one<RollbackRow>(client, decideRollbackRequest(open.id, 'running', principal.subject, comment));
-      await appendEvent(client, { runId, environment: run.environment, type: 'rollback.approved', actor: principal.subject, details: { requestId: open.id, mode: open.mode, comment } });
+      if (!approvedPlan || open.id !== pending?.id) throw conflict(`The rollback request of run ${runId} changed meanwhile; look at it again.`);
+      const env = config.environments[run.environment];
+      if (!env) throw conflict(`Environment "${run.environment}" is no longer configured.`);
+      const gate = await gateRollbackApproval(client, { env, run, request: open, approver: principal.subject, comment, plan: approvedPlan, now: new Date() });
+      if (!gate.start) return gate.row;
+      const running = await one<PlannedRollbackRow>(client, decideRollbackRequest(open.id, 'running', principal.subject, comment));
+      await appendEvent(client, { runId, environment: run.environment, type: 'rollback.approved', actor: principal.subject, details: { requestId: open.id, mode: open.mode, comment, planDigest: approvedPlan.digest } });
       await transition(client, run, open.mode === 'down' ? 'rolling_back' : 'restoring', {
         actor: principal.subject,
         details: { requestId: open.id, requestedBy: open.requested_by, reason: open.reason },
       });
       return running;
     });
-    if (row.status === 'running') background.launch(row.mode, { runId }, () => withRunLock(control, APPLY_LOCK_CLASS, runId, () => execute(row)).then(() => undefined));
+    if (row.status === 'running') launch(row);
     return present(row);
+  }
+
+  function launch(row: RollbackRow): void {
+    background.launch(row.mode, { runId: row.run_id }, () => withRunLock(control, APPLY_LOCK_CLASS, row.run_id, () => execute(row)).then(() => undefined));
+  }
+
+  /** At a scheduler tick: starts the approved rollbacks whose window has come (services/rollback-plan/scheduled.ts). */
+  async function startDue(now = new Date()): Promise<string[]> {
+    if (background.isClosed()) return [];
+    const started = await claimDueRollbacks(ctx, now);
+    for (const row of started) launch(row);
+    return started.map((r) => r.run_id);
   }
 
   async function execute(request: RollbackRow): Promise<void> {
@@ -311,7 +352,7 @@ export function createRollbackService(ctx: ServiceContext) {
 
   async function list(runId: string): Promise<RollbackRequest[]> {
     await loadRun(runId);
-    return (await rows<RollbackRow>(control, rollbackRequestsOfRun(runId))).map(present);
+    return (await rows<PlannedRollbackRow>(control, rollbackRequestsOfRun(runId))).map(present);
   }
 
   async function report(runId: string): Promise<RollbackReport | null> {
@@ -319,7 +360,7 @@ export function createRollbackService(ctx: ServiceContext) {
     return row?.body ?? null;
   }
 
-  return { request, decide, list, report, idle: background.idle, close: background.close };
+  return { request, decide, list, report, startDue, idle: background.idle, close: background.close };
 }
 
 export type RollbackService = ReturnType<typeof createRollbackService>;

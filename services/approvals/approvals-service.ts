@@ -7,6 +7,7 @@ import { conflict, forbidden } from '../errors.js';
 import { hasRole, sameSubject, type Principal } from '../principal.js';
 import { lockRunForUpdate, transition } from '../runs/transition.js';
 import { scheduleApproved } from '../scheduler/schedule-run.js';
+import { promotionEvidence, recordPromotion } from '../policy/promotion.js';
 import { fillsASlot, openSlots, type ApproverRole } from './policy.js';
 
 export interface DecisionInput {
@@ -44,6 +45,8 @@ export function createApprovalsService(ctx: ServiceContext) {
         if (input.decision === 'approve' && !fillsASlot(open, input.role)) {
           throw conflict(`The ${run.environment} policy needs no further ${input.role} approval; still needed: ${open.join(', ')}.`);
         }
+        const env = ctx.config.environments[run.environment];
+        const promotion = input.decision === 'approve' && env ? await promotionEvidence(client, env, run) : null;
         await exec(client, insertApproval({
           runId, subject: principal.subject, role: input.role, decision: input.decision, comment: input.comment ?? '', digest: run.digest,
         }));
@@ -59,7 +62,8 @@ export function createApprovalsService(ctx: ServiceContext) {
         } else if (openSlots(required, [...approvals, { role: input.role }]).length === 0) {
           const approvers = [...approvals.map((a) => a.subject), principal.subject];
           await transition(client, run, 'approved', { actor: principal.subject, details: { digest: run.digest, approvers } });
-          await scheduleApproved(client, ctx.config.environments[run.environment], run);
+          if (promotion) await recordPromotion(client, run, principal.subject, promotion);
+          await scheduleApproved(client, env, run);
         }
       });
     } catch (err) {

@@ -46,6 +46,8 @@ export interface RehearsalResult {
   seedNote: string | null;
   steps: RehearsalStep[];
   traces: Record<string, MigrationTrace>;
+  /** The SQL each down migration ran on the copy, by migration: what a rollback plan shows (services/rollback-plan). */
+  downStatements: Record<string, string[]>;
   failed: RehearsalStep | null;
   /** The smoke ETL run on the copy after up, down, up (null: not run). */
   smoke: SmokeOutcome | null;
@@ -127,9 +129,11 @@ export async function rehearse(input: RehearsalInput): Promise<RehearsalResult> 
     const created: SchemaChange = { tables: [], indexes: [] };
     let smoke: SmokeOutcome | null = null;
     const dropped: SchemaChange = { tables: [], indexes: [] };
+    const downStatements: Record<string, string[]> = {};
     const run = async (phase: Phase, direction: 'up' | 'down', expected: string): Promise<boolean> => {
       const outcome = await runOne(client, input.environment, direction, { secrets, source });
       steps.push({ phase, migration: outcome.migration || expected, durationMs: outcome.durationMs, ok: !outcome.error, error: outcome.error });
+      if (phase === 'down') downStatements[outcome.migration || expected] = outcome.statements;
       return outcome.error === null;
     };
     try {
@@ -179,6 +183,7 @@ export async function rehearse(input: RehearsalInput): Promise<RehearsalResult> 
       seedNote,
       steps,
       traces,
+      downStatements,
       failed: steps.find((s) => !s.ok) ?? null,
       smoke,
       durationMs: Math.round(performance.now() - started),

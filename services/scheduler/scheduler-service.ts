@@ -22,6 +22,13 @@ export interface TickResult {
   interrupted: string[];
   /** Due runs another replica (or an API apply) was starting at that moment. */
   busy: string[];
+  /** Runs whose approved rollback or restore, held for a window, started. */
+  rollbacks: string[];
+}
+
+/** Approved rollbacks held for a window (the rollback service). */
+export interface DueRollbacks {
+  startDue(now: Date): Promise<string[]>;
 }
 
 const iso = (d: Date | null | undefined) => (d ? d.toISOString() : null);
@@ -39,7 +46,7 @@ export function tickExpression(seconds: number): string {
  * due runs whose window is still open and still fits, and moves the others
  * to their next window, audited.
  */
-export function createScheduler(ctx: ServiceContext, apply: ApplyService) {
+export function createScheduler(ctx: ServiceContext, apply: ApplyService, rollbacks?: DueRollbacks) {
   const { control, config, log } = ctx;
   let task: ScheduledTask | null = null;
   let ticking: Promise<TickResult> | null = null;
@@ -89,11 +96,16 @@ export function createScheduler(ctx: ServiceContext, apply: ApplyService) {
   }
 
   async function runTick(now: Date): Promise<TickResult> {
-    const result: TickResult = { started: [], rescheduled: [], unscheduled: [], interrupted: [], busy: [] };
+    const result: TickResult = { started: [], rescheduled: [], unscheduled: [], interrupted: [], busy: [], rollbacks: [] };
     try {
       result.interrupted = await apply.reconcile({ expiredLeasesOnly: true });
     } catch (err) {
       log.error({ err }, 'scheduler sweep failed; retrying at the next tick');
+    }
+    try {
+      if (rollbacks) result.rollbacks = await rollbacks.startDue(now);
+    } catch (err) {
+      log.error({ err }, 'scheduler could not start due rollbacks; retrying at the next tick');
     }
     if (running.size >= MAX_PARALLEL_APPLIES) return result;
     let due: Array<{ id: string }>;
@@ -122,7 +134,7 @@ export function createScheduler(ctx: ServiceContext, apply: ApplyService) {
         log.error({ err, runId: id }, 'scheduler could not start a due run; retrying at the next tick');
       }
     }
-    if (result.started.length || result.rescheduled.length || result.unscheduled.length) log.info({ ...result, at: now.toISOString() }, 'scheduler tick');
+    if (result.started.length || result.rescheduled.length || result.unscheduled.length || result.rollbacks.length) log.info({ ...result, at: now.toISOString() }, 'scheduler tick');
     return result;
   }
 

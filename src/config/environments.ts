@@ -1,6 +1,7 @@
 import { isAbsolute, resolve } from 'node:path';
 import { validate as validateCron } from 'node-cron';
 import { RUN_STATUSES, type RunStatus } from '../../services/runs/state-machine.js';
+import { checkPromotionOrder, parseApplyPolicy, parsePromotionRule, type ApplyPolicy, type PromotionRule } from './apply-policy.js';
 import { ConfigError } from './config-error.js';
 
 export const APPROVAL_SLOTS = ['any', 'engineering', 'sre'] as const;
@@ -95,6 +96,10 @@ export interface EnvironmentConfig {
   /** Where this environment's backfill definitions live (absolute; default database/backfills). */
   backfillsDir: string;
   backfillPressure: BackfillPressure;
+  /** Whether the last approval schedules the run (auto) or an operator confirms it (confirm). */
+  apply: ApplyPolicy;
+  /** Promotion: the environment a run of the same digest must have succeeded in first; null = none. */
+  requires: PromotionRule | null;
 }
 
 /** When a backfill backs off instead of running its next batch. */
@@ -113,7 +118,7 @@ const QUALIFIED_SQL_NAME = /^([a-z_][a-z0-9_$]{0,62}\.)?[a-z_][a-z0-9_$]{0,62}$/
 const ENVIRONMENT_KEYS = [
   'databaseUrlEnv', 'migrationsDir', 'migrationsTable', 'migrationsSchema', 'approvals', 'windows', 'freezes',
   'lockTimeoutMs', 'statementTimeoutMs', 'lockRetries', 'backup', 'workers', 'verify', 'notify', 'preflight', 'etl',
-  'backfillsDir', 'backfillPressure',
+  'backfillsDir', 'backfillPressure', 'apply', 'requires',
 ];
 
 type Obj = Record<string, unknown>;
@@ -353,6 +358,8 @@ function parseEnvironment(name: string, value: unknown, projectRoot: string): En
       maxActiveSessions: pressure.maxActiveSessions === undefined ? 50 : integer(pressure.maxActiveSessions, `${key}.backfillPressure.maxActiveSessions`, 1, 100_000),
       maxReplicaLagSeconds: pressure.maxReplicaLagSeconds === undefined ? 10 : integer(pressure.maxReplicaLagSeconds, `${key}.backfillPressure.maxReplicaLagSeconds`, 1, 86_400),
     },
+    apply: parseApplyPolicy(e.apply, `${key}.apply`, name, required),
+    requires: parsePromotionRule(e.requires, `${key}.requires`),
   };
 }
 
@@ -371,5 +378,6 @@ export function parseMigrationConfig(value: unknown, projectRoot: string): Recor
     urlEnvs.set(env.databaseUrlEnv, name);
     parsed[name] = env;
   }
+  checkPromotionOrder(parsed);
   return parsed;
 }

@@ -216,6 +216,13 @@ describe('apply pipeline', () => {
 });
 
 describe('rollback and restore', () => {
+  // The approver approves the plan they looked at, by its digest.
+  async function planDigest(id: string, mode: 'down' | 'restore'): Promise<string> {
+    const plan = await api('get', `/v1/runs/${id}/rollback/plan?mode=${mode}`, 'carol');
+    assert.equal(plan.status, 200, plan.text);
+    return plan.body.digest as string;
+  }
+
   async function succeededRun(files: Record<string, string>, description: string): Promise<string> {
     await writeMigrations(dir, BASE);
     await applyMigrations(t.targets.staging.url, dir, 2);
@@ -234,9 +241,9 @@ describe('rollback and restore', () => {
     assert.equal(asked.status, 202, asked.text);
     assert.equal(asked.body.status, 'awaiting_approval');
     assert.equal((await api('post', `/v1/runs/${id}/rollback`, 'olga', { mode: 'restore', confirm: 'staging', reason: 'again' })).status, 409, 'one open request per run');
-    const self = await api('post', `/v1/runs/${id}/rollback/approvals`, 'root', { decision: 'approve' });
+    const self = await api('post', `/v1/runs/${id}/rollback/approvals`, 'root', { decision: 'approve', planDigest: await planDigest(id, 'down') });
     assert.equal(self.status, 403, 'the requester cannot approve their own rollback');
-    const ok = await api('post', `/v1/runs/${id}/rollback/approvals`, 'carol', { decision: 'approve', comment: 'go' });
+    const ok = await api('post', `/v1/runs/${id}/rollback/approvals`, 'carol', { decision: 'approve', comment: 'go', planDigest: await planDigest(id, 'down') });
     assert.equal(ok.status, 201, ok.text);
     await t.settle();
     const run = (await api('get', `/v1/runs/${id}`, 'vic')).body;
@@ -269,7 +276,7 @@ describe('rollback and restore', () => {
     assert.equal((await t.targets.staging.query(`SELECT to_regclass('public.accounts') AS t`)).rows[0].t, null, 'the table is gone');
     const asked = await api('post', `/v1/runs/${id}/rollback`, 'olga', { mode: 'restore', confirm: 'staging', reason: 'we needed that data' });
     assert.equal(asked.status, 202, asked.text);
-    await api('post', `/v1/runs/${id}/rollback/approvals`, 'cora', { decision: 'approve' });
+    assert.equal((await api('post', `/v1/runs/${id}/rollback/approvals`, 'cora', { decision: 'approve', planDigest: await planDigest(id, 'restore') })).status, 201);
     await t.settle();
     const run = (await api('get', `/v1/runs/${id}`, 'vic')).body;
     assert.equal(run.status, 'restored', JSON.stringify(run.error));

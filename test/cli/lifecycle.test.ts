@@ -200,7 +200,17 @@ describe('sfm drives a run end to end', () => {
     exits(status, 0, 'rollback --status');
     assert.equal(JSON.parse(status.stdout)[0].status, 'awaiting_approval');
 
-    const approved = await sfm(url, ['runs', 'rollback', id, '--approve', '--comment', 'ok'], { as: 'carol' });
+    // The request shows the plan and the command to approve exactly that plan.
+    assert.match(asked.stdout, /^down plan of run .*, digest [0-9a-f]{64}$/m);
+    const digest = /--plan-digest ([0-9a-f]{64})/.exec(asked.stdout)![1]!;
+    const plan = await sfm(url, ['--json', 'runs', 'rollback', id, '--plan', '--mode', 'down'], { as: 'carol' });
+    exits(plan, 0, 'rollback --plan');
+    assert.equal(JSON.parse(plan.stdout).digest, digest);
+    const noDigest = await sfm(url, ['runs', 'rollback', id, '--approve'], { as: 'carol' });
+    exits(noDigest, 2, 'approve without --plan-digest');
+    assert.match(noDigest.stderr, /--approve needs --plan-digest/);
+
+    const approved = await sfm(url, ['runs', 'rollback', id, '--approve', '--comment', 'ok', '--plan-digest', digest], { as: 'carol' });
     exits(approved, 0, 'rollback approve');
     assert.match(approved.stdout, /status=running/);
 

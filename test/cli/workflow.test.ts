@@ -65,6 +65,10 @@ describe('the db-bootstrap workflow', () => {
     const applyGated = bootstrap.steps.filter((s) => s.if?.includes("steps.gate.outputs.apply == 'true'"));
     assert.ok(applyGated.some((s) => s.run?.includes('--until approved')));
     assert.ok(applyGated.some((s) => s.run?.includes('--until done')), 'the verification report is saved after the watch, not at monitoring');
+    // In apply mode confirm the typed confirmation becomes the operator's confirmation, after approval and before the wait for the apply.
+    const confirmAt = applyGated.findIndex((s) => /sfm runs apply "\$RUN_ID" --confirm "\$ENVIRONMENT"/.test(s.run ?? ''));
+    assert.ok(confirmAt > applyGated.findIndex((s) => s.run?.includes('--until approved')), 'confirmed after approval');
+    assert.ok(confirmAt < applyGated.findIndex((s) => s.run?.includes('--until done')), 'confirmed before waiting for the apply');
     assert.ok(bootstrap.steps.some((s) => s.if?.includes("steps.gate.outputs.apply != 'true'") && s.run?.includes('sfm runs cancel')));
     // A preflight that fails or times out, or a cancelled job, does not leave the run holding the environment.
     assert.ok(bootstrap.steps.some((s) => s.if?.includes('failure() || cancelled()') && s.run?.includes('sfm runs cancel')));

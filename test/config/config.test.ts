@@ -151,6 +151,8 @@ describe('environments in migration-config.js', () => {
     assert.equal(production!.databaseUrlEnv, 'PRODUCTION_DATABASE_URL');
     assert.match(production!.migrationsDir, /database\/migrations$/);
     assert.deepEqual(production!.verify.tables, ['hero_snapshots', 'user_profile_summary', 'user_troops']);
+    assert.equal(production!.apply.mode, 'confirm');
+    assert.equal(staging!.apply.mode, 'auto');
   });
 
   test('an environment named production defaults to engineering + sre approvals', () => {
@@ -185,6 +187,30 @@ describe('environments in migration-config.js', () => {
     refuse(env({ verify: { degradeFactor: 0.5 } }), 'environments.staging.verify.degradeFactor');
     refuse(env({ notify: [{ kind: 'pager', urlEnv: 'X' }] }), 'environments.staging.notify[0].kind');
     refuse({ environments: { a: { databaseUrlEnv: 'SAME' }, b: { databaseUrlEnv: 'SAME' } } }, 'environments.b.databaseUrlEnv');
+  });
+
+  test('apply mode: confirm by default for production and wherever an sre approves, auto elsewhere; explicit settings win', () => {
+    const parsed = parseMigrationConfig({ environments: {
+      production: { databaseUrlEnv: 'P' },
+      prod_eu: { databaseUrlEnv: 'E', approvals: { required: ['engineering', 'sre'] } },
+      dev: { databaseUrlEnv: 'D' },
+      qa: { databaseUrlEnv: 'Q', apply: { mode: 'confirm' } },
+      hotfix: { databaseUrlEnv: 'H', approvals: { required: ['sre'] }, apply: { mode: 'auto' } },
+    } }, root);
+    assert.deepEqual(Object.fromEntries(Object.entries(parsed).map(([n, e]) => [n, e.apply.mode])), { production: 'confirm', prod_eu: 'confirm', dev: 'auto', qa: 'confirm', hotfix: 'auto' });
+    assert.equal(parsed.dev!.requires, null);
+  });
+
+  test('apply and requires are validated, naming the key', () => {
+    refuse(env({ apply: { mode: 'yolo' } }), 'environments.staging.apply.mode');
+    refuse(env({ apply: { mode: 'auto', when: 'now' } }), 'environments.staging.apply.when');
+    refuse(env({ apply: 'auto' }), 'environments.staging.apply');
+    refuse(env({ requires: { environment: 'qa' } }), 'environments.staging.requires.environment');
+    refuse(env({ requires: { environment: 'staging' } }), 'environments.staging.requires.environment');
+    refuse(env({ requires: { env: 'x' } }), 'environments.staging.requires.env');
+    refuse({ environments: { a: { databaseUrlEnv: 'A', requires: { environment: 'b' } }, b: { databaseUrlEnv: 'B', requires: { environment: 'a' } } } }, 'environments.a.requires.environment');
+    const ok = parseMigrationConfig({ environments: { staging: { databaseUrlEnv: 'S' }, production: { databaseUrlEnv: 'P', requires: { environment: 'staging' } } } }, root);
+    assert.deepEqual(ok.production!.requires, { environment: 'staging' });
   });
 
   test('worker pause, backup and window variants parse', () => {

@@ -33,8 +33,8 @@ const FIELDS: Record<string, string[]> = {
   create: ['environment', 'description', 'ticket', 'to', 'schedule', 'extra'],
   approve: ['role', 'decision', 'comment', 'extra'],
   apply: ['confirm', 'overrideWindow', 'reason', 'extra'],
-  rollback: ['mode', 'confirm', 'reason', 'extra'],
-  decide: ['decision', 'comment', 'extra'],
+  rollback: ['mode', 'confirm', 'reason', 'overrideWindow', 'extra'],
+  decide: ['decision', 'comment', 'planDigest', 'extra'],
 };
 
 interface Req {
@@ -69,8 +69,8 @@ function generate(random: () => number, count: number): Req[] {
       case 6: out.push({ method: 'post', path: `/v1/runs/${encodeURIComponent(id)}/cancel`, body: random() < 0.5 ? { reason: pick(BAD_VALUES) } : {} }); break;
       case 7: out.push({ method: 'post', path: `/v1/runs/${encodeURIComponent(id)}/apply`, body: random() < 0.5 ? body('apply') : { confirm: 'staging' } }); break;
       case 8: out.push({ method: 'post', path: `/v1/runs/${encodeURIComponent(id)}/rollback`, body: random() < 0.5 ? body('rollback') : { mode: 'down', confirm: 'staging', reason: 'x' } }); break;
-      case 9: out.push({ method: 'post', path: `/v1/runs/${encodeURIComponent(id)}/rollback/approvals`, body: random() < 0.5 ? body('decide') : { decision: 'approve' } }); break;
-      case 10: out.push({ method: 'get', path: `/v1/runs/${encodeURIComponent(id)}/${pick(['events', 'logs', 'report', 'report?format=pdf', 'preflight', 'preflight?format=xml', 'rollback'])}` }); break;
+      case 9: out.push({ method: 'post', path: `/v1/runs/${encodeURIComponent(id)}/${pick(['rollback/approvals', 'overrides/approvals'])}`, body: random() < 0.5 ? body('decide') : { decision: 'approve', planDigest: 'a'.repeat(64) } }); break;
+      case 10: out.push({ method: 'get', path: `/v1/runs/${encodeURIComponent(id)}/${pick(['events', 'logs', 'report', 'report?format=pdf', 'preflight', 'preflight?format=xml', 'rollback', 'rollback/plan?mode=down', 'rollback/plan?mode=up', 'rollback/plan', 'overrides'])}` }); break;
       case 11: out.push({ method: 'post', path: `/v1/runs/${encodeURIComponent(id)}/preflight`, body: {} }); break;
       case 12: out.push({ method: pick(['get', 'post'] as const), path: pick(['/v1/runs', '/v1/environments', `/v1/runs/${id}`]), body: {}, auth: pick([null, 'Bearer nope', 'Basic abc', `Bearer ${tokenOf('root')}x`, 'Bearer']) }); break;
       case 13: out.push({ method: 'post', path: '/v1/runs', body: { environment: pick(['nowhere', 'prod', 'staging-2']), description: 'well-formed, unknown environment' } }); break;

@@ -42,20 +42,24 @@ test('production is approved only by one engineering and one sre approval from t
 
   const sre = await api(t).decide(run.id, 'carol', 'sre');
   assert.equal(sre.status, 201, sre.text);
-  assert.equal(sre.body.status, 'scheduled');
+  assert.equal(sre.body.status, 'approved');
   assert.deepEqual(sre.body.approvals.map((x: { subject: string; role: string }) => [x.subject, x.role]), [['bob', 'engineering'], ['carol', 'sre']]);
   for (const x of sre.body.approvals) {
     assert.equal(x.digest, sre.body.digest);
     assert.equal(x.current, true);
   }
   assert.equal(sre.body.approvals[1].comment, '');
+  // The repo's production applies only on an operator's confirmation: approved, not scheduled.
+  assert.equal(sre.body.scheduledFor, null);
+  const awaiting = (await eventsOf(t, run.id)).slice(-2).map((e) => [e.type, e.actor, e.from, e.to]);
+  assert.deepEqual(awaiting, [['run.approved', 'carol', 'awaiting_approval', 'approved'], ['apply.awaiting_confirmation', 'scheduler', null, null]]);
 
   // Approved: no more decisions.
   const late = await assertNothingWritten(t, () => api(t).decide(run.id, 'cora', 'sre'));
-  assertProblem(late, 409, /is scheduled; decisions are only taken while it is awaiting_approval/);
-  assert.equal(late.body.currentStatus, 'scheduled');
+  assertProblem(late, 409, /is approved; decisions are only taken while it is awaiting_approval/);
+  assert.equal(late.body.currentStatus, 'approved');
   const lateReject = await assertNothingWritten(t, () => api(t).decide(run.id, 'ben', 'engineering', 'reject'));
-  assertProblem(lateReject, 409, /is scheduled/);
+  assertProblem(lateReject, 409, /is approved/);
 
   assert.deepEqual((await approvalRows(run.id)).map((r) => [r.subject, r.role, r.decision, r.digest]), [
     ['bob', 'engineering', 'approve', run.digest],
@@ -68,7 +72,7 @@ test('sre first, then engineering, also satisfies production', async () => {
   assert.equal((await api(t).decide(run.id, 'cora', 'sre')).body.status, 'awaiting_approval');
   const second = await assertNothingWritten(t, () => api(t).decide(run.id, 'carol', 'sre'));
   assertProblem(second, 409, /no further sre approval/);
-  assert.equal((await api(t).decide(run.id, 'ben', 'engineering')).body.status, 'scheduled');
+  assert.equal((await api(t).decide(run.id, 'ben', 'engineering')).body.status, 'approved');
 });
 
 test('the requester can never decide on its own run, even holding the role', async () => {
@@ -122,7 +126,7 @@ test('one subject cannot approve twice nor fill two roles (eve is engineering an
   assert.equal((await api(t).get(run.id)).body.status, 'awaiting_approval');
 
   // The same holds for an admin.
-  assert.equal((await api(t).decide(run.id, 'root', 'sre')).body.status, 'scheduled');
+  assert.equal((await api(t).decide(run.id, 'root', 'sre')).body.status, 'approved');
   await api(t).cancel(run.id, 'alice');
   const run2 = await createAwaiting(t, 'amy', { environment: 'production', description: 'root twice' });
   assert.equal((await api(t).decide(run2.id, 'root', 'engineering')).status, 201);
@@ -197,7 +201,7 @@ test('concurrent decisions: two engineers race for one slot, eve races herself, 
   const both = await Promise.all([api(t).decide(run3.id, 'ben', 'engineering'), api(t).decide(run3.id, 'cora', 'sre')]);
   assert.deepEqual(both.map((r) => r.status), [201, 201]);
   const final = (await api(t).get(run3.id)).body;
-  assert.equal(final.status, 'scheduled');
+  assert.equal(final.status, 'approved');
   const approvedEvents = (await eventsOf(t, run3.id)).filter((e) => e.type === 'run.approved');
   assert.equal(approvedEvents.length, 1, 'exactly one approved transition');
   await assertCompleteTrail(t, final);

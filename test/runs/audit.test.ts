@@ -47,7 +47,7 @@ test('run_events is append-only: UPDATE, DELETE and TRUNCATE fail in the databas
 
 test('the event list mirrors the status path, with the actor of every step', async () => {
   // production: created -> preflight_running -> awaiting_approval -> preflight_running (requester re-run)
-  //   -> awaiting_approval -> approved (two approvals) -> cancelled (operator)
+  //   -> awaiting_approval -> approved (two approvals; waits for a confirmation) -> cancelled (operator)
   const run = await createAwaiting(t, 'alice', { environment: 'production', description: 'path' });
   await api(t).preflight(run.id, 'alice');
   await t.settle();
@@ -66,8 +66,9 @@ test('the event list mirrors the status path, with the actor of every step', asy
     ['approval.approved', 'eve', null, null],
     ['approval.approved', 'rita', null, null],
     ['run.approved', 'rita', 'awaiting_approval', 'approved'],
-    ['run.scheduled', 'scheduler', 'approved', 'scheduled'],
-    ['run.cancelled', 'olga', 'scheduled', 'cancelled'],
+    // The repo's production is in apply mode confirm: approved until an operator confirms.
+    ['apply.awaiting_confirmation', 'scheduler', null, null],
+    ['run.cancelled', 'olga', 'approved', 'cancelled'],
   ]);
   for (const e of events) {
     assert.equal(e.runId, run.id);
@@ -75,7 +76,7 @@ test('the event list mirrors the status path, with the actor of every step', asy
   }
   assert.deepEqual(events[5]!.details, { role: 'sre', comment: 'ok from sre', digest: run.digest });
   assert.deepEqual(events[9]!.details, { reason: 'maintenance' });
-  assert.deepEqual(await assertCompleteTrail(t, final.body), ['created', 'preflight_running', 'awaiting_approval', 'preflight_running', 'awaiting_approval', 'approved', 'scheduled', 'cancelled']);
+  assert.deepEqual(await assertCompleteTrail(t, final.body), ['created', 'preflight_running', 'awaiting_approval', 'preflight_running', 'awaiting_approval', 'approved', 'cancelled']);
 
   // Each run's events are its own.
   const other = await createAwaiting(t, 'amy', { environment: 'production', description: 'other' });

@@ -99,7 +99,8 @@ test('activeRun follows the run holding the environment through its statuses', a
   await api(t).decide(run.id, 'bob', 'engineering');
   await api(t).decide(run.id, 'carol', 'sre');
   envs = await environments();
-  assert.deepEqual(envs.production!.activeRun, { id: run.id, status: 'scheduled' });
+  // Approved and waiting for an operator's confirmation (the repo's production is in apply mode confirm): still holding production.
+  assert.deepEqual(envs.production!.activeRun, { id: run.id, status: 'approved' });
 
   await api(t).cancel(run.id, 'alice');
   envs = await environments();

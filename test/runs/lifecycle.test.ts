@@ -125,7 +125,7 @@ test('production: created -> preflight -> awaiting_approval -> approved -> cance
   assert.equal(eng.body.status, 'awaiting_approval');
   const sre = await api(t).decide(run.id, 'carol', 'sre');
   assert.equal(sre.status, 201, sre.text);
-  assert.equal(sre.body.status, 'scheduled', 'approved, then scheduled for its window in the same transaction');
+  assert.equal(sre.body.status, 'approved', 'approved, and (apply mode confirm) not scheduled until an operator confirms');
 
   const cancelled = await api(t).cancel(run.id, 'alice', 'window moved');
   assert.equal(cancelled.status, 200, cancelled.text);
@@ -141,13 +141,13 @@ test('production: created -> preflight -> awaiting_approval -> approved -> cance
       ['approval.approved', 'bob', null, null],
       ['approval.approved', 'carol', null, null],
       ['run.approved', 'carol', 'awaiting_approval', 'approved'],
-      ['run.scheduled', 'scheduler', 'approved', 'scheduled'],
-      ['run.cancelled', 'alice', 'scheduled', 'cancelled'],
+      ['apply.awaiting_confirmation', 'scheduler', null, null],
+      ['run.cancelled', 'alice', 'approved', 'cancelled'],
     ],
   );
   assert.deepEqual(events[3]!.details, { role: 'engineering', comment: 'looks fine', digest: run.digest });
   assert.deepEqual(events[5]!.details, { digest: run.digest, approvers: ['bob', 'carol'] });
-  assert.equal((events[6]!.details as { mode: string }).mode, 'window');
+  assert.equal((events[6]!.details as { mode: string }).mode, 'confirm');
   assert.deepEqual(events[7]!.details, { reason: 'window moved' });
   assert.equal((events[0]!.details as { digest: string }).digest, run.digest);
   assert.deepEqual((events[0]!.details as { migrations: string[] }).migrations, [...REPO_MIGRATIONS]);
@@ -285,7 +285,7 @@ test('re-running preflight from awaiting_approval keeps the run and writes a new
 test('re-running preflight on an approved run with unchanged migrations leaves it approved', async () => {
   const run = await createAwaiting(t, 'alice', { environment: 'production', description: 'rerun approved' });
   assert.equal((await api(t).decide(run.id, 'ben', 'engineering')).status, 201);
-  assert.equal((await api(t).decide(run.id, 'cora', 'sre')).body.status, 'scheduled');
+  assert.equal((await api(t).decide(run.id, 'cora', 'sre')).body.status, 'approved');
 
   const res = await api(t).preflight(run.id, 'olga');
   assert.equal(res.status, 202, res.text);
@@ -295,9 +295,11 @@ test('re-running preflight on an approved run with unchanged migrations leaves i
   // be stuck in awaiting_approval with nobody left who may approve it.
   assert.equal(after.digest, run.digest);
   assert.ok(after.approvals.every((a: { current: boolean }) => a.current));
-  assert.equal(after.status, 'scheduled');
+  // Approved again, and (apply mode confirm) waiting for a fresh confirmation.
+  assert.equal(after.status, 'approved');
   const path = await assertCompleteTrail(t, after);
-  assert.deepEqual(path.slice(-4), ['preflight_running', 'awaiting_approval', 'approved', 'scheduled']);
+  assert.deepEqual(path.slice(-4), ['approved', 'preflight_running', 'awaiting_approval', 'approved']);
+  assert.equal((await eventsOf(t, run.id)).filter((e) => e.type === 'apply.awaiting_confirmation').length, 2);
   // And it can still be cancelled (its environment is not stuck either).
   assert.equal((await api(t).cancel(run.id, 'alice')).body.status, 'cancelled');
 });

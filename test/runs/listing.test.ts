@@ -25,7 +25,8 @@ before(async () => {
   await t.settle();
   const lastProduction = created[9]!;
   assert.equal((await api(t).decide(lastProduction.id, 'bob', 'engineering')).status, 201);
-  assert.equal((await api(t).decide(lastProduction.id, 'carol', 'sre')).body.status, 'scheduled');
+  // The repo's production waits for an operator's confirmation after approval.
+  assert.equal((await api(t).decide(lastProduction.id, 'carol', 'sre')).body.status, 'approved');
 });
 after(() => t.close());
 
@@ -56,7 +57,7 @@ test('GET /v1/runs lists every run newest first, with the default limit of 20', 
   for (let i = 1; i < times.length; i++) assert.ok(times[i - 1] >= times[i], 'newest first');
   // Items are full runs.
   const approved = res.body.items.find((r: ApiRun) => r.id === created[9]!.id);
-  assert.equal(approved.status, 'scheduled');
+  assert.equal(approved.status, 'approved');
   assert.equal(approved.approvals.length, 2);
   assert.equal(approved.migrations.length, 8);
 });
@@ -90,7 +91,7 @@ test('filters: environment, status, and both, also across pages', async () => {
   const awaiting = await walk({ status: 'awaiting_approval' });
   assert.deepEqual(awaiting.items.map((r) => r.id), [created[10]!.id]);
 
-  const both = await walk({ environment: 'production', status: 'scheduled' });
+  const both = await walk({ environment: 'production', status: 'approved' });
   assert.deepEqual(both.items.map((r) => r.id), [created[9]!.id]);
 
   const none = await api(t).list({ status: 'succeeded' });

@@ -140,7 +140,7 @@ test('content changed after an approval: re-run preflight adopts the new digest 
   assert.equal(sre.body.status, 'awaiting_approval', 'bob\'s approval of the old digest does not fill engineering');
   const bobAgain = await api(t).decide(run.id, 'bob', 'engineering');
   assert.equal(bobAgain.status, 201, bobAgain.text);
-  assert.equal(bobAgain.body.status, 'scheduled');
+  assert.equal(bobAgain.body.status, 'approved', 'approved; production (apply mode confirm) waits for an operator');
   const current = bobAgain.body.approvals.filter((a: { current: boolean }) => a.current);
   assert.deepEqual(current.map((a: { subject: string; digest: string }) => [a.subject, a.digest]), [['carol', after.digest], ['bob', after.digest]]);
   await assertCompleteTrail(t, bobAgain.body);
@@ -149,7 +149,7 @@ test('content changed after an approval: re-run preflight adopts the new digest 
 test('content changed after full approval: re-run preflight sends the run back to awaiting_approval', async () => {
   const run = await createAwaiting(t, 'alice', { environment: 'production', description: 'drift after approval' });
   await api(t).decide(run.id, 'ben', 'engineering');
-  assert.equal((await api(t).decide(run.id, 'cora', 'sre')).body.status, 'scheduled');
+  assert.equal((await api(t).decide(run.id, 'cora', 'sre')).body.status, 'approved');
   await production.write(M[3], migrationSource('CREATE TABLE t3 (id int PRIMARY KEY)', 'DROP TABLE t3'));
   assert.equal((await api(t).preflight(run.id, 'olga')).status, 202);
   await t.settle();
@@ -158,7 +158,7 @@ test('content changed after full approval: re-run preflight sends the run back t
   assert.notEqual(after.digest, run.digest);
   assert.ok(after.approvals.every((a: { current: boolean }) => !a.current));
   assert.deepEqual(await assertCompleteTrail(t, after), [
-    'created', 'preflight_running', 'awaiting_approval', 'approved', 'scheduled', 'preflight_running', 'awaiting_approval',
+    'created', 'preflight_running', 'awaiting_approval', 'approved', 'preflight_running', 'awaiting_approval',
   ]);
 });
 

@@ -150,7 +150,7 @@ test('root (admin) can do everything: create, re-run preflight, approve as eithe
   await t.settle();
   const approved = await api(t).decide(run.id, 'root', 'engineering');
   assert.equal(approved.status, 201, approved.text);
-  assert.equal((await api(t).decide(run.id, 'cora', 'sre')).body.status, 'scheduled');
+  assert.equal((await api(t).decide(run.id, 'cora', 'sre')).body.status, 'approved');
   const cancelled = await api(t).cancel(run.id, 'root');
   assert.equal(cancelled.status, 200, cancelled.text);
   assert.equal(cancelled.body.status, 'cancelled');

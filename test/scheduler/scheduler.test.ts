@@ -77,6 +77,8 @@ before(async () => {
   const config = `export default { environments: {
     staging: { databaseUrlEnv: 'STAGING_DATABASE_URL', migrationsDir: ${JSON.stringify(stagingDir)}, approvals: { required: ['any'] }, ${common} },
     production: { databaseUrlEnv: 'PRODUCTION_DATABASE_URL', migrationsDir: ${JSON.stringify(productionDir)}, approvals: { required: ['engineering', 'sre'] },
+      // These tests are about the scheduler taking approved runs; confirm mode has its own tests (test/policy).
+      apply: { mode: 'auto' },
       windows: [{ cron: '0 ${H} * * *', durationMinutes: 1, timezone: 'UTC' }, { cron: '0 ${H1} * * *', durationMinutes: 60, timezone: 'UTC' }],
       freezes: [{ from: '${FREEZE.from.toISOString()}', to: '${FREEZE.to.toISOString()}', reason: '${FREEZE.reason}' }], ${common} } } };`;
   t = await startTestApp({ label: 'scheduler', migrationConfigSource: config });
@@ -187,7 +189,7 @@ describe('scheduling on approval', () => {
     assert.equal(run.scheduledFor, at.toISOString());
   });
 
-  test('an estimate no window can hold: stays approved, audited; applying it needs an override, a reason and the sre role', async () => {
+  test('an estimate no window can hold: stays approved, audited; applying it needs an operator\'s override request with a reason and a different sre\'s approval', async () => {
     await writeMigrations(productionDir, { '1000_slow-table': SLOW_TABLE });
     const id = await created('production');
     // As if preflight had estimated two hours (the windows are 1 and 60 minutes).
@@ -203,21 +205,27 @@ describe('scheduling on approval', () => {
     assert.equal(plain.body.code, 'outside-window');
     assert.match(plain.body.detail, /no maintenance window open now .*overrideWindow/);
     assert.equal(plain.body.nextWindow.start, nextAtHour(H, new Date()).toISOString());
-    const noSre = await api('post', `/v1/runs/${id}/apply`, 'olga', { confirm: 'production', overrideWindow: true, reason: 'hotfix' });
-    assert.equal(noSre.status, 403, noSre.text);
-    assert.match(noSre.body.detail, /needs the sre role as well as operator/);
-    const noReason = await api('post', `/v1/runs/${id}/apply`, 'root', { confirm: 'production', overrideWindow: true });
+    const noReason = await api('post', `/v1/runs/${id}/apply`, 'olga', { confirm: 'production', overrideWindow: true });
     assert.equal(noReason.status, 422, noReason.text);
     assert.equal(noReason.body.errors[0].path, 'body/reason');
     assert.equal((await getRun(id)).status, 'approved', 'refusals change nothing');
 
-    const ok = await api('post', `/v1/runs/${id}/apply`, 'root', { confirm: 'production', overrideWindow: true, reason: 'hotfix for INC-7' });
-    assert.equal(ok.status, 202, ok.text);
+    // The operator asks; nothing is applied until a different sre co-signs.
+    const asked = await api('post', `/v1/runs/${id}/apply`, 'olga', { confirm: 'production', overrideWindow: true, reason: 'hotfix for INC-7' });
+    assert.equal(asked.status, 202, asked.text);
+    assert.equal(asked.headers.location, `/v1/runs/${id}/overrides`);
+    assert.equal(asked.body.status, 'approved');
+    const self = await api('post', `/v1/runs/${id}/overrides/approvals`, 'olga', { decision: 'approve' });
+    assert.equal(self.status, 403, 'an operator is not an sre');
+    const ok = await api('post', `/v1/runs/${id}/overrides/approvals`, 'carol', { decision: 'approve', comment: 'INC-7 confirmed' });
+    assert.equal(ok.status, 201, ok.text);
+    assert.equal(ok.body.status, 'approved');
     await t.settle();
     assert.equal((await getRun(id)).status, 'succeeded', JSON.stringify((await getRun(id)).error));
     const evs = await events(id);
     const override = evs.find((e) => e.type === 'apply.window_overridden')!;
-    assert.equal(override.actor, 'root');
+    assert.equal(override.actor, 'carol');
+    assert.equal(override.details.requestedBy, 'olga');
     assert.equal(override.details.reason, 'hotfix for INC-7');
     const started = evs.find((e) => e.type === 'apply.started')!;
     assert.equal(started.details.overrideWindow, true);
@@ -276,7 +284,7 @@ describe('the tick', () => {
     assert.equal(S.toISOString(), nextAtHour(H1, new Date()).toISOString());
     const at = (ms: number) => new Date(S.getTime() + ms);
 
-    assert.deepEqual(await tick(at(-MIN)), { started: [], rescheduled: [], unscheduled: [], interrupted: [], busy: [] });
+    assert.deepEqual(await tick(at(-MIN)), { started: [], rescheduled: [], unscheduled: [], interrupted: [], busy: [], rollbacks: [] });
 
     // 59 minutes in, one minute left: less than the estimate plus a minute of margin.
     assert.deepEqual((await tick(at(59 * MIN))).rescheduled, [id]);

@@ -6,6 +6,8 @@ import { ApiError, LocalError, RunEndedError, UsageError, WaitTimeoutError } fro
 import { approvalsLine, block, eventRows, indent, runRows, showRun, table, time, truncate, type AuditEvent, type Run } from '../format.js';
 import { choiceParser, durationParser, formatDuration, intParser, isoTimeParser, isPlaceholder, textParser } from '../values.js';
 import { judge, waitForRun, WAIT_TARGETS, type WaitTarget } from '../wait.js';
+import { planText, type RollbackPlan } from '../plan-format.js';
+import { overrideCommand } from './override.js';
 
 const ROLES = ['engineering', 'sre'] as const;
 const SCHEDULES = ['window', 'now', 'at'] as const;
@@ -23,6 +25,8 @@ interface RollbackRequest {
   decidedBy: string | null;
   decisionComment: string | null;
   createdAt: string;
+  scheduledFor?: string | null;
+  plan?: RollbackPlan | null;
 }
 
 function runLine(run: Run): string {
@@ -30,7 +34,7 @@ function runLine(run: Run): string {
 }
 
 function requestLine(r: RollbackRequest): string {
-  return `rollback request ${r.id} mode=${r.mode} status=${r.status} requested by ${r.requestedBy}${r.decidedBy ? `, decided by ${r.decidedBy}` : ''}`;
+  return `rollback request ${r.id} mode=${r.mode} status=${r.status} requested by ${r.requestedBy}${r.decidedBy ? `, decided by ${r.decidedBy}` : ''}${r.scheduledFor ? `, starts ${r.scheduledFor}` : ''}`;
 }
 
 /** The body of a report or preflight in the chosen format: from the file name, else Markdown for people and JSON for --json. */
@@ -73,6 +77,7 @@ function reportCommand(rt: Runtime, what: 'report' | 'preflight') {
 
 export function runsCommand(rt: Runtime, parent: Command): void {
   const runs = parent.command('runs').description('migration runs: create, approve, apply, follow, undo');
+  overrideCommand(rt, runs);
 
   runs
     .command('create')
@@ -171,17 +176,21 @@ export function runsCommand(rt: Runtime, parent: Command): void {
 
   runs
     .command('apply')
-    .description('apply an approved run now (operator): drift check, pause workers, backup, migrate, verify')
+    .description('confirm an approved run (operator): inside a window it applies now, outside it is scheduled for the next window (or --override-window asks an sre to co-sign)')
     .argument('<id>', 'run id')
     .requiredOption('--confirm <environment>', "the run's environment name, typed out")
-    .option('--override-window', 'apply outside a maintenance window (needs --reason and the sre role too)')
+    .option('--override-window', 'outside the windows: ask for a window override (needs --reason); an sre other than you approves it with sfm runs override')
     .option('--reason <text>', 'why (required with --override-window)', textParser(2000))
     .action(action(rt, (id: string, opts: { confirm: string; overrideWindow?: boolean; reason?: string }) => {
       if (opts.overrideWindow && opts.reason === undefined) throw new UsageError('--override-window needs --reason <text>');
       const body = { confirm: opts.confirm, ...(opts.overrideWindow && { overrideWindow: true }), ...(opts.reason !== undefined && { reason: opts.reason }) };
       return async (s) => {
         const run = await s.client.post<Run>(`/v1/runs/${enc(id)}/apply`, body);
-        s.print(run, () => `Apply started: ${runLine(run)}\nFollow it: sfm runs wait ${run.id}\n`);
+        s.print(run, () => run.status === 'scheduled'
+          ? `Confirmed, scheduled for ${run.scheduledFor ?? 'the next window'}: ${runLine(run)}\n`
+          : run.status === 'approved'
+            ? `Window override asked: ${runLine(run)}\nAn sre other than you approves it (the apply then starts): sfm runs override ${run.id} --approve\n`
+            : `Apply started: ${runLine(run)}\nFollow it: sfm runs wait ${run.id}\n`);
       };
     }));
 
@@ -202,13 +211,27 @@ export function runsCommand(rt: Runtime, parent: Command): void {
     .addOption(new Option('--mode <mode>', 'ask for a rollback: down (down migrations) or restore (the backup)').argParser(choiceParser(rt, ROLLBACK_MODES)))
     .option('--confirm <environment>', "with --mode: the run's environment name, typed out")
     .option('--reason <text>', 'with --mode: why', textParser(2000))
-    .option('--approve', 'sre: approve (and start) the open request')
+    .option('--override-window', 'with --mode: outside the windows, start as soon as an sre approves instead of at the next window')
+    .option('--plan', 'with --mode: show what it would do (the plan an approver approves by digest)')
+    .option('--approve', 'sre: approve the open request\'s plan (needs --plan-digest); starts it, or holds it for the next window')
+    .option('--plan-digest <sha256>', 'with --approve: the digest of the plan you approve (sfm runs rollback ID --plan --mode M)')
     .option('--reject', 'sre: reject the open request (needs --comment)')
     .option('--comment <text>', 'with --approve/--reject: a note kept with the decision')
     .option('--status', 'list the rollback and restore requests of the run')
     .action(action(rt, (id: string, opts: {
       mode?: (typeof ROLLBACK_MODES)[number]; confirm?: string; reason?: string; approve?: boolean; reject?: boolean; comment?: string; status?: boolean;
+      overrideWindow?: boolean; plan?: boolean; planDigest?: string;
     }) => {
+      if (opts.plan) {
+        if (!opts.mode) throw new UsageError('--plan needs --mode down|restore');
+        if (opts.confirm !== undefined || opts.reason !== undefined || opts.approve || opts.reject || opts.status) throw new UsageError('--plan only shows the plan: drop --confirm, --reason, --approve, --reject and --status');
+        return async (s) => {
+          const plan = await s.client.get<RollbackPlan>(`/v1/runs/${enc(id)}/rollback/plan`, { mode: opts.mode! });
+          s.print(plan, () => planText(plan));
+        };
+      }
+      if (opts.planDigest !== undefined && !opts.approve) throw new UsageError('--plan-digest goes with --approve');
+      if (opts.overrideWindow && !opts.mode) throw new UsageError('--override-window goes with --mode');
       const chosen = [opts.mode && '--mode', opts.approve && '--approve', opts.reject && '--reject', opts.status && '--status'].filter(Boolean);
       if (chosen.length !== 1) {
         throw new UsageError(chosen.length
@@ -218,10 +241,10 @@ export function runsCommand(rt: Runtime, parent: Command): void {
       if (opts.mode) {
         if (opts.confirm === undefined || opts.reason === undefined) throw new UsageError('--mode needs --confirm <environment> and --reason <text>');
         if (opts.comment !== undefined) throw new UsageError('--comment goes with --approve/--reject; use --reason with --mode');
-        const body = { mode: opts.mode, confirm: opts.confirm, reason: opts.reason };
+        const body = { mode: opts.mode, confirm: opts.confirm, reason: opts.reason, ...(opts.overrideWindow && { overrideWindow: true }) };
         return async (s) => {
           const req = await s.client.post<RollbackRequest>(`/v1/runs/${enc(id)}/rollback`, body);
-          s.print(req, () => `${requestLine(req)}\nAn sre other than you decides: sfm runs rollback ${id} --approve\n`);
+          s.print(req, () => `${requestLine(req)}\n${req.plan ? planText(req.plan) : ''}An sre other than you decides: sfm runs rollback ${id} --approve --plan-digest ${req.plan?.digest ?? '<digest>'}\n`);
         };
       }
       if (opts.confirm !== undefined || opts.reason !== undefined) throw new UsageError('--confirm and --reason go with --mode');
@@ -236,7 +259,8 @@ export function runsCommand(rt: Runtime, parent: Command): void {
         };
       }
       if (opts.reject && !opts.comment?.trim()) throw new UsageError('--reject needs --comment <text>');
-      const body = { decision: opts.approve ? 'approve' : 'reject', ...(opts.comment !== undefined && { comment: opts.comment }) };
+      if (opts.approve && !opts.planDigest) throw new UsageError(`--approve needs --plan-digest <sha256>: look at the plan first (sfm runs rollback ${id} --plan --mode down|restore)`);
+      const body = { decision: opts.approve ? 'approve' : 'reject', ...(opts.comment !== undefined && { comment: opts.comment }), ...(opts.planDigest !== undefined && { planDigest: opts.planDigest }) };
       return async (s) => {
         const req = await s.client.post<RollbackRequest>(`/v1/runs/${enc(id)}/rollback/approvals`, body);
         s.print(req, () => `${requestLine(req)}\n${req.status === 'running' ? `Follow it: sfm runs wait ${id}\n` : ''}`);
