@@ -51,7 +51,9 @@ export async function completeWatch(ctx: ServiceContext, run: RunRow & { apply_s
     signal: stop, retryMs: env.verify.watchRetryMinutes * 60_000,
   });
   if (!watch) {
-    await runLog.write('monitor', 'info', `watch handed off (this process is stopping); any replica ends it at ${window.endsAt}`);
+    const why = stop.reason instanceof Error ? stop.reason.message : 'this process is stopping';
+    await transaction(ctx.control, (client) => appendEvent(client, { runId: run.id, environment: env.name, type: 'watch.handed_off', actor, details: { endsAt: window.endsAt, reason: why } }));
+    await runLog.write('monitor', 'info', `watch handed off (${why}); any replica ends it at ${window.endsAt}`);
     await runLog.flush();
     return 'handed-off';
   }
