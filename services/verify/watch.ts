@@ -2,6 +2,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type pg from 'pg';
 import { exec, one } from '../../database/db.js';
 import { ping } from '../../database/sql/target.js';
+import { ServiceError } from '../errors.js';
 import { etlActivity, tableExists } from '../../database/sql/verify.js';
 
 export interface EtlRates {
@@ -59,7 +60,10 @@ const MIN_FAILURES = 3;
 const MIN_FAILURE_RATE = 0.02;
 
 export async function etlRates(client: pg.ClientBase, from: Date, to: Date): Promise<EtlRates | null> {
-  if (!(await one<{ exists: boolean }>(client, tableExists('public.etl_errors'))).exists) return null;
+  // Both of the ETL's tables the rates read: a schema with only one of them has no ETL to watch.
+  for (const table of ['public.etl_errors', 'public.hero_snapshots']) {
+    if (!(await one<{ exists: boolean }>(client, tableExists(table))).exists) return null;
+  }
   const a = await one<{ processed: number; failed: number; backlog: number }>(client, etlActivity(from, to));
   const minutes = Math.max((to.getTime() - from.getTime()) / 60_000, 1 / 60);
   const attempts = a.processed + a.failed;
@@ -93,6 +97,9 @@ export function watchWindow(from: Date, watchMinutes: number): WatchWindow {
 }
 
 const errorText = (err: unknown) => (err instanceof Error ? err.message : String(err)).slice(0, 300);
+
+/** The target being away (worth retrying), rather than a statement it refused. */
+const isOutage = (err: unknown) => !(err instanceof ServiceError) || err.statusCode === 503;
 
 /** Sleeps until `at` (or `ms`), false when the signal fired first. */
 async function pause(ms: number, signal: AbortSignal): Promise<boolean> {
@@ -150,6 +157,9 @@ export async function watchEtl(connect: Connect, baseline: EtlRates | null, wind
       up();
       break;
     } catch (err) {
+      if (!isOutage(err)) {
+        return { watchedSeconds: Math.round(windowMs / 100) / 10, baseline, during: null, cutShort: false, observed: false, outages, degraded: true, detail: `The ETL could not be observed after the apply: ${errorText(err)}` };
+      }
       down(err);
       if (Date.now() >= giveUpAt) break;
       if (!(await pause(Math.min(retryEveryMs, giveUpAt - Date.now()), opts.signal))) return null;
