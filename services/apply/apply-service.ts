@@ -196,9 +196,12 @@ export function createApplyService(ctx: ServiceContext) {
     let paused: PauseState | null = null;
     const spawned = (phase: string) => processRecorder(control, runId, phase, lease.owner, log);
     // Each phase is recorded before it starts: what a reconciler reads after a crash.
-    const phase = async (name: ApplyPhase) => {
-      // This process lost the run (its lease lapsed and another one reconciled it): stop before changing anything more.
+    // This process lost the run (its lease lapsed and another one reconciled it): stop before changing anything more.
+    const fenced = () => {
       if (fence.aborted) throw fence.reason instanceof Error ? fence.reason : new Error('lost the run lease');
+    };
+    const phase = async (name: ApplyPhase) => {
+      fenced();
       await exec(control, mergeApplyState(runId, { phase: name }));
     };
 
@@ -215,7 +218,8 @@ export function createApplyService(ctx: ServiceContext) {
       report.finishedAt = new Date().toISOString();
       endTotal();
       await runLog.flush();
-      await finishApply(control, runId, run.digest, report, status, error);
+      // Only from where this process left it: a run another process reconciled meanwhile is not overwritten.
+      await finishApply(control, runId, run.digest, report, status, error, ['applying', 'verifying']);
     };
 
     const resume = async (why: string) => {
@@ -315,6 +319,7 @@ export function createApplyService(ctx: ServiceContext) {
     }
 
     // 5. Verify, resume, monitor.
+    fenced();
     await move(runId, 'verifying', 'system', { applied: applied.length, lockRetries: result.lockRetries }, { phase: 'verify' });
     const endVerify = ctx.metrics.phaseTimer(env.name, 'verify');
     let verified;
@@ -343,6 +348,7 @@ export function createApplyService(ctx: ServiceContext) {
     await runLog.write('apply', 'info', `applied ${result.steps.length} migration(s) with ${result.lockRetries} lock retr${result.lockRetries === 1 ? 'y' : 'ies'}`);
     // The watch's window, baseline and the report so far go with the run: any replica can end the watch on time.
     const watch = { window: watchWindow(new Date(), env.verify.watchMinutes), baseline };
+    fenced();
     await move(runId, 'monitoring', 'system', { watchMinutes: env.verify.watchMinutes, endsAt: watch.window.endsAt }, { phase: 'watch', watch, report });
     await runLog.write('monitor', 'info', `watching the ETL for ${env.verify.watchMinutes} min against the pre-apply baseline (until ${watch.window.endsAt})`);
     const outcome = await completeWatch(ctx, await loadRun(runId), actor, AbortSignal.any([shutdown.signal, fence]));

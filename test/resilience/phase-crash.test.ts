@@ -68,7 +68,7 @@ before(async () => {
   environments.pausecmd = testEnvironment('pausecmd', migrations, dir, { workers: { pause: { method: 'command', pause: 'sleep 120; echo done', resume: 'true' }, pauseTimeoutMs: 300_000 } });
   // The restore's cleanup drops the table the run created; a long lock_timeout lets the test hold it there.
   environments.cleanup = testEnvironment('cleanup', migrations, dir, { ...sql, lockTimeoutMs: 120_000, backup: { method: 'pg_dump', dir: join(dir, 'backups', 'cleanup') } });
-  env = await serverSetup(dir, control.url, environments, Object.fromEntries(ENVS.map((e) => [e, targets[e].url])));
+  env = { ...(await serverSetup(dir, control.url, environments, Object.fromEntries(ENVS.map((e) => [e, targets[e].url])))), BACKFILLS: 'off' };
 });
 
 after(async () => {

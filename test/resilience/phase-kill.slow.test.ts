@@ -69,7 +69,7 @@ before(async () => {
   for (const p of PHASES) environments[p] = testEnvironment(p, migrations, dir, { ...sql, backup: { method: 'pg_dump', dir: join(dir, 'backups', p), lockWaitTimeoutMs: 300_000 } });
   environments.pause = testEnvironment('pause', migrations, dir, { workers: { pause: { method: 'command', pause: 'sleep 300; echo done', resume: 'true' }, pauseTimeoutMs: 600_000 } });
   environments.watch = testEnvironment('watch', migrations, dir, { ...sql, verify: { smokeEtl: false, watchMinutes: 0.1 } });
-  env = { ...(await serverSetup(dir, control.url, environments, Object.fromEntries(PHASES.map((p) => [p, targets[p].url])))), SCHEDULER: 'off' };
+  env = { ...(await serverSetup(dir, control.url, environments, Object.fromEntries(PHASES.map((p) => [p, targets[p].url])))), SCHEDULER: 'off', BACKFILLS: 'off' };
 });
 
 after(async () => {

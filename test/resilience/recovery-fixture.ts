@@ -53,14 +53,25 @@ export async function runStatus(control: TestDatabase, id: string): Promise<stri
 }
 
 export async function waitStatus(control: TestDatabase, id: string, statuses: string[], timeoutMs = 60_000): Promise<string> {
+  let seen = '';
   return waitFor(`run ${id} to be ${statuses.join('/')}`, async () => {
+    // A run past its expected status never comes back: say where it went.
+    const ended = ['failed', 'verification_failed', 'degraded', 'succeeded', 'interrupted', 'rolled_back', 'restored', 'cancelled'];
     const status = await runStatus(control, id);
     if (status === 'preflight_failed') {
       const { rows } = await control.query('SELECT error FROM runs WHERE id = $1', [id]);
       throw new Error(`preflight failed: ${JSON.stringify(rows[0].error)}`);
     }
-    return statuses.includes(status) ? status : undefined;
-  }, timeoutMs, 100);
+    if (statuses.includes(status)) return status;
+    seen = status;
+    if (ended.includes(status)) {
+      const { rows } = await control.query('SELECT error FROM runs WHERE id = $1', [id]);
+      throw new Error(`the run is ${status}: ${JSON.stringify(rows[0].error)}`);
+    }
+    return undefined;
+  }, timeoutMs, 100).catch((err: Error) => {
+    throw new Error(`${err.message} (last seen ${seen})`);
+  });
 }
 
 /**

@@ -33,7 +33,7 @@ before(async () => {
   const environments = Object.fromEntries(['w1', 'w2'].map((e) => [e, testEnvironment(e, migrations, dir, {
     workers: { pause: { method: 'sql' }, pauseTimeoutMs: 5000 }, verify: { smokeEtl: false, watchMinutes: WATCH_MINUTES },
   })]));
-  env = { ...(await serverSetup(dir, control.url, environments, { w1: targets.w1!.url, w2: targets.w2!.url })), APPLY_LEASE_SECONDS: '2' };
+  env = { ...(await serverSetup(dir, control.url, environments, { w1: targets.w1!.url, w2: targets.w2!.url })), APPLY_LEASE_SECONDS: '2', BACKFILLS: 'off' };
 });
 
 after(async () => {
