@@ -26,6 +26,7 @@ import { createBackfillExecutor } from './backfills/executor.js';
 import { createOverridesService } from './policy/overrides-service.js';
 import { promotionOf } from './policy/promotion.js';
 import { planRollback } from './rollback-plan/plan.js';
+import { createRecoveryLoop } from './apply/recovery-loop.js';
 
 export interface ServicesOptions {
   control: pg.Pool;
@@ -58,6 +59,8 @@ export function createServices({ control, config, log }: ServicesOptions) {
   const scheduler = createScheduler(ctx, apply, rollback);
   const overrides = createOverridesService(ctx, apply);
   const rollbackPlans = { plan: (runId: string, mode: 'down' | 'restore') => planRollback(ctx, runId, mode) };
+  // A third of a lease: a lapsed lease is noticed well within one more lease length.
+  const recovery = createRecoveryLoop(() => apply.reconcile({ expiredLeasesOnly: true }), Math.max(1000, Math.min(5000, (config.applyLeaseSeconds * 1000) / 3)), log);
   const notifier = createNotifier(ctx);
   const backfills = createBackfillsService(ctx);
   const backfillExecutor = createBackfillExecutor(ctx);
@@ -111,6 +114,7 @@ export function createServices({ control, config, log }: ServicesOptions) {
       await apply.reconcile();
       await preflight.resumeOrphans();
       scheduler.start();
+      recovery.start();
       notifier.start();
       backfillExecutor.start();
     },
@@ -119,7 +123,7 @@ export function createServices({ control, config, log }: ServicesOptions) {
       await Promise.all([preflight.idle(), apply.idle(), rollback.idle(), scheduler.idle()]);
     },
     async close(): Promise<void> {
-      await Promise.all([scheduler.stop(), notifier.stop(), backfillExecutor.stop()]);
+      await Promise.all([scheduler.stop(), recovery.stop(), notifier.stop(), backfillExecutor.stop()]);
       await Promise.all([preflight.close(), apply.close(), rollback.close(), etlWorkers.stop()]);
       await targets.close();
     },

@@ -1,8 +1,9 @@
+import type pg from 'pg';
 import { exec, maybeOne, one, rows, transaction } from '../../database/db.js';
 import { claimDueRollback, dueRollbackRequests, reopenRollbackRequest, rescheduleRollback, startHeldRollback } from '../../database/sql/rollback-plan.js';
 import { appendEvent } from '../audit.js';
 import type { ServiceContext } from '../context.js';
-import { lockRunForUpdate, transition } from '../runs/transition.js';
+import { lockRunForUpdate, transition, type LockedRun } from '../runs/transition.js';
 import type { PlannedRollbackRow } from './approval.js';
 import { planRollback, rollbackWindow } from './plan.js';
 
@@ -17,10 +18,23 @@ const ACTOR = 'scheduler';
  * that closed meanwhile moves it to the next one. Returns the requests moved
  * to running, for the caller to execute.
  */
-export async function claimDueRollbacks(ctx: ServiceContext, now: Date): Promise<PlannedRollbackRow[]> {
+export interface ClaimHooks<L extends { release(): Promise<void> }> {
+  /** The run's apply lock, taken before the status change (null: another process works on the run). */
+  lockRun(runId: string): Promise<L | null>;
+  /** In the starting transaction, after the transition: the rollback's state and lease. */
+  onStart(client: pg.PoolClient, run: LockedRun, request: PlannedRollbackRow): Promise<void>;
+}
+
+export async function claimDueRollbacks<L extends { release(): Promise<void> }>(ctx: ServiceContext, now: Date, hooks: ClaimHooks<L>): Promise<Array<{ row: PlannedRollbackRow; lock: L }>> {
   const due = await rows<{ id: string; run_id: string; mode: 'down' | 'restore' }>(ctx.control, dueRollbackRequests(now, DUE_BATCH));
-  const started: PlannedRollbackRow[] = [];
+  const started: Array<{ row: PlannedRollbackRow; lock: L }> = [];
   for (const d of due) {
+    const lock = await hooks.lockRun(d.run_id).catch((err) => {
+      ctx.log.error({ err, runId: d.run_id }, 'could not lock a scheduled rollback\'s run; retrying at the next tick');
+      return null;
+    });
+    if (!lock) continue;
+    let handedOff = false;
     try {
       const plan = await planRollback(ctx, d.run_id, d.mode, now);
       const row = await transaction(ctx.control, async (client) => {
@@ -50,11 +64,17 @@ export async function claimDueRollbacks(ctx: ServiceContext, now: Date): Promise
           actor: ACTOR,
           details: { requestId: request.id, requestedBy: request.requested_by, approvedBy: request.decided_by, reason: request.reason, scheduledFor: request.scheduled_for?.toISOString() ?? null, planDigest: plan.digest },
         });
+        await hooks.onStart(client, run, running);
         return running;
       });
-      if (row) started.push(row);
+      if (row) {
+        started.push({ row, lock });
+        handedOff = true;
+      }
     } catch (err) {
       ctx.log.error({ err, runId: d.run_id, requestId: d.id }, 'could not start a scheduled rollback; retrying at the next tick');
+    } finally {
+      if (!handedOff) await lock.release();
     }
   }
   return started;
