@@ -53,7 +53,7 @@ async function succeededRun(): Promise<string> {
 async function restore(id: string): Promise<void> {
   const asked = await api('post', `/v1/runs/${id}/rollback`, 'olga', { mode: 'restore', confirm: 'staging', reason: 'undo' });
   assert.equal(asked.status, 202, asked.text);
-  assert.equal((await api('post', `/v1/runs/${id}/rollback/approvals`, 'carol', { decision: 'approve' })).status, 201);
+  assert.equal((await api('post', `/v1/runs/${id}/rollback/approvals`, 'carol', { decision: 'approve', planDigest: asked.body.planDigest })).status, 201);
   await t.settle();
 }
 

@@ -73,7 +73,7 @@ async function applyChangingDisk(id: string, moment: Moment, change: () => Promi
       const res = await api('post', `/v1/runs/${id}/apply`, 'olga', { confirm: 'staging', reason: 'test' });
       assert.equal(res.status, 202, res.text);
       await waitFor('pg_dump to wait on the lock', async () => (await target().query(
-        `SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'pg_dump' AND wait_event_type = 'Lock'`,
+        `SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND application_name LIKE 'starforge-run-%-backup' AND wait_event_type = 'Lock'`,
       )).rows[0].n === 1);
       await change();
     } finally {
@@ -160,7 +160,7 @@ describe('only the approved bytes run, whatever happens to the migrations direct
         // down runs from the same snapshot: the disk still has the change.
         const asked = await api('post', `/v1/runs/${id}/rollback`, 'olga', { mode: 'down', confirm: 'staging', reason: 'sealed down' });
         assert.equal(asked.status, 202, asked.text);
-        assert.equal((await api('post', `/v1/runs/${id}/rollback/approvals`, 'carol', { decision: 'approve' })).status, 201);
+        assert.equal((await api('post', `/v1/runs/${id}/rollback/approvals`, 'carol', { decision: 'approve', planDigest: asked.body.planDigest })).status, 201);
         await t.settle();
         const back = (await api('get', `/v1/runs/${id}`, 'vic')).body;
         assert.equal(back.status, 'rolled_back', JSON.stringify(back.error));

@@ -93,7 +93,7 @@ export async function createApproved(server: ServerProcess, control: TestDatabas
 export async function rollBack(server: ServerProcess, id: string, environment: string, mode: 'down' | 'restore'): Promise<void> {
   const asked = await call(server, 'POST', `/v1/runs/${id}/rollback`, 'olga', { mode, confirm: environment, reason: `test ${mode}` });
   assert.equal(asked.status, 202, JSON.stringify(asked.body));
-  const approved = await call(server, 'POST', `/v1/runs/${id}/rollback/approvals`, 'carol', { decision: 'approve' });
+  const approved = await call(server, 'POST', `/v1/runs/${id}/rollback/approvals`, 'carol', { decision: 'approve', planDigest: (asked.body as { planDigest: string }).planDigest });
   assert.equal(approved.status, 201, JSON.stringify(approved.body));
 }
 
