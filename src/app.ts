@@ -8,6 +8,7 @@ import { scrubSecrets } from '../database/pg-errors.js';
 import type { AppConfig } from './config/index.js';
 import { authPlugin } from './plugins/auth.js';
 import { errorsPlugin, sendProblem } from './plugins/errors.js';
+import { ProbeQuietLogController } from './plugins/request-logging.js';
 import { servicesPlugin } from './plugins/services.js';
 import { metricsPlugin } from './plugins/metrics.js';
 import { etlRoutes } from '../routes/etl/index.js';
@@ -65,6 +66,8 @@ export function fastifyOptions(config: Pick<AppConfig, 'logLevel'>, opts: BuildO
           serializers: { err: errSerializer },
           ...(opts.logStream ? { stream: opts.logStream } : {}),
         },
+    // /healthz, /readyz and /metrics request lines at debug, not info.
+    logController: new ProbeQuietLogController(),
     bodyLimit: BODY_LIMIT_BYTES,
     genReqId: (req) => {
       const given = req.headers['x-request-id'];

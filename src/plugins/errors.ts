@@ -2,6 +2,7 @@ import type { FastifyError, FastifyInstance, FastifyReply } from 'fastify';
 import fp from 'fastify-plugin';
 import { describeConnectionError, isConnectionError } from '../../database/pg-errors.js';
 import { ServiceError } from '../../services/errors.js';
+import { explainEnums } from './validation-messages.js';
 
 export const PROBLEM_BASE = 'https://starforge.dev/problems/';
 const TITLES: Record<number, string> = {
@@ -38,7 +39,7 @@ export function sendProblem(reply: FastifyReply, status: number, detail: string,
 
 function validationErrors(err: FastifyError): Array<{ path: string; message: string }> {
   const where = err.validationContext ?? 'request';
-  return (err.validation ?? []).map((v) => {
+  return explainEnums(err.validation ?? []).map((v) => {
     const missing = v.keyword === 'required' ? `/${String((v.params as { missingProperty?: string }).missingProperty)}` : '';
     const extra = v.keyword === 'additionalProperties' ? `/${String((v.params as { additionalProperty?: string }).additionalProperty)}` : '';
     const message = v.keyword === 'additionalProperties' ? 'is not a known field' : (v.message ?? 'is invalid');
