@@ -1,7 +1,7 @@
 import { Counter, Registry, collectDefaultMetrics } from 'prom-client';
 import type { EnvironmentConfig } from '../../src/config/environments.js';
 import { createBackfillMetrics } from './backfills.js';
-import { createEventMetrics } from './events.js';
+import { RUN_PHASES, createEventMetrics } from './events.js';
 import { NOTIFICATION_OUTCOMES, VERIFICATION_CHECKS, notifyKinds } from './known-series.js';
 
 const MISNAMED_DEFAULT_METRICS = ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total'];
@@ -49,6 +49,8 @@ export function createMetrics() {
     for (const env of Object.values(environments)) {
       for (const kind of notifyKinds(env)) for (const outcome of NOTIFICATION_OUTCOMES) notifications.inc({ environment: env.name, kind, outcome }, 0);
       for (const check of VERIFICATION_CHECKS) events.verificationFailures.inc({ environment: env.name, check }, 0);
+      for (const outcome of ['success', 'failure']) events.backupDuration.zero({ environment: env.name, outcome });
+      for (const phase of RUN_PHASES) events.phaseDuration.zero({ environment: env.name, phase });
     }
   }
 

@@ -94,6 +94,10 @@ describe('counters exported at 0 before their first event', () => {
         assert.equal(m.value(name, { environment }), 0, `${name}{${environment}}`);
       }
     }
+    for (const phase of ['preflight', 'backup', 'migrate', 'verify', 'total', 'rollback', 'restore']) {
+      assert.equal(m.value('starforge_run_phase_duration_seconds_count', { environment: 'qa', phase }), 0, `phase ${phase} histogram at 0`);
+    }
+    assert.equal(m.value('starforge_backup_duration_seconds_count', { environment: 'qa', outcome: 'failure' }), 0);
     for (const outcome of ['delivered', 'retrying', 'failed']) {
       assert.equal(m.value('starforge_notifications_total', { environment: 'qa', kind: 'webhook', outcome }), 0, outcome);
     }
@@ -206,7 +210,7 @@ describe('run metrics', () => {
     assert.equal(m.value('starforge_backup_duration_seconds_count', { environment: 'qa', outcome: 'failure' }), 1);
     assert.equal(m.value('starforge_run_phase_duration_seconds_count', { environment: 'qa', phase: 'backup' }), 1);
     assert.equal(m.value('starforge_run_phase_duration_seconds_count', { environment: 'qa', phase: 'total' }), 1);
-    assert.equal(m.value('starforge_run_phase_duration_seconds_count', { environment: 'qa', phase: 'migrate' }), undefined);
+    assert.equal(m.value('starforge_run_phase_duration_seconds_count', { environment: 'qa', phase: 'migrate' }), 0, 'never migrated');
     assert.equal(m.value('starforge_migrations_applied_total', { environment: 'qa' }), 0);
     assert.equal(m.value('starforge_pending_migrations', { environment: 'qa' }), 2);
     assert.equal(m.value('starforge_run_transitions_total', { environment: 'qa', from: 'applying', to: 'failed' }), 1);
