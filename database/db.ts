@@ -74,10 +74,38 @@ export function createPool(connectionString: string, options: PoolOptions = {}):
   // Nor may a checked-out one: pg emits 'error' on a client whose server goes
   // away even while a query is in flight (which fails with the same error), and
   // pg-pool only listens while the client is idle. The failed query reports it.
+  const open = new Set<pg.PoolClient>();
   pool.on('connect', (client) => {
     client.on('error', () => undefined);
+    open.add(client);
   });
+  // pg-pool emits 'remove' once a client's connection has really closed.
+  pool.on('remove', (client) => open.delete(client));
+  OPEN_CLIENTS.set(pool, open);
   return pool;
+}
+
+const OPEN_CLIENTS = new WeakMap<pg.Pool, Set<pg.PoolClient>>();
+
+/**
+ * pool.end() resolves once every client is taken out of the pool, while
+ * their connections are still closing. Shutting the server down right then
+ * (the embedded demo stops its PostgreSQL next) terminates those sessions
+ * with 57P01 and logs them as lost. This also waits for the connections.
+ */
+export async function closePool(pool: pg.Pool): Promise<void> {
+  const open = OPEN_CLIENTS.get(pool);
+  await pool.end();
+  if (!open?.size) return;
+  await new Promise<void>((resolve) => {
+    const check = () => {
+      if (open.size) return;
+      pool.removeListener('remove', check);
+      resolve();
+    };
+    pool.on('remove', check);
+    check();
+  });
 }
 
 /** Replaces the database name of a postgres URL. */

@@ -15,7 +15,7 @@ export default {
       lockTimeoutMs: 2000,
       statementTimeoutMs: 600000,
       lockRetries: { attempts: 10, baseDelayMs: 500, maxDelayMs: 30000 },
-      backup: { method: 'pg_dump', dir: '.data/backups' },
+      backup: { method: 'pg_dump' }, // dumps go to DATA_DIR/backups (a relative dir resolves under DATA_DIR)
       workers: { pause: { method: 'sql' } },
       verify: { tables: [], indexes: [], smokeEtl: true, watchMinutes: 1, degradeFactor: 2 },
       notify: [],
@@ -35,7 +35,7 @@ export default {
       lockTimeoutMs: 2000,
       statementTimeoutMs: 600000,
       lockRetries: { attempts: 10, baseDelayMs: 500, maxDelayMs: 30000 },
-      backup: { method: 'pg_dump', dir: '.data/backups' },
+      backup: { method: 'pg_dump' }, // dumps go to DATA_DIR/backups (a relative dir resolves under DATA_DIR)
       workers: { pause: { method: 'sql' } },
       verify: {
         tables: ['hero_snapshots', 'user_profile_summary', 'user_troops'],

@@ -39,7 +39,7 @@ export function createServices({ control, config, log }: ServicesOptions) {
   const targets = new TargetDatabases(config.targetUrls, log);
   const metrics = createMetrics();
   const ctx: ServiceContext = { control, config, log, targets, metrics };
-  metrics.initEnvironments(Object.keys(config.environments), [metrics.etlProcessed, metrics.etlFailed]);
+  metrics.initKnownSeries(config.environments);
   // Runs by status, pending migrations, ETL backlog...: read when /metrics is scraped.
   const stateMetrics = registerStateMetrics(ctx);
   const etlHealth = createEtlHealthService(ctx);

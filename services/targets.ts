@@ -1,5 +1,5 @@
 import type pg from 'pg';
-import { createPool } from '../database/db.js';
+import { closePool, createPool } from '../database/db.js';
 import { describeConnectionError, isConnectionError } from '../database/pg-errors.js';
 import type { EnvironmentConfig } from '../src/config/environments.js';
 import { ServiceError, unavailable, unprocessable } from './errors.js';
@@ -70,6 +70,6 @@ export class TargetDatabases {
   async close(): Promise<void> {
     const pools = [...this.pools.values()];
     this.pools.clear();
-    await Promise.all(pools.map((p) => p.end().catch(() => undefined)));
+    await Promise.all(pools.map((p) => closePool(p).catch(() => undefined)));
   }
 }

@@ -10,6 +10,7 @@ import { authPlugin } from './plugins/auth.js';
 import { clientErrorHandler } from './plugins/client-errors.js';
 import { errorsPlugin, frameworkError } from './plugins/errors.js';
 import { inputHygienePlugin } from './plugins/input-hygiene.js';
+import { ProbeQuietLogController } from './plugins/request-logging.js';
 import { servicesPlugin } from './plugins/services.js';
 import { metricsPlugin } from './plugins/metrics.js';
 import { etlRoutes } from '../routes/etl/index.js';
@@ -68,6 +69,8 @@ export function fastifyOptions(config: Pick<AppConfig, 'logLevel'>, opts: BuildO
           serializers: { err: errSerializer },
           ...(opts.logStream ? { stream: opts.logStream } : {}),
         },
+    // /healthz, /readyz and /metrics request lines at debug, not info.
+    logController: new ProbeQuietLogController(),
     bodyLimit: BODY_LIMIT_BYTES,
     genReqId: (req) => {
       const given = req.headers['x-request-id'];

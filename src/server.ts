@@ -6,7 +6,7 @@ import { scrubSecrets } from '../database/pg-errors.js';
 import { buildApp } from './app.js';
 import { ConfigError, loadConfig, type AppConfig } from './config/index.js';
 import { loadOrCreateDemoTokens } from './demo-tokens.js';
-import { startEmbeddedPostgres, type EmbeddedServer } from './embedded-postgres.js';
+import { EmbeddedUnavailableError, startEmbeddedPostgres, type EmbeddedServer } from './embedded-postgres.js';
 
 function say(line: string): void {
   process.stderr.write(line + '\n');
@@ -17,6 +17,7 @@ async function useEmbedded(config: AppConfig): Promise<{ embedded: EmbeddedServe
   await mkdir(config.dataDir, { recursive: true });
   say(`No DATABASE_URL: starting embedded PostgreSQL on 127.0.0.1:${config.embeddedPgPort} (data in ${join(config.dataDir, 'pg')})`);
   const embedded = await startEmbeddedPostgres({ dir: config.dataDir, port: config.embeddedPgPort, persistent: true });
+  started = embedded;
   await embedded.createDatabase('starforge_control');
   config.databaseUrl = embedded.url('starforge_control');
   for (const name of Object.keys(config.environments)) {
@@ -34,6 +35,9 @@ async function useEmbedded(config: AppConfig): Promise<{ embedded: EmbeddedServe
   return { embedded, demoTokensFile };
 }
 
+/** The embedded server once it runs: stopped last on shutdown, and on a failed start-up. */
+let started: EmbeddedServer | undefined;
+
 async function main(): Promise<void> {
   let config: AppConfig;
   try {
@@ -48,15 +52,33 @@ async function main(): Promise<void> {
 
   let embedded: EmbeddedServer | undefined;
   let demoTokensFile: string | null = null;
-  if (!config.databaseUrl) ({ embedded, demoTokensFile } = await useEmbedded(config));
+  if (!config.databaseUrl) {
+    try {
+      ({ embedded, demoTokensFile } = await useEmbedded(config));
+    } catch (err) {
+      if (err instanceof EmbeddedUnavailableError) {
+        say(`Configuration error: DATABASE_URL is not set, and ${err.message}`);
+        process.exit(2);
+      }
+      throw err;
+    }
+  }
 
   await migrateControlDatabase(config.databaseUrl!, { info: (msg) => say(msg) });
   const app = await buildApp(config);
+  // In this order: no new requests (in-flight ones finish), then background
+  // work (scheduler, applies, ETL, notifier) and the pools, and only then the
+  // embedded PostgreSQL they all use. It runs in its own process group, so a
+  // Ctrl-C in the terminal reaches only us.
+  app.server.once('close', () => app.log.info('HTTP server closed'));
   closeWithGrace({ delay: 15_000 }, async ({ signal, err }) => {
     if (err) app.log.error({ err }, 'shutting down after an error');
     else app.log.info({ signal }, 'shutting down');
     await app.close();
-    await embedded?.stop();
+    if (embedded) {
+      await embedded.stop();
+      app.log.info('embedded PostgreSQL stopped');
+    }
   });
 
   if (config.authTokens.length === 0) app.log.warn('no AUTH_TOKENS or AUTH_TOKENS_FILE: every /v1 request will get 401');
@@ -68,9 +90,10 @@ async function main(): Promise<void> {
   if (demoTokensFile) say(`  Demo tokens (one per role, embedded demo only): ${demoTokensFile}`);
 }
 
-main().catch((err) => {
+main().catch(async (err) => {
   // The message only: a stack says nothing to an operator, and a start-up error
   // must not carry more than the scrubbed reason.
   say(`Start-up failed: ${scrubSecrets(err instanceof Error ? err.message : String(err), [])}`);
+  await started?.stop().catch(() => undefined);
   process.exit(1);
 });

@@ -8,7 +8,7 @@ export default {
       migrationsDir: 'database/migrations',
       migrationsTable: 'pgmigrations',
       approvals: { required: ['any'] },
-      backup: { method: 'pg_dump', dir: '.data/backups' },
+      backup: { method: 'pg_dump' }, // dumps go to DATA_DIR/backups (a relative dir resolves under DATA_DIR)
       workers: { pause: { method: 'sql' } },
       verify: { tables: [], indexes: [], smokeEtl: true, watchMinutes: 1, degradeFactor: 2 },
     },

@@ -25,10 +25,14 @@ export const runCountsByStatus = (environments: string[], statuses: readonly str
   values: [environments, statuses],
 });
 
-/** When each environment's most recent succeeded run got there (a backward index-only probe per environment). */
+/**
+ * When each environment last had a run reach `succeeded`, from the transition
+ * counters (control migration 1731000001000): a later rollback of that run
+ * does not take it back. A primary-key probe per environment.
+ */
 export const lastSucceededRun = (environments: string[]): Query => ({
   text: `SELECT e.environment,
-                (SELECT max(r.updated_at) FROM runs r WHERE r.environment = e.environment AND r.status = 'succeeded') AS at
+                (SELECT max(c.last_at) FROM run_transition_counts c WHERE c.environment = e.environment AND c.to_status = 'succeeded') AS at
          FROM unnest($1::text[]) AS e(environment)`,
   values: [environments],
 });

@@ -40,12 +40,17 @@ const SNAPSHOT_VERIFY_TIMEOUT_MS = 60 * 60 * 1000;
 
 const SNAPSHOT_ID = /^[A-Za-z0-9._:/-]{1,200}$/;
 
-/** Where pg_dump backups of this environment go; null for external snapshots. */
-export function backupDirectory(env: EnvironmentConfig, dataDir: string, projectRoot: string): string | null {
+/**
+ * Where pg_dump backups of this environment go; null for external snapshots.
+ * Backups belong to the deployment, not to the application: the default and
+ * any relative `backup.dir` live under DATA_DIR (the image's application
+ * directory is read-only, DATA_DIR is its one writable volume).
+ */
+export function backupDirectory(env: EnvironmentConfig, dataDir: string): string | null {
   if (env.backup.method !== 'pg_dump') return null;
   const dir = env.backup.dir;
   if (dir === null) return join(dataDir, 'backups');
-  return isAbsolute(dir) ? dir : resolve(projectRoot, dir);
+  return isAbsolute(dir) ? dir : resolve(dataDir, dir);
 }
 
 /** 2024-05-01T12:34:56.789Z → 20240501T123456Z */
@@ -104,7 +109,7 @@ async function createPrivateFile(file: string): Promise<void> {
 
 async function createDump(opts: CreateBackupOptions, id: string, createdAt: string): Promise<BackupRecord> {
   const lockWaitMs = opts.environment.backup.method === 'pg_dump' ? opts.environment.backup.lockWaitTimeoutMs : 60_000;
-  const dir = backupDirectory(opts.environment, opts.dataDir, opts.projectRoot)!;
+  const dir = backupDirectory(opts.environment, opts.dataDir)!;
   const file = join(dir, `${id}.dump`);
   const secrets = [opts.targetUrl];
   try {
@@ -295,8 +300,10 @@ export interface CreateBackupOptions {
   environment: EnvironmentConfig;
   targetUrl: string;
   runId: string;
+  /** DATA_DIR: the default and relative backup directories resolve under it. */
   dataDir: string;
-  projectRoot: string;
+  /** Not used for paths any more (backups resolve under DATA_DIR); accepted so existing callers need no change. */
+  projectRoot?: string;
   log: Log;
   now?: Date;
   /** pg_dump's session name on the target (PGAPPNAME). */

@@ -3,7 +3,7 @@ import { hostname } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type pg from 'pg';
-import { createPool, exec, maybeOne, one, rows, transaction } from '../../database/db.js';
+import { closePool, createPool, exec, maybeOne, one, rows, transaction } from '../../database/db.js';
 import { describeConnectionError } from '../../database/pg-errors.js';
 import {
   batchSettings, checkpoint, insertFailure, lockClaimable, lockJob, nextKeyRange, nextOpenFailures, noteRemaining, noteWaiting,
@@ -513,7 +513,7 @@ export function createBackfillExecutor(ctx: ServiceContext) {
       await Promise.allSettled([...active.values()]);
       const open = [...pools.values()];
       pools.clear();
-      await Promise.all(open.map((p) => p.end().catch(() => undefined)));
+      await Promise.all(open.map((p) => closePool(p).catch(() => undefined)));
     },
     /** Environments with a job executing in this process now. */
     executing(): string[] {

@@ -5,6 +5,9 @@ import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 // dashboard; the gauges are set only by the executing replica, so a dashboard
 // takes max() across replicas.
 
+/** Why an executor waits instead of running a batch (starforge_backfill_backoffs_total{reason}). */
+export const BACKOFF_REASONS = ['pressure', 'retry', 'unreachable'] as const;
+
 const BATCH_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
 
 export function createBackfillMetrics(registry: Registry) {
@@ -52,6 +55,7 @@ export function createBackfillMetrics(registry: Registry) {
   function initBackfill(environment: string, backfill: string): void {
     rowsProcessed.inc({ environment, backfill }, 0);
     rowsFailed.inc({ environment, backfill }, 0);
+    for (const reason of BACKOFF_REASONS) backoffs.inc({ environment, backfill, reason }, 0);
   }
 
   return { backfillRowsProcessed: rowsProcessed, backfillRowsFailed: rowsFailed, backfillProgress: progress, backfillRate: rate, backfillBatchDuration: batchDuration, backfillBackoffs: backoffs, initBackfill };

@@ -7,7 +7,8 @@ import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 // migrations, ETL backlog) is read at scrape time instead: see state.ts.
 
 /** Run phases timed into starforge_run_phase_duration_seconds. */
-export type RunPhase = 'preflight' | 'backup' | 'migrate' | 'verify' | 'total' | 'rollback' | 'restore';
+export const RUN_PHASES = ['preflight', 'backup', 'migrate', 'verify', 'total', 'rollback', 'restore'] as const;
+export type RunPhase = (typeof RUN_PHASES)[number];
 
 // From a one-second preflight to a six-hour dump: one bucket layout for every phase.
 const PHASE_BUCKETS = [0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600, 7200, 21600];

@@ -12,6 +12,7 @@ import { computePending, readAppliedMigrations, readMigrationFiles } from '../mi
 import { ACTIVE_STATUSES, RUN_STATUSES } from '../runs/state-machine.js';
 import { openWindowAt } from '../windows/windows.js';
 import { ServiceError } from '../errors.js';
+import { RUN_TRANSITIONS } from './known-series.js';
 import { SingleFlight, TimedOut, timeBox, timedRead } from './time-box.js';
 
 // State-style metrics: read from the control database and the targets when
@@ -197,7 +198,10 @@ export function registerStateMetrics(ctx: ServiceContext, opts: StateMetricsOpti
     async collect() {
       const c = (await figures()).control;
       this.reset();
-      for (const t of c?.transitions ?? []) this.inc({ environment: t.environment, from: t.from_status, to: t.to_status }, Number(t.count));
+      if (!c) return;
+      // Every possible transition from 0, so the first failure is an increase (see known-series.ts).
+      for (const environment of names) for (const [from, to] of RUN_TRANSITIONS) this.inc({ environment, from, to }, 0);
+      for (const t of c.transitions) this.inc({ environment: t.environment, from: t.from_status, to: t.to_status }, Number(t.count));
     },
   });
 
@@ -215,7 +219,7 @@ export function registerStateMetrics(ctx: ServiceContext, opts: StateMetricsOpti
 
   new Gauge({
     name: 'starforge_last_successful_apply_timestamp_seconds',
-    help: 'When the most recent run of the environment reached succeeded (Unix time; no sample before the first).',
+    help: 'When a run of the environment last reached succeeded (Unix time; kept when that run is later rolled back or restored; no sample before the first).',
     labelNames: ['environment'] as const,
     registers,
     async collect() {

@@ -162,7 +162,7 @@ export async function buildPreflightReport(ctx: ServiceContext, run: RunRow): Pr
   let targetChecks;
   try {
     targetChecks = await ctx.targets.withClient(env, async (client) => ({
-      checked: await checkTarget(client, ctx.control, env, files, set.applied.map((a) => a.name), extensions),
+      checked: await checkTarget(client, ctx.control, env, files, set.applied.map((a) => a.name), extensions, ctx.config.dataDir),
       impact: await estimateImpact(client, rehearsal, pendingNames),
     }));
   } catch (err) {

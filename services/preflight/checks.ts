@@ -4,6 +4,7 @@ import { extensionsInfo, ledgerFor, longTransactions, serverFacts } from '../../
 import type { EnvironmentConfig } from '../../src/config/environments.js';
 import type { MigrationFile } from '../migrations/files.js';
 import { toolMajorVersion } from '../pg-tools.js';
+import { checkBackupRoom } from './backup-room.js';
 import type { Finding, PreflightCheck } from './report.js';
 
 export interface ServerFacts {
@@ -38,6 +39,8 @@ export async function checkTarget(
   files: MigrationFile[],
   appliedNames: string[],
   extensions: string[],
+  /** DATA_DIR, under which pg_dump backups go (default and relative backup.dir). */
+  dataDir?: string,
 ): Promise<CheckResults> {
   const facts = await serverFactsOf(client);
   const major = Math.floor(facts.version_num / 10000);
@@ -102,6 +105,11 @@ export async function checkTarget(
     if (!ok) finding('backup-tool-unavailable', 'error', tool ? `pg_dump ${tool.version} cannot dump a PostgreSQL ${major} server; install pg_dump ${major} or newer.` : 'pg_dump is not on PATH; no verified backup means no apply.');
   } else {
     checks.push({ id: 'backup-tooling', status: 'pass', detail: 'External snapshots: the configured commands run at apply time.' });
+  }
+  const room = dataDir === undefined ? null : await checkBackupRoom(client, control, env, dataDir);
+  if (room) {
+    checks.push(room.check);
+    if (room.finding) findings.push(room.finding);
   }
   return { facts, checks, findings };
 }

@@ -19,7 +19,8 @@ export interface FreezeConfig {
 }
 export type BackupConfig =
   /**
-   * dir: absolute, or relative to the project root; null = DATA_DIR/backups.
+   * dir: absolute, or relative to DATA_DIR (backups belong to the deployment,
+   * not to the read-only application directory); null = DATA_DIR/backups.
    * lockWaitTimeoutMs: how long pg_dump waits for each table's ACCESS SHARE
    * lock (--lock-wait-timeout) before the backup, and so the apply, fails
    * instead of queueing behind a session that holds an exclusive lock.
@@ -366,7 +367,11 @@ function parseEnvironment(name: string, value: unknown, projectRoot: string): En
   };
 }
 
-/** Validates the object exported by migration-config.js; relative paths resolve from `projectRoot`. */
+/**
+ * Validates the object exported by migration-config.js. Relative code paths
+ * (migrationsDir, backfillsDir) resolve from `projectRoot`; a relative
+ * backup.dir is kept relative and resolves under DATA_DIR when used.
+ */
 export function parseMigrationConfig(value: unknown, projectRoot: string): Record<string, EnvironmentConfig> {
   const root = object(value, 'migration config', ['environments']);
   const environments = object(root.environments, 'environments');

@@ -9,6 +9,7 @@ declare module 'fastify' {
     routeTable: RouteTable;
   }
 }
+import { explainEnums } from './validation-messages.js';
 
 export const PROBLEM_BASE = 'https://starforge.dev/problems/';
 const TITLES: Record<number, string> = {
@@ -45,7 +46,7 @@ export function sendProblem(reply: FastifyReply, status: number, detail: string,
 
 function validationErrors(err: FastifyError): Array<{ path: string; message: string }> {
   const where = err.validationContext ?? 'request';
-  return (err.validation ?? []).map((v) => {
+  return explainEnums(err.validation ?? []).map((v) => {
     const missing = v.keyword === 'required' ? `/${String((v.params as { missingProperty?: string }).missingProperty)}` : '';
     const extra = v.keyword === 'additionalProperties' ? `/${String((v.params as { additionalProperty?: string }).additionalProperty)}` : '';
     const message = v.keyword === 'additionalProperties' ? 'is not a known field' : (v.message ?? 'is invalid');

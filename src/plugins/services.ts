@@ -1,6 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import fp from 'fastify-plugin';
-import { createPool } from '../../database/db.js';
+import { closePool, createPool } from '../../database/db.js';
 import { describeConnectionError } from '../../database/pg-errors.js';
 import { createServices, type Services } from '../../services/index.js';
 import type { AppConfig } from '../config/index.js';
@@ -28,9 +28,11 @@ export const servicesPlugin = fp(
     app.addHook('onListen', async () => {
       await services.start();
     });
+    // Runs once the HTTP server has closed (Fastify closes it before the plugins' onClose hooks).
     app.addHook('onClose', async () => {
       await services.close();
-      await control.end();
+      await closePool(control);
+      app.log.info('background work stopped');
     });
   },
   { name: 'services' },

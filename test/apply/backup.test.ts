@@ -96,11 +96,12 @@ test('a session holding an exclusive lock fails the backup after backup.lockWait
 });
 
 describe('backupDirectory', () => {
-  test('absolute as is, relative from the project root, default under the data dir, none for snapshots', () => {
-    assert.equal(backupDirectory(environment({ method: 'pg_dump', dir: '/srv/backups' }), '/data', '/app'), '/srv/backups');
-    assert.equal(backupDirectory(environment({ method: 'pg_dump', dir: 'var/backups' }), '/data', '/app'), '/app/var/backups');
-    assert.equal(backupDirectory(environment({ method: 'pg_dump' }), '/data', '/app'), '/data/backups');
-    assert.equal(backupDirectory(environment({ method: 'external', createCommand: 'x', verifyCommand: 'y' }), '/data', '/app'), null);
+  test('absolute as is, relative and default under DATA_DIR (never the application directory), none for snapshots', () => {
+    assert.equal(backupDirectory(environment({ method: 'pg_dump', dir: '/srv/backups' }), '/data'), '/srv/backups');
+    assert.equal(backupDirectory(environment({ method: 'pg_dump', dir: 'var/backups' }), '/data'), '/data/var/backups');
+    assert.equal(backupDirectory(environment({ method: 'pg_dump', dir: '../elsewhere' }), '/data'), '/elsewhere');
+    assert.equal(backupDirectory(environment({ method: 'pg_dump' }), '/data'), '/data/backups');
+    assert.equal(backupDirectory(environment({ method: 'external', createCommand: 'x', verifyCommand: 'y' }), '/data'), null);
   });
 });
 

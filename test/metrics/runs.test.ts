@@ -3,10 +3,11 @@
 // migrations, verification failures, last successful apply; and the HTTP
 // histogram labels requests by route pattern, never by URL.
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { PROJECT_ROOT } from '../../src/paths.js';
 import { bearer, startTestApp, type Subject, type TestApp } from '../support/app.js';
 import { createTestDatabase, type TestDatabase } from '../support/db.js';
 import { applyMigrations, migrationSource as migration, writeMigrations } from '../support/migrations.js';
@@ -59,9 +60,10 @@ before(async () => {
       backup: { method: 'pg_dump', dir: ${JSON.stringify(backups)} }, verify: { smokeEtl: false, watchMinutes: 0 } },
     production: { databaseUrlEnv: 'PRODUCTION_DATABASE_URL', ${common},
       backup: { method: 'pg_dump', dir: ${JSON.stringify(backups)} }, verify: { tables: ['no_such_table'], smokeEtl: false, watchMinutes: 0 } },
-    qa: { databaseUrlEnv: 'QA_DATABASE_URL', ${common},
+    qa: { databaseUrlEnv: 'QA_DATABASE_URL', ${common}, notify: [{ kind: 'webhook', urlEnv: 'QA_HOOK_URL' }],
       backup: { method: 'external', createCommand: 'echo snapshot storage is full >&2; exit 3', verifyCommand: 'true' }, verify: { smokeEtl: false, watchMinutes: 0 } } } };`;
-  t = await startTestApp({ label: 'metrics_runs', migrationConfigSource: config, env: { QA_DATABASE_URL: qa.url } });
+  // The notifier is not started here (no listen): the hook URL is never called.
+  t = await startTestApp({ label: 'metrics_runs', migrationConfigSource: config, env: { QA_DATABASE_URL: qa.url, QA_HOOK_URL: 'http://127.0.0.1:9/hook' } });
   await writeMigrations(dir, BASE);
   for (const db of [t.targets.staging, t.targets.production, qa]) await applyMigrations(db.url, dir, 2);
   await writeMigrations(dir, PENDING);
@@ -74,13 +76,50 @@ after(async () => {
   await rm(backups, { recursive: true, force: true });
 });
 
+describe('counters exported at 0 before their first event', () => {
+  test('every transition the state machine allows, per environment, at 0 before any run', async () => {
+    const m = await scrape(t);
+    for (const environment of ['staging', 'production', 'qa']) {
+      const series = m.all('starforge_run_transitions_total', { environment });
+      assert.ok(series.length >= 40, `${environment}: ${series.length} transition series`);
+      assert.ok(series.every((s) => s.value === 0), `${environment}: all 0 before the first run`);
+      for (const [from, to] of <Array<[string, string]>>[['none', 'created'], ['applying', 'failed'], ['verifying', 'failed'], ['applying', 'interrupted'], ['verifying', 'verification_failed'], ['monitoring', 'degraded'], ['rolling_back', 'rolled_back']]) {
+        assert.equal(m.value('starforge_run_transitions_total', { environment, from, to }), 0, `${environment} ${from} -> ${to}`);
+      }
+      assert.equal(m.all('starforge_run_transitions_total', { environment, from: 'created', to: 'succeeded' }).length, 0, 'only transitions that can happen');
+      for (const check of ['expected-tables', 'expected-indexes', 'invalid-indexes', 'smoke-etl', 'new-etl-errors', 'migrations-applied']) {
+        assert.equal(m.value('starforge_verification_check_failures_total', { environment, check }), 0, `${environment} ${check}`);
+      }
+      for (const name of ['starforge_backup_failures_total', 'starforge_backups_total', 'starforge_etl_snapshots_failed_total', 'starforge_etl_snapshots_processed_total', 'starforge_migrations_applied_total']) {
+        assert.equal(m.value(name, { environment }), 0, `${name}{${environment}}`);
+      }
+    }
+    for (const phase of ['preflight', 'backup', 'migrate', 'verify', 'total', 'rollback', 'restore']) {
+      assert.equal(m.value('starforge_run_phase_duration_seconds_count', { environment: 'qa', phase }), 0, `phase ${phase} histogram at 0`);
+    }
+    assert.equal(m.value('starforge_backup_duration_seconds_count', { environment: 'qa', outcome: 'failure' }), 0);
+    for (const outcome of ['delivered', 'retrying', 'failed']) {
+      assert.equal(m.value('starforge_notifications_total', { environment: 'qa', kind: 'webhook', outcome }), 0, outcome);
+    }
+    assert.equal(m.all('starforge_notifications_total', { environment: 'staging' }).length, 0, 'staging notifies nobody');
+  });
+
+  test('the verification check ids exported at 0 are the ones verify.ts produces', async () => {
+    const { VERIFICATION_CHECKS } = await import('../../services/metrics/known-series.js');
+    const source = await readFile(join(PROJECT_ROOT, 'services/verify/verify.ts'), 'utf8');
+    const produced = [...source.matchAll(/\bcheck\('([a-z-]+)'/g)].map((m) => m[1]!);
+    assert.ok(produced.length >= 8);
+    assert.deepEqual([...new Set(produced)].sort(), [...VERIFICATION_CHECKS].sort());
+  });
+});
+
 describe('run metrics', () => {
   test('a run applied through the API moves transitions, statuses, migrations, backup and phase metrics', async () => {
     const before = await scrape(t);
     assert.equal(before.value('starforge_pending_migrations', { environment: 'staging' }), 2);
     assert.equal(before.value('starforge_migrations_applied_total', { environment: 'staging' }), 0);
     assert.equal(before.value('starforge_backups_total', { environment: 'staging' }), 0);
-    assert.equal(before.all('starforge_run_transitions_total', { environment: 'staging' }).length, 0);
+    assert.ok(before.all('starforge_run_transitions_total', { environment: 'staging' }).every((s) => s.value === 0));
     assert.equal(before.value('starforge_last_successful_apply_timestamp_seconds', { environment: 'staging' }), undefined, 'no sample before the first success');
     assert.equal(before.value('starforge_runs', { environment: 'staging', status: 'succeeded' }), 0);
 
@@ -123,7 +162,26 @@ describe('run metrics', () => {
     const last = after.value('starforge_last_successful_apply_timestamp_seconds', { environment: 'staging' });
     assert.ok(last !== undefined && Math.abs(last - Date.now() / 1000) < 120, `last success ${last} is now`);
     assert.equal(after.all('starforge_active_run_status_age_seconds', { environment: 'staging' }).length, 0, 'no active run left');
-    assert.equal(after.value('starforge_verification_check_failures_total', { environment: 'staging' }), undefined, 'no check failed');
+    assert.ok(after.all('starforge_verification_check_failures_total', { environment: 'staging' }).every((s) => s.value === 0), 'no check failed');
+  });
+
+  test('the last successful apply keeps its time when that run is rolled back', async () => {
+    const before = await scrape(t);
+    const last = before.value('starforge_last_successful_apply_timestamp_seconds', { environment: 'staging' });
+    assert.ok(last !== undefined, 'the previous test applied a run on staging');
+    const runs = (await t.http().get('/v1/runs?environment=staging&status=succeeded').set(as('vic'))).body.items as Array<{ id: string }>;
+    assert.equal(runs.length, 1);
+    const id = runs[0]!.id;
+    const asked = await t.http().post(`/v1/runs/${id}/rollback`).set(as('olga')).send({ mode: 'down', confirm: 'staging', reason: 'metrics test' });
+    assert.equal(asked.status, 202, asked.text);
+    const approved = await t.http().post(`/v1/runs/${id}/rollback/approvals`).set(as('carol')).send({ decision: 'approve' });
+    assert.ok([200, 201, 202].includes(approved.status), approved.text);
+    await t.settle();
+    assert.equal((await t.http().get(`/v1/runs/${id}`).set(as('vic'))).body.status, 'rolled_back');
+    const after = await scrape(t);
+    assert.equal(after.value('starforge_runs', { environment: 'staging', status: 'succeeded' }), 0, 'no run is succeeded now');
+    assert.equal(after.value('starforge_last_successful_apply_timestamp_seconds', { environment: 'staging' }), last, 'the last successful apply is still when it was');
+    assert.equal(after.value('starforge_run_transitions_total', { environment: 'staging', from: 'rolling_back', to: 'rolled_back' }), 1);
   });
 
   test('a failed verification is counted by check and shows as a transition to verification_failed', async () => {
@@ -152,7 +210,7 @@ describe('run metrics', () => {
     assert.equal(m.value('starforge_backup_duration_seconds_count', { environment: 'qa', outcome: 'failure' }), 1);
     assert.equal(m.value('starforge_run_phase_duration_seconds_count', { environment: 'qa', phase: 'backup' }), 1);
     assert.equal(m.value('starforge_run_phase_duration_seconds_count', { environment: 'qa', phase: 'total' }), 1);
-    assert.equal(m.value('starforge_run_phase_duration_seconds_count', { environment: 'qa', phase: 'migrate' }), undefined);
+    assert.equal(m.value('starforge_run_phase_duration_seconds_count', { environment: 'qa', phase: 'migrate' }), 0, 'never migrated');
     assert.equal(m.value('starforge_migrations_applied_total', { environment: 'qa' }), 0);
     assert.equal(m.value('starforge_pending_migrations', { environment: 'qa' }), 2);
     assert.equal(m.value('starforge_run_transitions_total', { environment: 'qa', from: 'applying', to: 'failed' }), 1);

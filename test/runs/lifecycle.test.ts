@@ -76,7 +76,7 @@ test('the preflight report covers rehearsal, lint, checks and impact, as JSON an
   assert.deepEqual(report.findings.filter((f: { severity: string }) => f.severity === 'error'), []);
   assert.deepEqual(report.findings.map((f: { rule: string }) => f.rule), ['create-extension'], 'the pgcrypto migration is flagged as needing privileges');
   const checks = Object.fromEntries(report.checks.map((c: { id: string; status: string }) => [c.id, c.status]));
-  for (const id of ['connectivity', 'pending-set', 'rehearsal', 'rehearsal-smoke-etl', 'connections', 'long-transactions', 'applied-checksums', 'backup-tooling', 'extension:pgcrypto']) {
+  for (const id of ['connectivity', 'pending-set', 'rehearsal', 'rehearsal-smoke-etl', 'connections', 'long-transactions', 'applied-checksums', 'backup-tooling', 'backup-space', 'extension:pgcrypto']) {
     assert.equal(checks[id], 'pass', id);
   }
   assert.equal(report.rehearsal.steps.length, REPO_MIGRATIONS.length * 3, 'up, down and up again for each migration');

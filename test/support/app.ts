@@ -57,8 +57,11 @@ export async function startTestApp(opts: TestAppOptions): Promise<TestApp> {
   const staging = await createTestDatabase(`${opts.label}_stg`);
   const production = await createTestDatabase(`${opts.label}_prd`);
   await migrateControlDatabase(control.url);
-  let tmp: string | undefined;
+  // DATA_DIR (backups, anything the deployment owns) in a temp dir: a test run
+  // never writes into the checkout's .data/.
+  const tmp = await mkdtemp(join(tmpdir(), 'sf-app-'));
   const env: Record<string, string> = {
+    DATA_DIR: join(tmp, 'data'),
     DATABASE_URL: control.url,
     STAGING_DATABASE_URL: staging.url,
     PRODUCTION_DATABASE_URL: production.url,
@@ -70,7 +73,6 @@ export async function startTestApp(opts: TestAppOptions): Promise<TestApp> {
     ...opts.env,
   };
   if (opts.migrationConfigSource) {
-    tmp = await mkdtemp(join(tmpdir(), 'sf-config-'));
     env.MIGRATION_CONFIG = join(tmp, 'migration-config.js');
     await writeFile(env.MIGRATION_CONFIG, opts.migrationConfigSource);
   }
@@ -86,7 +88,7 @@ export async function startTestApp(opts: TestAppOptions): Promise<TestApp> {
     async close() {
       await app.close();
       await Promise.all([control.drop(), staging.drop(), production.drop()]);
-      if (tmp) await rm(tmp, { recursive: true, force: true });
+      await rm(tmp, { recursive: true, force: true });
     },
   };
 }

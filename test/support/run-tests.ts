@@ -7,6 +7,8 @@ import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startEmbeddedPostgres, type EmbeddedServer } from '../../src/embedded-postgres.js';
+import { PROJECT_ROOT } from '../../src/paths.js';
+import { listDataFiles, newDataFiles } from './checkout-guard.js';
 import { freePort } from './net.js';
 
 const testRoot = fileURLToPath(new URL('..', import.meta.url));
@@ -37,6 +39,8 @@ async function main(): Promise<number> {
     return 1;
   }
   const env = { ...process.env };
+  const checkoutData = join(PROJECT_ROOT, '.data');
+  const dataBefore = await listDataFiles(checkoutData);
   let embedded: EmbeddedServer | undefined;
   let dir: string | undefined;
   if (!env.TEST_DATABASE_URL) {
@@ -52,7 +56,13 @@ async function main(): Promise<number> {
     // Slow files measure timings and run several service processes each: one at a time.
     const concurrency = process.env.TEST_CONCURRENCY ?? (slow ? '1' : '3');
     const child = spawn(process.execPath, ['--test', `--test-concurrency=${concurrency}`, '--test-reporter=spec', ...files], { env, stdio: 'inherit' });
-    return await new Promise<number>((resolve) => child.on('exit', (code, signal) => resolve(code ?? (signal ? 1 : 0))));
+    const code = await new Promise<number>((resolve) => child.on('exit', (code, signal) => resolve(code ?? (signal ? 1 : 0))));
+    const left = await newDataFiles(checkoutData, dataBefore);
+    if (left.length) {
+      process.stderr.write(`\nThe test run wrote into the checkout's .data/ (tests must use temporary directories):\n${left.map((f) => `  .data/${f}`).join('\n')}\n`);
+      return code || 1;
+    }
+    return code;
   } finally {
     await embedded?.stop();
     if (dir) await rm(dir, { recursive: true, force: true });
