@@ -145,6 +145,9 @@ export async function buildPreflightReport(ctx: ServiceContext, run: RunRow): Pr
       transactional: trace.transactional,
       existingTables: new Set(trace.tablesBefore),
       source: texts.get(name) ?? '',
+      file: files.find((f) => f.name === name)?.file,
+      facts: trace.factsBefore,
+      serverMajor: Math.floor(facts.version_num / 10000),
     })));
   }
   findings.push(...lint, ...applyAcknowledgements(rehearsalFindings(rehearsal), texts));

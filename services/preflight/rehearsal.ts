@@ -12,6 +12,8 @@ import { verifiedLoaders } from '../migrations/loader.js';
 import { runOne, type StepOutcome } from '../migrations/run-one.js';
 import { smokeEtl, type SmokeOutcome } from '../verify/verify.js';
 import { createEphemeralDatabase } from './ephemeral.js';
+import { readSchemaFacts } from './catalog-facts.js';
+import type { SchemaFacts } from './sql-analysis/schema-facts.js';
 
 export type Phase = 'up' | 'down' | 'up-again';
 
@@ -29,6 +31,8 @@ export interface MigrationTrace {
   transactional: boolean;
   /** Tables ('schema.table') that existed before this migration ran. */
   tablesBefore: string[];
+  /** The catalog facts the linter needs (column types, NOT NULL checks, function volatility), read before this migration ran. */
+  factsBefore?: SchemaFacts;
 }
 
 export interface SchemaChange {
@@ -147,8 +151,9 @@ export async function rehearse(input: RehearsalInput): Promise<RehearsalResult> 
       let ok = true;
       for (const name of input.pending) {
         const tablesBefore = (await rows<{ name: string }>(client, userTables())).map((r) => r.name);
+        const factsBefore = await readSchemaFacts(client);
         const outcome = await runOne(client, input.environment, 'up', { secrets, loaders });
-        traces[name] = { statements: outcome.statements, transactional: outcome.transactional, tablesBefore };
+        traces[name] = { statements: outcome.statements, transactional: outcome.transactional, tablesBefore, factsBefore };
         steps.push({ phase: 'up', migration: outcome.migration || name, durationMs: outcome.durationMs, ok: !outcome.error, error: outcome.error });
         if (outcome.error) {
           ok = false;
