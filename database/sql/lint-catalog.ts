@@ -29,3 +29,10 @@ export const lintFunctionVolatility = (): Query => ({
 export const lintMaterializedViews = (): Query => ({
   text: `SELECT lower(schemaname || '.' || matviewname) AS name FROM pg_matviews`,
 });
+
+export const lintServerVersion = (): Query => ({ text: `SELECT current_setting('server_version_num')::int AS version_num` });
+
+export const migrationsTableExists = (qualified: string): Query => ({ text: `SELECT to_regclass($1) IS NOT NULL AS exists`, values: [qualified] });
+
+// Identifiers are escaped by the caller's client.escapeIdentifier.
+export const appliedMigrationNames = (escapedTable: string): Query => ({ text: `SELECT name FROM ${escapedTable} ORDER BY run_on, id` });

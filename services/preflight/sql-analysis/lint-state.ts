@@ -78,16 +78,16 @@ export class LintState extends MigrationState {
 
   /**
    * Whether a validated CHECK (column IS NOT NULL) lets SET NOT NULL skip its
-   * scan (PostgreSQL 12+). 'assumed' when the migration validated a
-   * constraint on the table whose definition is unknown (static lint of a
-   * file whose ADD CONSTRAINT is in an earlier one that was not read).
+   * scan (PostgreSQL 12+). 'assumed' when, without a catalog, the migration
+   * validated a constraint on the table whose definition is unknown (its ADD
+   * CONSTRAINT is in an earlier file that was not read).
    */
   notNullProven(table: string, column: string): 'yes' | 'assumed' | 'no' {
     const col = column.toLowerCase();
     const checks = [...(this.facts?.notNullChecks ?? new Map<string, NotNullCheck>()), ...this.notNullChecks];
     const merged = new Map(checks);
     for (const [key, check] of merged) if (key.startsWith(`${table}/`) && check.column === col && check.validated) return 'yes';
-    return this.facts === undefined && this.validatedUnknown.has(table) ? 'assumed' : 'no';
+    return (this.facts === undefined || this.assumeExisting) && this.validatedUnknown.has(table) ? 'assumed' : 'no';
   }
 
   /** Volatility of a function by its name parts, from the migration's own CREATE FUNCTIONs, then the catalog. */
