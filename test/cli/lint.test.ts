@@ -129,6 +129,24 @@ describe('sfm lint', () => {
     assert.equal((await target.query("SELECT count(*)::int AS n FROM information_schema.columns WHERE column_name = 'token'")).rows[0].n, 0);
   });
 
+  test('with --database-url, what static analysis cannot see is flagged from what the rehearsal observed', async () => {
+    const js = join(dir, '1700000000005_dynamic.js');
+    await writeFile(js, [
+      'exports.up = (pgm) => {',
+      "  pgm.sql(\"DO $$ BEGIN EXECUTE format('ALTER TABLE %I ALTER COLUMN name TYPE varchar(10)', 'users'); END $$\");",
+      '};',
+      'exports.down = () => {};',
+    ].join('\n'));
+    try {
+      const r = await sfm(undefined, ['lint', dir, '--database-url', target.url]);
+      assert.equal(r.code, 1, r.stderr);
+      assert.match(r.stdout, /1700000000005_dynamic\.js:1: error observed-table-rewrite: Migration 1700000000005_dynamic rewrote public\.users \((about 100 rows|\d+ kB of data) on the target\): a column type changed/);
+      assert.match(r.stdout, /note: Observed effects: event-triggers\./);
+    } finally {
+      await rm(js);
+    }
+  });
+
   test('--format sarif validates against the SARIF 2.1.0 schema and carries rules, locations and suppressions', async () => {
     const file = join(dir, '1700000000006_drop.sql');
     await writeFile(file, UP('-- lint-ack: ban-drop-column unused since release 41\nALTER TABLE users DROP COLUMN name;\nALTER TABLE users RENAME COLUMN email TO mail;'));

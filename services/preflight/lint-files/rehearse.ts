@@ -9,6 +9,7 @@ import { verifiedLoaders } from '../../migrations/loader.js';
 import { runOne } from '../../migrations/run-one.js';
 import { runPgTool } from '../../pg-tools.js';
 import { readSchemaFacts } from '../catalog-facts.js';
+import { beginObserved, collectObserved, installObserver, judgeObserved, mergeObserved, readPreExisting, type Observation } from '../observe/index.js';
 import { lintMigration } from '../sql-analysis/index.js';
 import { lineOf, type MigrationSource } from './collect.js';
 import { connect } from './target.js';
@@ -65,11 +66,15 @@ export async function lintByRehearsal(files: MigrationSource[], setup: Rehearsal
     const client = await connect(url, 'sfm-lint-rehearsal');
     const findings: FileFinding[] = [];
     const notes: string[] = [];
+    const observations: Observation[] = [];
     try {
+      const method = await installObserver(client, { url });
       for (const [index, file] of files.entries()) {
         const tablesBefore = new Set((await rows<{ name: string }>(client, userTables())).map((r) => r.name.toLowerCase()));
         const facts = await readSchemaFacts(client);
+        await beginObserved(client, file.name);
         const outcome = await runOne(client, env, 'up', { secrets, loaders });
+        observations.push(await collectObserved(client, file.name));
         const lint = await lintMigration({
           migration: file.name,
           file: file.path,
@@ -98,6 +103,28 @@ export async function lintByRehearsal(files: MigrationSource[], setup: Rehearsal
           if (rest.length) notes.push(`Not linted, the rehearsal stopped at ${file.name}: ${rest.join(', ')}.`);
           break;
         }
+      }
+      // Observed effects need to know what the target holds: only with --database-url.
+      if (setup.seedFrom) {
+        const target = await connect(setup.seedFrom, 'sfm-lint');
+        try {
+          const observed = judgeObserved(observations, await readPreExisting(target, observations));
+          const byName = new Map(files.map((f) => [f.name, f]));
+          const merged = mergeObserved(findings, observed).map((f): FileFinding => {
+            if ('path' in f) return f as FileFinding;
+            const source = f.migration === null ? undefined : byName.get(f.migration);
+            return {
+              ...f, migration: f.migration ?? '', statement: f.statement ?? '', severity: f.severity === 'error' ? 'error' : 'warning',
+              path: source?.path ?? '', line: source ? lineOf(source.text, '') : 1,
+            };
+          });
+          findings.splice(0, findings.length, ...merged);
+          notes.push(`Observed effects: ${method}${observations[0]?.notes.length ? ` (${observations[0].notes.join('; ')})` : ''}.`);
+        } finally {
+          await target.end().catch(() => undefined);
+        }
+      } else {
+        notes.push('Observed effects not judged: without --database-url the linter does not know which tables hold data on the target.');
       }
     } finally {
       await client.end().catch(() => undefined);
