@@ -11,6 +11,7 @@ import { rehearse, type RehearsalResult } from './rehearsal.js';
 import { sealForPreflight } from './seal-snapshot.js';
 import type { Finding, PreflightCheck, PreflightReport } from './report.js';
 import { applyAcknowledgements, createdExtensions, lintMigration } from './sql-analysis/index.js';
+import { judgeObserved, mergeObserved, readPreExisting, type ObservedFinding } from './observe/index.js';
 
 
 function rehearsalFindings(rehearsal: RehearsalResult): Finding[] {
@@ -153,17 +154,22 @@ export async function buildPreflightReport(ctx: ServiceContext, run: RunRow): Pr
       transactional: trace.transactional,
       existingTables: new Set(trace.tablesBefore),
       source: texts.get(name) ?? '',
+      file: files.find((f) => f.name === name)?.file,
+      facts: trace.factsBefore,
+      serverMajor: Math.floor(facts.version_num / 10000),
     })));
   }
   findings.push(...lint, ...applyAcknowledgements(rehearsalFindings(rehearsal), texts));
   const extensions = await createdExtensions(pendingNames.flatMap((n) => rehearsal.traces[n]?.statements ?? []));
 
+  const observations = pendingNames.flatMap((n) => rehearsal.traces[n]?.observed ?? []);
   const { traces: _traces, ...rehearsalSummary } = rehearsal;
   let targetChecks;
   try {
     targetChecks = await ctx.targets.withClient(env, async (client) => ({
       checked: await checkTarget(client, ctx.control, env, files, set.applied.map((a) => a.name), extensions, ctx.config.dataDir),
       impact: await estimateImpact(client, rehearsal, pendingNames),
+      preExisting: await readPreExisting(client, observations),
     }));
   } catch (err) {
     // The target went away after the rehearsal: a failed preflight that says so, not a run left preflight_running.
@@ -172,8 +178,13 @@ export async function buildPreflightReport(ctx: ServiceContext, run: RunRow): Pr
     fail('target-unreachable', `${err.message} Preflight could not finish its checks on the target; re-run it once the target is reachable.`);
     return finish(set, { server: { version: facts.version }, rehearsal: rehearsalSummary });
   }
-  const { checked, impact } = targetChecks;
+  const { checked, impact, preExisting } = targetChecks;
   checks.unshift(...checked.checks);
+  // What the rehearsal saw, judged against what the target holds; a static finding on the same table absorbs it.
+  const observed = applyAcknowledgements(judgeObserved(observations, preExisting), texts) as ObservedFinding[];
+  findings.splice(0, findings.length, ...mergeObserved(findings, observed));
+  const methods = [...new Set(observations.map((o) => o.method))];
+  if (methods.length) notes.push(`Observed effects: ${methods.join(', ')}${observations[0]?.notes.length ? ` (${observations[0].notes.join('; ')})` : ''}.`);
   findings.push(...checked.findings);
   return finish(set, { server: { version: facts.version }, rehearsal: rehearsalSummary, impact });
 }

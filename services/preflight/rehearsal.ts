@@ -12,6 +12,9 @@ import { runOne, type StepOutcome } from '../migrations/run-one.js';
 import { diskSource, type MigrationSource } from '../migrations/source.js';
 import { smokeEtl, type SmokeOutcome } from '../verify/verify.js';
 import { createEphemeralDatabase } from './ephemeral.js';
+import { readSchemaFacts } from './catalog-facts.js';
+import { beginObserved, collectObserved, installObserver, type Observation } from './observe/index.js';
+import type { SchemaFacts } from './sql-analysis/schema-facts.js';
 
 export type Phase = 'up' | 'down' | 'up-again';
 
@@ -29,6 +32,10 @@ export interface MigrationTrace {
   transactional: boolean;
   /** Tables ('schema.table') that existed before this migration ran. */
   tablesBefore: string[];
+  /** The catalog facts the linter needs (column types, NOT NULL checks, function volatility), read before this migration ran. */
+  factsBefore?: SchemaFacts;
+  /** What the migration was seen doing on the copy (locks, rewrites, scans, drops). */
+  observed?: Observation;
 }
 
 export interface SchemaChange {
@@ -149,12 +156,17 @@ export async function rehearse(input: RehearsalInput): Promise<RehearsalResult> 
         tables: (await rows<{ name: string }>(client, userTables())).map((r) => r.name),
         indexes: (await rows<{ name: string }>(client, userIndexes())).map((r) => r.name),
       });
+      // After seeding: the copy's own history is not observed.
+      await installObserver(client, { url: db.url });
       const before = await catalog();
       let ok = true;
       for (const name of input.pending) {
         const tablesBefore = (await rows<{ name: string }>(client, userTables())).map((r) => r.name);
+        const factsBefore = await readSchemaFacts(client);
+        await beginObserved(client, name);
         const outcome = await runOne(client, input.environment, 'up', { secrets, source });
-        traces[name] = { statements: outcome.statements, transactional: outcome.transactional, tablesBefore };
+        const observed = await collectObserved(client, name);
+        traces[name] = { statements: outcome.statements, transactional: outcome.transactional, tablesBefore, factsBefore, observed };
         steps.push({ phase: 'up', migration: outcome.migration || name, durationMs: outcome.durationMs, ok: !outcome.error, error: outcome.error });
         if (outcome.error) {
           ok = false;

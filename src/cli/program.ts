@@ -5,12 +5,14 @@ import { PROJECT_ROOT } from '../paths.js';
 import { backfillCommands } from './commands/backfills.js';
 import { environmentCommands } from './commands/environments.js';
 import { etlCommands } from './commands/etl.js';
+import { lintCommand } from './commands/lint.js';
 import { runsCommand } from './commands/runs.js';
 import type { Io, Runtime } from './context.js';
 import { CliError, EXIT, EXIT_CODES_HELP } from './errors.js';
 
 // `sfm`, the command line of the migration service. It only talks to the HTTP
-// API (SFM_URL, SFM_TOKEN); it never touches a database.
+// API (SFM_URL, SFM_TOKEN), except `sfm lint`, which lints migration files
+// locally (and only reads the database it is given).
 
 const ENVIRONMENT_HELP = `Environment:
   SFM_URL         base URL of the service, e.g. https://sfm.example.com (or --url)
@@ -50,6 +52,7 @@ export function buildProgram(rt: Runtime): Command {
   environmentCommands(rt, program);
   etlCommands(rt, program);
   backfillCommands(rt, program);
+  lintCommand(rt, program);
   return program;
 }
 

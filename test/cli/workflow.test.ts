@@ -13,7 +13,7 @@ import { parseMigrationConfig } from '../../src/config/environments.js';
 // .github/workflows/db-bootstrap.yml: valid YAML, the runbook's shape, and every
 // `sfm` call in it a real command with real options of the CLI we ship.
 
-interface Step { name?: string; uses?: string; run?: string; if?: string; env?: Record<string, string>; with?: Record<string, unknown> }
+interface Step { id?: string; name?: string; uses?: string; run?: string; if?: string; env?: Record<string, string>; with?: Record<string, unknown> }
 interface Job { if?: string; environment?: string; steps: Step[]; services?: Record<string, { image: string }>; env?: Record<string, string>; 'timeout-minutes'?: number }
 interface Workflow { name: string; on: Record<string, any>; jobs: Record<string, Job> }
 
@@ -94,6 +94,19 @@ describe('the db-bootstrap workflow', () => {
       const verdict = validateCommandLine(call);
       assert.deepEqual(verdict, { ok: true }, `sfm ${call.join(' ')}`);
     }
+  });
+
+  test('the pull-request job lints the migrations with sfm lint and uploads the SARIF to code scanning', async () => {
+    const pr = (await load()).jobs['migrate-preflight']!;
+    const lint = pr.steps.find((s) => s.id === 'lint');
+    const call = sfmCalls(lint?.run ?? '')[0];
+    assert.deepEqual(call?.slice(0, 2), ['lint', 'database/migrations']);
+    assert.ok(call.includes('--format') && call[call.indexOf('--format') + 1] === 'sarif');
+    const upload = pr.steps.find((s) => s.uses?.startsWith('github/codeql-action/upload-sarif@'));
+    assert.equal(upload?.with?.sarif_file, 'sfm-lint.sarif');
+    assert.equal((pr as { permissions?: Record<string, string> }).permissions?.['security-events'], 'write');
+    // Findings still fail the job, after the upload.
+    assert.ok(pr.steps.findIndex((s) => s.if?.includes("steps.lint.outputs.exit != '0'")) > pr.steps.indexOf(upload!));
   });
 
   test('the apply confirmation must repeat the environment name exactly', async () => {

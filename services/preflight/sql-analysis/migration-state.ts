@@ -14,7 +14,11 @@ export class MigrationState {
   /** 'table/constraint' added NOT VALID by this migration. */
   private readonly notValid = new Set<string>();
 
-  constructor(existingTables: ReadonlySet<string>, readonly transactional: boolean) {
+  /** Whether the next statement runs inside a transaction block (node-pg-migrate's, or one the migration opened). */
+  transactional: boolean;
+
+  constructor(existingTables: ReadonlySet<string>, transactional: boolean) {
+    this.transactional = transactional;
     // Parsed names are folded to lower case, so the catalog's must be too.
     this.existing = new Set([...existingTables].map((t) => t.toLowerCase()));
   }
@@ -35,6 +39,16 @@ export class MigrationState {
 
   wasAddedNotValid(table: string, constraint: string): boolean {
     return this.notValid.has(`${table}/${constraint}`);
+  }
+
+  /** After COMMIT: a constraint added NOT VALID before it may be validated without holding the ADD's lock. */
+  protected endTransaction(): void {
+    this.notValid.clear();
+  }
+
+  /** The tables that exist now: those that existed and were not dropped, and those the migration created. */
+  protected currentTables(): Set<string> {
+    return new Set([...this.existing, ...this.created]);
   }
 
   /** Records the statement's effect; call after the rules have looked at it. */

@@ -1,5 +1,5 @@
 import { arr, nodesOf, type AstNode } from './ast.js';
-import type { MigrationState } from './migration-state.js';
+import type { LintState } from './lint-state.js';
 import type { Severity } from './types.js';
 
 /** A rule's verdict on one statement, before it is tied to a migration and acknowledgements. */
@@ -9,7 +9,7 @@ export interface Hit {
   message: string;
 }
 
-export type Rule = (kind: string, stmt: AstNode, state: MigrationState) => Hit[];
+export type Rule = (kind: string, stmt: AstNode, state: LintState) => Hit[];
 
 export const error = (rule: string, message: string): Hit => ({ rule, severity: 'error', message });
 export const warning = (rule: string, message: string): Hit => ({ rule, severity: 'warning', message });

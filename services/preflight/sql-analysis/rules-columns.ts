@@ -1,6 +1,11 @@
 import { rec, relationName, str } from './ast.js';
+import { alterColumnTarget, typeChangeRewrites, typeFromFormat, usingIsTrivial } from './column-types.js';
+import type { LintState } from './lint-state.js';
 import { alterTableCmds, error, type Hit, type Rule } from './rule.js';
-import { columnConstraintTypes, columnDefault } from './volatility.js';
+import { columnConstraintTypes, columnDefault, type ColumnDefault } from './volatility.js';
+
+const BACKFILL_JOB =
+  'a backfill job (a definition in database/backfills/, started with POST /v1/backfills): throttled, resumable keyset batches';
 
 /** Column changes that lock an existing table for a scan, a rewrite, or fail on existing rows. */
 export const columnRules: Rule = (kind, stmt, state) => {
@@ -11,40 +16,94 @@ export const columnRules: Rule = (kind, stmt, state) => {
   for (const cmd of alterTableCmds(stmt)) {
     const subtype = str(cmd, 'subtype');
     const column = str(cmd, 'name');
-    if (subtype === 'AT_SetNotNull') {
-      hits.push(error(
-        'adding-not-nullable-field',
-        `SET NOT NULL on ${table}.${column} scans the whole table under an ACCESS EXCLUSIVE lock. ` +
-          `Add a CHECK (${column} IS NOT NULL) NOT VALID constraint, VALIDATE it in a separate migration, ` +
-          'then SET NOT NULL (PG12+ uses the validated check and skips the scan) and drop the check. ' +
-          `Fill existing NULLs before the check with a backfill job (a definition in database/backfills/, started with POST /v1/backfills): throttled, resumable keyset batches.`,
-      ));
+    if (subtype === 'AT_SetNotNull' && column !== undefined) {
+      const hit = setNotNullHit(table, column, state);
+      if (hit) hits.push(hit);
     } else if (subtype === 'AT_AlterColumnType') {
-      hits.push(error(
-        'changing-column-type',
-        `ALTER COLUMN ${column} TYPE on ${table} rewrites the table and its indexes under an ACCESS EXCLUSIVE lock. ` +
-          'Add a new column with the new type, backfill it in batches, switch the application over, then swap and drop the old column.',
-      ));
+      const hit = typeChangeHit(table, cmd, state);
+      if (hit) hits.push(hit);
     } else if (subtype === 'AT_AddColumn') {
       const def = rec(rec(cmd, 'def'), 'ColumnDef');
-      if (def) hits.push(...addColumnHits(table, def));
+      if (def) hits.push(...addColumnHits(table, def, state));
     }
   }
   return hits;
 };
 
-function addColumnHits(table: string, def: Record<string, unknown>): Hit[] {
+/**
+ * PostgreSQL 12+ proves NOT NULL from a validated CHECK (col IS NOT NULL) and
+ * skips the scan, so the recipe's last step (SET NOT NULL, then dropping the
+ * check) is not flagged once the check is validated: in an earlier migration
+ * (the catalog says so) or earlier in this one.
+ */
+function setNotNullHit(table: string, column: string, state: LintState): Hit | null {
+  if (state.serverMajor >= 12 && state.notNullProven(table, column) !== 'no') return null;
+  const check = `${table.split('.').pop()}_${column}_not_null`;
+  if (state.serverMajor < 12) {
+    return error(
+      'adding-not-nullable-field',
+      `SET NOT NULL on ${table}.${column} scans the whole table under an ACCESS EXCLUSIVE lock, and PostgreSQL ${state.serverMajor} cannot skip the scan ` +
+        `(only 12+ uses a validated CHECK (${column} IS NOT NULL) NOT VALID constraint for it). Keep the column nullable and enforce it with that ` +
+        'CHECK constraint, VALIDATE it in a separate migration; or schedule SET NOT NULL in a window where the table may be locked for a full scan, and acknowledge it.',
+    );
+  }
+  return error(
+    'adding-not-nullable-field',
+    `SET NOT NULL on ${table}.${column} scans the whole table under an ACCESS EXCLUSIVE lock. ` +
+      `Instead: (1) ADD CONSTRAINT ${check} CHECK (${column} IS NOT NULL) NOT VALID; ` +
+      `(2) in a later migration, VALIDATE CONSTRAINT ${check} (SHARE UPDATE EXCLUSIVE: reads and writes go on); ` +
+      `(3) after it, SET NOT NULL, which PostgreSQL 12+ proves from the validated check without a scan, and DROP CONSTRAINT ${check}. ` +
+      `Fill existing NULLs before step 2 with ${BACKFILL_JOB}.`,
+  );
+}
+
+function typeChangeHit(table: string, cmd: Record<string, unknown>, state: LintState): Hit | null {
+  const { column, type, def } = alterColumnTarget(cmd);
+  const before = state.columnType(table, column);
+  const from = before === undefined ? undefined : typeFromFormat(before);
+  const trivial = usingIsTrivial(def, column);
+  if (from && type && trivial && !typeChangeRewrites(from, type)) return null;
+  const unknown = from === undefined
+    ? ' (The linter does not know the column\'s current type: widening varchar(n) or numeric(p,s), or varchar to text, needs no rewrite; ' +
+      'lint against the target\'s catalog, e.g. sfm lint --database-url, to tell.)'
+    : '';
+  return error(
+    'changing-column-type',
+    `ALTER COLUMN ${column} TYPE on ${table}${before ? ` (now ${before})` : ''} rewrites the table and its indexes under an ACCESS EXCLUSIVE lock. ` +
+      `Add a new column with the new type, backfill it in batches, switch the application over, then swap and drop the old column.${unknown}`,
+  );
+}
+
+/** What to do instead, by where the per-row value comes from. */
+function perRowAlternative(value: ColumnDefault, column: string | undefined): string {
+  switch (value.origin) {
+    case 'identity':
+      return `Add ${column} as a plain nullable column, fill existing rows in batches (${BACKFILL_JOB}), make it NOT NULL with the CHECK ... NOT VALID recipe, ` +
+        `then ALTER COLUMN ${column} ADD GENERATED BY DEFAULT AS IDENTITY (no rewrite) and move its sequence past the highest value with setval().`;
+    case 'generated':
+      return `Add ${column} as a plain nullable column, keep it up to date with a trigger, and fill existing rows in batches (${BACKFILL_JOB}).`;
+    case 'serial':
+      return `Add ${column} as a plain nullable column, create the sequence, SET DEFAULT nextval(...) (applies to new rows only), ` +
+        `and fill existing rows in batches (${BACKFILL_JOB}).`;
+    default:
+      return 'Add the column without a default, then SET DEFAULT (applies to new rows only), and backfill existing rows in batches.';
+  }
+}
+
+function addColumnHits(table: string, def: Record<string, unknown>, state: LintState): Hit[] {
   const column = str(def, 'colname');
   const types = columnConstraintTypes(def);
-  const value = columnDefault(def);
-  if (value.kind === 'volatile' || value.kind === 'unknown') {
+  const value = columnDefault(def, (parts) => state.functionVolatility(parts));
+  // Before PostgreSQL 11 every non-NULL default is written into every row.
+  const oldServer = state.serverMajor < 11 && value.kind === 'stable';
+  if (value.kind === 'volatile' || value.kind === 'unknown' || oldServer) {
     const hint = value.kind === 'unknown'
-      ? ' If the function is STABLE or IMMUTABLE, acknowledge this finding with a lint-ack comment.'
+      ? ' If the function is STABLE or IMMUTABLE, lint against a catalog that has it (sfm lint --database-url) or acknowledge this finding with a lint-ack comment.'
       : '';
+    const why = oldServer ? `PostgreSQL ${state.serverMajor} writes any DEFAULT into every row` : value.detail;
     return [error(
       'adding-field-with-volatile-default',
-      `ADD COLUMN ${column} on ${table}: ${value.detail}, so every existing row is rewritten under an ACCESS EXCLUSIVE lock. ` +
-        `Add the column without a default, then SET DEFAULT, and backfill existing rows in batches.${hint}`,
+      `ADD COLUMN ${column} on ${table}: ${why}, so every existing row is rewritten under an ACCESS EXCLUSIVE lock. ${perRowAlternative(value, column)}${hint}`,
     )];
   }
   const notNull = types.includes('CONSTR_NOTNULL') || types.includes('CONSTR_PRIMARY');
@@ -52,8 +111,7 @@ function addColumnHits(table: string, def: Record<string, unknown>): Hit[] {
     return [error(
       'adding-required-field',
       `ADD COLUMN ${column} NOT NULL without a DEFAULT on ${table} fails as soon as the table has rows. ` +
-        `Add it nullable or with a default, backfill, then enforce NOT NULL: add the nullable column; backfill it with a backfill job ` +
-          '(a definition in database/backfills/, started with POST /v1/backfills: throttled, resumable keyset batches); then, in later migrations, ' +
+        `Add it nullable or with a default, backfill, then enforce NOT NULL: add the nullable column; backfill it with ${BACKFILL_JOB}; then, in later migrations, ` +
           `CHECK (${column} IS NOT NULL) NOT VALID, VALIDATE CONSTRAINT, and SET NOT NULL.`,
     )];
   }

@@ -1,9 +1,11 @@
 import { flag, rec, relationName, str } from './ast.js';
 import { alterTableCmds, error, type Hit, type Rule } from './rule.js';
 import { columnConstraintTypes } from './volatility.js';
+import { outsideTransactionHome } from './advice.js';
+import type { LintState } from './lint-state.js';
 
-const UNIQUE_ALTERNATIVE =
-  'CREATE UNIQUE INDEX CONCURRENTLY (in a pgm.noTransaction() migration), then ADD CONSTRAINT ... UNIQUE USING INDEX (or PRIMARY KEY USING INDEX).';
+const uniqueAlternative = (state: LintState) =>
+  `CREATE UNIQUE INDEX CONCURRENTLY (${outsideTransactionHome(state)}), then ADD CONSTRAINT ... UNIQUE USING INDEX (or PRIMARY KEY USING INDEX).`;
 
 /** Constraints whose validation or index build runs while an existing table is locked. */
 export const constraintRules: Rule = (kind, stmt, state) => {
@@ -27,7 +29,7 @@ export const constraintRules: Rule = (kind, stmt, state) => {
       } else if ((contype === 'CONSTR_UNIQUE' || contype === 'CONSTR_PRIMARY') && str(constraint, 'indexname') === undefined) {
         hits.push(error(
           'disallowed-unique-constraint',
-          `ADD ${contype === 'CONSTR_UNIQUE' ? 'UNIQUE' : 'PRIMARY KEY'} on ${table} builds its index under an ACCESS EXCLUSIVE lock. ${UNIQUE_ALTERNATIVE}`,
+          `ADD ${contype === 'CONSTR_UNIQUE' ? 'UNIQUE' : 'PRIMARY KEY'} on ${table} builds its index under an ACCESS EXCLUSIVE lock. ${uniqueAlternative(state)}`,
         ));
       }
     } else if (subtype === 'AT_AddColumn') {
@@ -36,7 +38,7 @@ export const constraintRules: Rule = (kind, stmt, state) => {
         hits.push(error(
           'disallowed-unique-constraint',
           `ADD COLUMN ... UNIQUE/PRIMARY KEY on ${table} builds its index under an ACCESS EXCLUSIVE lock. ` +
-            `Add the column without it, then ${UNIQUE_ALTERNATIVE}`,
+            `Add the column without it, then ${uniqueAlternative(state)}`,
         ));
       }
     } else if (subtype === 'AT_ValidateConstraint' && state.transactional && state.wasAddedNotValid(table, str(cmd, 'name') ?? '')) {

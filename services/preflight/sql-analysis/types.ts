@@ -1,3 +1,6 @@
+import type { RuleLevel } from './rule-catalog.js';
+import type { SchemaFacts } from './schema-facts.js';
+
 export type Severity = 'error' | 'warning';
 
 export interface LintInput {
@@ -11,6 +14,16 @@ export interface LintInput {
   existingTables: ReadonlySet<string>;
   /** The migration file's text, searched for `lint-ack` comments. */
   source: string;
+  /** The migration's file name (e.g. '1700000000800_add-power.sql'): advice fits what a .sql or a JS/TS file can do. Default: JS. */
+  file?: string;
+  /** The target's PostgreSQL major version (default 15): some rules depend on it (SET NOT NULL via a check needs 12+). */
+  serverMajor?: number;
+  /** What the catalog says before this migration (column types, NOT NULL checks, function volatility, materialized views). */
+  facts?: SchemaFacts;
+  /** With no catalog (static lint), treat every table the migration does not create as existing, with rows. */
+  assumeTablesExist?: boolean;
+  /** Per-rule levels overriding the catalog's defaults (style rules are off unless turned on here). */
+  ruleLevels?: Readonly<Record<string, RuleLevel>>;
 }
 
 export interface LintFinding {

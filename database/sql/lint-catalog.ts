@@ -1,0 +1,38 @@
+import type { Query } from '../db.js';
+
+// What the linter asks a database's catalog before a migration: the facts a
+// statement's text cannot tell (a column's current type, a validated NOT NULL
+// check, a function's volatility, which relations are materialized views).
+// Names are lower-cased, as the linter folds parsed names.
+
+const USER_SCHEMAS = `n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp%'`;
+
+export const lintColumnTypes = (): Query => ({
+  text: `SELECT lower(n.nspname || '.' || c.relname || '.' || a.attname) AS key, format_type(a.atttypid, a.atttypmod) AS type
+         FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+         WHERE c.relkind IN ('r', 'p') AND a.attnum > 0 AND NOT a.attisdropped AND ${USER_SCHEMAS}`,
+});
+
+export const lintCheckConstraints = (): Query => ({
+  text: `SELECT lower(n.nspname || '.' || c.relname) AS "table", lower(co.conname) AS name, co.convalidated AS validated,
+                pg_get_constraintdef(co.oid) AS definition
+         FROM pg_constraint co JOIN pg_class c ON c.oid = co.conrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+         WHERE co.contype = 'c' AND ${USER_SCHEMAS}`,
+});
+
+/** Overloads share a name; the linter keeps the most volatile of them. */
+export const lintFunctionVolatility = (): Query => ({
+  text: `SELECT lower(n.nspname) AS schema, lower(p.proname) AS name, p.provolatile AS volatility
+         FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace`,
+});
+
+export const lintMaterializedViews = (): Query => ({
+  text: `SELECT lower(schemaname || '.' || matviewname) AS name FROM pg_matviews`,
+});
+
+export const lintServerVersion = (): Query => ({ text: `SELECT current_setting('server_version_num')::int AS version_num` });
+
+export const migrationsTableExists = (qualified: string): Query => ({ text: `SELECT to_regclass($1) IS NOT NULL AS exists`, values: [qualified] });
+
+// Identifiers are escaped by the caller's client.escapeIdentifier.
+export const appliedMigrationNames = (escapedTable: string): Query => ({ text: `SELECT name FROM ${escapedTable} ORDER BY run_on, id` });

@@ -1,0 +1,137 @@
+import { randomBytes } from 'node:crypto';
+import { copyFile, mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { basename, join } from 'node:path';
+import { exec, rows, withDatabase } from '../../../database/db.js';
+import { createDatabase, dropDatabase, userTables } from '../../../database/sql/preflight.js';
+import type { EnvironmentConfig } from '../../../src/config/environments.js';
+import { diskSource } from '../../migrations/source.js';
+import { runOne } from '../../migrations/run-one.js';
+import { runPgTool } from '../../pg-tools.js';
+import { readSchemaFacts } from '../catalog-facts.js';
+import { beginObserved, collectObserved, installObserver, judgeObserved, mergeObserved, readPreExisting, type Observation } from '../observe/index.js';
+import { lintMigration } from '../sql-analysis/index.js';
+import { lineOf, type MigrationSource } from './collect.js';
+import { connect } from './target.js';
+import type { FileFinding, LintRunOptions } from './types.js';
+
+export interface RehearsalSetup {
+  /** A server on which a throw-away database may be created. */
+  serverUrl: string;
+  /** A database whose schema (only) the throw-away copy starts from; none: an empty database. */
+  seedFrom?: string;
+  serverMajor: number;
+}
+
+export interface RehearsalLint {
+  findings: FileFinding[];
+  notes: string[];
+}
+
+const LINT_TABLE = 'sfm_lint_migrations';
+
+async function withServer<T>(url: string, fn: (client: import('pg').Client) => Promise<T>): Promise<T> {
+  const client = await connect(url, 'sfm-lint');
+  try {
+    return await fn(client);
+  } finally {
+    await client.end().catch(() => undefined);
+  }
+}
+
+/**
+ * Runs the migrations, in order, on a throw-away database (seeded with the
+ * schema of `seedFrom`), capturing exactly the SQL each one sends, and lints
+ * it: what a JS/TS migration does is only known once it has run. The copy is
+ * dropped whatever happens; `seedFrom` is only read.
+ */
+export async function lintByRehearsal(files: MigrationSource[], setup: RehearsalSetup, options: LintRunOptions): Promise<RehearsalLint> {
+  const name = `sf_lint_${randomBytes(6).toString('hex')}`;
+  await withServer(setup.serverUrl, (c) => exec(c, createDatabase(c.escapeIdentifier(name))));
+  const url = withDatabase(setup.serverUrl, name);
+  const dir = await mkdtemp(join(tmpdir(), 'sfm-lint-'));
+  const secrets = [setup.serverUrl, ...(setup.seedFrom ? [setup.seedFrom] : [])];
+  try {
+    if (setup.seedFrom) {
+      const dump = join(dir, 'schema.dump');
+      await runPgTool('pg_dump', ['--schema-only', '--format=custom', '--no-owner', '--no-privileges', `--file=${dump}`], setup.seedFrom);
+      await runPgTool('pg_restore', ['--no-owner', '--no-privileges', '--exit-on-error', '--single-transaction', `--dbname=${name}`, dump], url);
+    }
+    const migrations = join(dir, 'migrations');
+    await mkdir(migrations);
+    for (const f of files) await copyFile(f.path, join(migrations, basename(f.path)));
+    // The runner reads only where the files are and where it keeps its history.
+    const env = { migrationsDir: migrations, migrationsTable: LINT_TABLE, migrationsSchema: 'public' } as EnvironmentConfig;
+    const source = diskSource(migrations);
+    const client = await connect(url, 'sfm-lint-rehearsal');
+    const findings: FileFinding[] = [];
+    const notes: string[] = [];
+    const observations: Observation[] = [];
+    try {
+      const method = await installObserver(client, { url });
+      for (const [index, file] of files.entries()) {
+        const tablesBefore = new Set((await rows<{ name: string }>(client, userTables())).map((r) => r.name.toLowerCase()));
+        const facts = await readSchemaFacts(client);
+        await beginObserved(client, file.name);
+        const outcome = await runOne(client, env, 'up', { secrets, source });
+        observations.push(await collectObserved(client, file.name));
+        const lint = await lintMigration({
+          migration: file.name,
+          file: file.path,
+          statements: outcome.statements,
+          transactional: outcome.transactional,
+          existingTables: tablesBefore,
+          facts,
+          serverMajor: setup.serverMajor,
+          source: file.text,
+          ruleLevels: options.ruleLevels,
+        });
+        findings.push(...lint.map((f) => ({ ...f, path: file.path, line: lineOf(file.text, f.statement) })));
+        if (outcome.error) {
+          const where = outcome.error.sqlState ? ` (SQLSTATE ${outcome.error.sqlState})` : '';
+          // Undefined table, column, schema, function or object: the copy lacks the schema these migrations start from.
+          const missing = ['42P01', '42703', '3F000', '42883', '42704'].includes(outcome.error.sqlState ?? '');
+          const hint = missing && !setup.seedFrom
+            ? ' The copy started empty: pass --database-url of a database with the schema these migrations expect, or lint the whole migrations directory.'
+            : '';
+          findings.push({
+            rule: 'rehearsal-failed', severity: 'error', migration: file.name, path: file.path, line: 1, acknowledged: null,
+            statement: outcome.error.statement ?? '',
+            message: `Migration ${file.name} failed when run on a throw-away copy: ${outcome.error.message}${where}.${hint}`,
+          });
+          const rest = files.slice(index + 1).map((f) => f.name);
+          if (rest.length) notes.push(`Not linted, the rehearsal stopped at ${file.name}: ${rest.join(', ')}.`);
+          break;
+        }
+      }
+      // Observed effects need to know what the target holds: only with --database-url.
+      if (setup.seedFrom) {
+        const target = await connect(setup.seedFrom, 'sfm-lint');
+        try {
+          const observed = judgeObserved(observations, await readPreExisting(target, observations));
+          const byName = new Map(files.map((f) => [f.name, f]));
+          const merged = mergeObserved(findings, observed).map((f): FileFinding => {
+            if ('path' in f) return f as FileFinding;
+            const source = f.migration === null ? undefined : byName.get(f.migration);
+            return {
+              ...f, migration: f.migration ?? '', statement: f.statement ?? '', severity: f.severity === 'error' ? 'error' : 'warning',
+              path: source?.path ?? '', line: source ? lineOf(source.text, '') : 1,
+            };
+          });
+          findings.splice(0, findings.length, ...merged);
+          notes.push(`Observed effects: ${method}${observations[0]?.notes.length ? ` (${observations[0].notes.join('; ')})` : ''}.`);
+        } finally {
+          await target.end().catch(() => undefined);
+        }
+      } else {
+        notes.push('Observed effects not judged: without --database-url the linter does not know which tables hold data on the target.');
+      }
+    } finally {
+      await client.end().catch(() => undefined);
+    }
+    return { findings, notes };
+  } finally {
+    await withServer(setup.serverUrl, (c) => exec(c, dropDatabase(c.escapeIdentifier(name)))).catch(() => undefined);
+    await rm(dir, { recursive: true, force: true });
+  }
+}
