@@ -23,6 +23,7 @@ import { createScheduler } from './scheduler/scheduler-service.js';
 import { createNotifier } from './notify/notifier.js';
 import { createBackfillsService } from './backfills/backfills-service.js';
 import { createBackfillExecutor } from './backfills/executor.js';
+import { createRecoveryLoop } from './apply/recovery-loop.js';
 
 export interface ServicesOptions {
   control: pg.Pool;
@@ -53,6 +54,8 @@ export function createServices({ control, config, log }: ServicesOptions) {
   const rollback = createRollbackService(ctx);
   const etlWorkers = createEtlWorkers(ctx);
   const scheduler = createScheduler(ctx, apply);
+  // A third of a lease: a lapsed lease is noticed well within one more lease length.
+  const recovery = createRecoveryLoop(() => apply.reconcile({ expiredLeasesOnly: true }), Math.max(1000, Math.min(5000, (config.applyLeaseSeconds * 1000) / 3)), log);
   const notifier = createNotifier(ctx);
   const backfills = createBackfillsService(ctx);
   const backfillExecutor = createBackfillExecutor(ctx);
@@ -103,6 +106,7 @@ export function createServices({ control, config, log }: ServicesOptions) {
       await apply.reconcile();
       await preflight.resumeOrphans();
       scheduler.start();
+      recovery.start();
       notifier.start();
       backfillExecutor.start();
     },
@@ -111,7 +115,7 @@ export function createServices({ control, config, log }: ServicesOptions) {
       await Promise.all([preflight.idle(), apply.idle(), rollback.idle(), scheduler.idle()]);
     },
     async close(): Promise<void> {
-      await Promise.all([scheduler.stop(), notifier.stop(), backfillExecutor.stop()]);
+      await Promise.all([scheduler.stop(), recovery.stop(), notifier.stop(), backfillExecutor.stop()]);
       await Promise.all([preflight.close(), apply.close(), rollback.close(), etlWorkers.stop()]);
       await targets.close();
     },

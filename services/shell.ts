@@ -1,5 +1,6 @@
 import { spawn } from 'node:child_process';
 import { scrubSecrets } from '../database/pg-errors.js';
+import { dieWithParent, type OnSpawn } from './child-processes.js';
 
 export interface CommandOptions {
   /** Extra environment, merged over process.env: the way to hand a command ids and secrets. */
@@ -9,6 +10,10 @@ export interface CommandOptions {
   secrets?: string[];
   /** Inherited variables the command must not see (e.g. the variable holding the target's URL). */
   unsetEnv?: string[];
+  /** Told about the child once it runs (to record its pid and group). */
+  onSpawn?: OnSpawn;
+  /** Names the command in that record. */
+  label?: string;
 }
 
 export interface CommandResult {
@@ -62,11 +67,15 @@ export function runCommand(command: string, opts: CommandOptions): Promise<Comma
     // the whole pipeline (sh and its children), not just the shell.
     const env: NodeJS.ProcessEnv = { ...process.env, ...opts.env };
     for (const name of opts.unsetEnv ?? []) delete env[name];
-    const child = spawn('/bin/sh', ['-c', command], {
+    // The shell dies with this process (Linux); what it started is left to
+    // the group kill of a reconciler (services/child-processes.ts).
+    const [file, args] = dieWithParent('/bin/sh', ['-c', command]);
+    const child = spawn(file, args, {
       env,
       stdio: ['ignore', 'pipe', 'pipe'],
       detached: true,
     });
+    opts.onSpawn?.({ child, command: opts.label ?? 'command', applicationName: null });
     const stdout = collector();
     const stderr = collector();
     let timedOut = false;

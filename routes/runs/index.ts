@@ -5,7 +5,7 @@ import { renderPreflightMarkdown } from '../../services/preflight/markdown.js';
 import { withProblems } from '../schemas.js';
 import { renderApplyMarkdown } from '../../services/apply/markdown.js';
 import {
-  ApplyBody, ApprovalBody, AuditEvent, CancelBody, CreateRunBody, IdempotencyHeaders, ListRunsQuery, PreflightQuery,
+  ApplyBody, ApprovalBody, AuditEvent, CancelBody, CloseBody, CreateRunBody, ReapplyBody, IdempotencyHeaders, ListRunsQuery, PreflightQuery,
   PreflightReport, ReportQuery, RollbackBody, RollbackDecisionBody, RollbackRequest, RunId, RunList, RunReport,
 } from './schemas.js';
 
@@ -103,6 +103,36 @@ export async function runRoutes(app: FastifyInstance): Promise<void> {
   }, async (request, reply) => {
     await apply.request(request.params.id, request.principal!, request.body);
     return reply.code(202).send(await runs.get(request.params.id));
+  });
+
+  app.post<{ Params: { id: string }; Body: ReapplyBody }>('/:id/reapply', {
+    config: { auth: ['operator'] },
+    schema: {
+      tags: ['runs'],
+      summary: 'Re-apply an interrupted run: after a fresh drift check, the same pipeline as an apply runs the approved migrations that had not landed',
+      description: '`confirm` must equal the environment name; the window rules of an apply hold. Refused with 409 on drift, an open rollback request, or an INVALID index the interrupted attempt left.',
+      params: RunId,
+      body: ReapplyBody,
+      response: withProblems({ 202: Type.Ref('Run') }, [400, 401, 403, 404, 409, 413, 415, 422, 503]),
+    },
+  }, async (request, reply) => {
+    await apply.reapply(request.params.id, request.principal!, request.body);
+    return reply.code(202).send(await runs.get(request.params.id));
+  });
+
+  app.post<{ Params: { id: string }; Body: CloseBody }>('/:id/close', {
+    config: { auth: ['operator'] },
+    schema: {
+      tags: ['runs'],
+      summary: 'Close an interrupted run of which nothing landed (interrupted -> failed), freeing the environment without a restore',
+      description: 'Checks the target\'s migrations table and the ledger now; refused with 409 naming what landed when anything did, 503 when the target cannot be read. Lifts the ETL pause the run made.',
+      params: RunId,
+      body: CloseBody,
+      response: withProblems({ 200: Type.Ref('Run') }, [400, 401, 403, 404, 409, 413, 415, 503]),
+    },
+  }, async (request) => {
+    await apply.closeInterrupted(request.params.id, request.principal!, request.body.reason);
+    return runs.get(request.params.id);
   });
 
   app.get<{ Params: { id: string } }>('/:id/logs', {

@@ -151,6 +151,22 @@ export const ApplyBody = Type.Object(
 );
 export type ApplyBody = Static<typeof ApplyBody>;
 
+export const ReapplyBody = Type.Object(
+  {
+    confirm: Type.String({ minLength: 1, maxLength: 40, description: 'Must equal the environment name' }),
+    reason: Type.String({ minLength: 1, maxLength: 2000, description: 'Why the interrupted run is re-applied (audited)' }),
+    overrideWindow: Type.Optional(Type.Boolean()),
+  },
+  { additionalProperties: false },
+);
+export type ReapplyBody = Static<typeof ReapplyBody>;
+
+export const CloseBody = Type.Object(
+  { reason: Type.String({ minLength: 1, maxLength: 2000, description: 'Why the interrupted run is closed (audited)' }) },
+  { additionalProperties: false },
+);
+export type CloseBody = Static<typeof CloseBody>;
+
 export const RollbackBody = Type.Object(
   {
     mode: Type.Union([Type.Literal('down'), Type.Literal('restore')]),

@@ -1,32 +1,41 @@
-import { exec, maybeOne, transaction } from '../../database/db.js';
-import { insertBackup, mergeApplyState, upsertLedger } from '../../database/sql/apply.js';
-import { insertReport, latestReport } from '../../database/sql/reports.js';
+import { exec, maybeOne, rows, transaction } from '../../database/db.js';
+import { insertBackup, mergeApplyState, openRollbackRequest, upsertLedger } from '../../database/sql/apply.js';
+import { invalidIndexes } from '../../database/sql/apply-target.js';
+import { latestReport } from '../../database/sql/reports.js';
 import { selectRun, type RunRow } from '../../database/sql/runs.js';
 import type { EnvironmentConfig } from '../../src/config/environments.js';
 import { PROJECT_ROOT } from '../../src/paths.js';
 import { appendEvent } from '../audit.js';
 import { createBackground } from '../background.js';
+import { processRecorder, runApplicationName } from '../child-processes.js';
 import type { ServiceContext } from '../context.js';
-import { conflict, notFound, ServiceError, unprocessable } from '../errors.js';
-import { computePending, readAppliedMigrations, readMigrationFiles } from '../migrations/pending.js';
-import { sealPendingSet } from '../migrations/seal.js';
+import { conflict, forbidden, notFound, ServiceError, unprocessable } from '../errors.js';
 import { sealedSnapshot } from '../migrations/snapshot.js';
-import { sealedSnapshotProblem } from '../migrations/snapshot-store.js';
 import type { Principal } from '../principal.js';
+import { hasRole } from '../principal.js';
 import type { RunStatus } from '../runs/state-machine.js';
 import { lockRunForUpdate, transition } from '../runs/transition.js';
-import { createBackup, type BackupRecord } from './backup.js';
-import { migrate, type AppliedStep, type MigrateFailure } from './migrate.js';
-import { runLogger } from './run-log.js';
-import { verifyApply, type SmokeOutcome, type VerificationCheck } from '../verify/verify.js';
-import { baselineWindow, etlRates, watchEtl, type WatchOutcome } from '../verify/watch.js';
-import { pauseWorkers, resumeWorkers, type PauseState } from './workers.js';
-import { reconcileInterrupted, type Reconciliation } from './reconcile.js';
-import { createStarter } from './start.js';
 import { createLease } from '../scheduler/lease.js';
 import { windowForApply } from '../scheduler/policy.js';
-import { forbidden } from '../errors.js';
-import { hasRole } from '../principal.js';
+import { verifyApply } from '../verify/verify.js';
+import { baselineWindow, etlRates, watchWindow } from '../verify/watch.js';
+import { finishApply, type ApplyReport } from './apply-report.js';
+import type { ApplyPhase, ApplyState } from './apply-state.js';
+import { createBackup } from './backup.js';
+import { checkDrift } from './drift.js';
+import { closeInterrupted } from './close-run.js';
+import { migrate, type MigrateFailure } from './migrate.js';
+import { terminateRunSessions } from './orphans.js';
+import { reconcileInFlight } from './reconcile.js';
+import { runLogger } from './run-log.js';
+import { createStarter } from './start.js';
+import { completeWatch } from './watch-phase.js';
+import { pauseWorkers, resumeWorkers, type PauseState } from './workers.js';
+import { withPause } from './pauses.js';
+
+export type { ApplyReport } from './apply-report.js';
+export type { Reconciliation } from './reconcile-types.js';
+export { driftOf } from './drift.js';
 
 export interface ApplyInput {
   confirm: string;
@@ -34,83 +43,41 @@ export interface ApplyInput {
   reason?: string;
 }
 
-
-export interface ApplyReport {
-  runId: string;
-  environment: string;
-  outcome: 'succeeded' | 'failed' | 'verification_failed' | 'interrupted';
-  /** Set when the run was marked interrupted: what the dead process left on the target. */
-  reconciliation?: Reconciliation;
-  actor: string;
-  startedAt: string;
-  finishedAt: string;
-  backup: BackupRecord | null;
-  workers: { method: string; pausedAt: string | null; previousReplicas: number | null; resumed: boolean; note: string | null } | null;
-  migrations: AppliedStep[];
-  lockRetries: number;
-  failure: (Omit<Partial<MigrateFailure>, 'code'> & { code: string; message: string; phase: string }) | null;
-  verification: VerificationCheck[];
-  smoke: SmokeOutcome | null;
-  watch: WatchOutcome | null;
-  notes: string[];
-}
-
 const APPLYABLE: RunStatus[] = ['approved', 'scheduled'];
 const RUNBOOK_ON_FAILED_VERIFICATION =
   'Runbook decision flow: if the migration has a safe down, ask for a rollback (mode "down"); if not, restore the backup (mode "restore"). Workers stay paused until then.';
 
-/** Why the approved content and the target no longer match, or null when they do. */
-export async function driftOf(ctx: ServiceContext, run: RunRow, env: EnvironmentConfig): Promise<string | null> {
-  const unsealed = await sealedSnapshotProblem(ctx.control, run);
-  if (unsealed) return unsealed;
-  const files = await readMigrationFiles(env);
-  const applied = await ctx.targets.withClient(env, (client) => readAppliedMigrations(client, env));
-  let set;
-  try {
-    set = computePending(files, applied, env.name, run.target_to ?? undefined);
-  } catch (err) {
-    return (err as Error).message;
-  }
-  const sealed = await sealPendingSet(env, set);
-  const unsealable = sealed.problems.find((p) => p.severity === 'error');
-  if (unsealable) return unsealable.message;
-  set = sealed.set;
-  const approved = run.migrations.map((m) => m.name).join(', ');
-  const now = set.pending.map((m) => m.name).join(', ');
-  if (set.digest === run.digest) return null;
-  return now === approved
-    ? `the content of the pending migrations changed since approval (digest ${run.digest.slice(0, 12)}… is now ${set.digest.slice(0, 12)}…)`
-    : `the pending set changed since approval (approved: ${approved || 'none'}; now pending: ${now || 'none'})`;
-}
+type StoredRun = RunRow & { apply_state: ApplyState };
 
 /**
  * The runbook's apply as one audited pipeline: drift check, pause workers,
  * verified backup, lock-safe migrate, verify, resume workers, monitor.
- * Whoever holds the run's apply lock runs it; a process that dies mid-apply
- * leaves the lock free, and start-up marks such runs interrupted.
+ * Whoever holds the run's apply lock and lease runs it; a process that dies
+ * mid-apply leaves both to lapse, and reconciliation (services/apply/reconcile.ts)
+ * takes the run on. A re-apply of an interrupted run goes through the same
+ * door (start) and pipeline, running only what had not landed.
  */
 export function createApplyService(ctx: ServiceContext) {
   const { control, config, log } = ctx;
   const background = createBackground(log);
-  // Aborted on close: a post-apply watch ends early instead of holding shutdown for watchMinutes.
+  // Aborted on close: a post-apply watch is handed to another replica instead of holding shutdown for watchMinutes.
   const shutdown = new AbortController();
+  const lease = createLease(control, log, config.applyLeaseSeconds * 1000);
 
-  async function loadRun(runId: string): Promise<RunRow> {
-    const run = await maybeOne<RunRow>(control, selectRun(runId));
+  async function loadRun(runId: string): Promise<StoredRun> {
+    const run = await maybeOne<StoredRun>(control, selectRun(runId));
     if (!run) throw notFound(`Run ${runId} does not exist.`);
     return run;
   }
 
-  async function request(runId: string, principal: Principal, input: ApplyInput, now = new Date()): Promise<void> {
-    const run = await loadRun(runId);
-    const env = config.environments[run.environment];
-    if (!env) throw conflict(`Environment "${run.environment}" is no longer configured.`);
+  function checkConfirm(run: RunRow, input: ApplyInput): void {
     if (input.confirm !== run.environment) {
       throw unprocessable(`"confirm" must be the environment name ("${run.environment}") to apply this run.`, { errors: [{ path: 'body/confirm', message: 'must equal the environment name' }] });
     }
-    if (!APPLYABLE.includes(run.status as RunStatus)) {
-      throw conflict(`Run ${runId} is ${run.status}; only approved or scheduled runs can be applied.`, { currentStatus: run.status });
-    }
+  }
+
+  /** The window and freeze rules of an operator's apply (and re-apply). */
+  function checkOperatorApply(env: EnvironmentConfig, principal: Principal, input: ApplyInput, now: Date) {
     const freeze = env.freezes.find((f) => f.from <= now && now < f.to);
     if (freeze) throw conflict(`${env.name} is frozen until ${freeze.to.toISOString()} (${freeze.reason}); a freeze always wins.`);
     // Outside the environment's windows an operator needs an explicit override, a reason and the sre role too.
@@ -127,42 +94,92 @@ export function createApplyService(ctx: ServiceContext) {
         throw forbidden(`Applying ${env.name} outside its maintenance windows needs the sre role as well as operator; ${principal.subject} does not hold it.`);
       }
     }
-    const drift = await driftOf(ctx, run, env);
-    if (drift) {
+    return slot;
+  }
+
+  async function refuseDrift(run: RunRow, env: EnvironmentConfig, actor: string): Promise<Awaited<ReturnType<typeof checkDrift>>> {
+    const drift = await checkDrift(ctx, run, env);
+    if (drift.reason) {
       await transaction(control, (client) => appendEvent(client, {
-        runId, environment: run.environment, type: 'apply.refused', actor: principal.subject, details: { code: 'drift', reason: drift },
+        runId: run.id, environment: run.environment, type: 'apply.refused', actor, details: { code: 'drift', reason: drift.reason },
       }));
-      throw conflict(`Refused: ${drift}. Nothing was changed; re-run preflight and get the new content approved.`, { code: 'drift' });
+      throw conflict(`Refused: ${drift.reason}. Nothing was changed; re-run preflight and get the new content approved.`, { code: 'drift' });
     }
-    const started = await start(runId, principal.subject, {
-      expect: APPLYABLE,
+    return drift;
+  }
+
+  async function startFor(run: RunRow, principal: Principal, input: ApplyInput, slot: ReturnType<typeof windowForApply>, expect: RunStatus[], type: string, extra: Record<string, unknown>) {
+    const started = await start(run.id, principal.subject, {
+      expect,
+      type,
       deadline: slot.deadline,
       details: {
-        reason: input.reason ?? null, overrideWindow: !slot.open, digest: run.digest,
+        reason: input.reason ?? null, overrideWindow: !slot.open, digest: run.digest, ...extra,
         window: slot.window ? { start: slot.window.start.toISOString(), end: slot.window.end.toISOString() } : null,
       },
       gate: async (client, locked) => {
         if (!slot.open) {
-          await appendEvent(client, { runId, environment: locked.environment, type: 'apply.window_overridden', actor: principal.subject, details: { reason: input.reason ?? null, nextWindow: slot.next ? { start: slot.next.start.toISOString(), end: slot.next.end.toISOString() } : null } });
+          await appendEvent(client, { runId: run.id, environment: locked.environment, type: 'apply.window_overridden', actor: principal.subject, details: { reason: input.reason ?? null, nextWindow: slot.next ? { start: slot.next.start.toISOString(), end: slot.next.end.toISOString() } : null } });
         }
         return { deadline: slot.deadline };
       },
     });
-    if (started.outcome !== 'started') throw conflict(`Run ${runId} is being started by another process (the scheduler or another replica); check its status.`);
+    if (started.outcome !== 'started') throw conflict(`Run ${run.id} is being started by another process (the scheduler or another replica); check its status.`);
+  }
+
+  async function request(runId: string, principal: Principal, input: ApplyInput, now = new Date()): Promise<void> {
+    const run = await loadRun(runId);
+    const env = config.environments[run.environment];
+    if (!env) throw conflict(`Environment "${run.environment}" is no longer configured.`);
+    checkConfirm(run, input);
+    if (!APPLYABLE.includes(run.status as RunStatus)) {
+      throw conflict(`Run ${runId} is ${run.status}; only approved or scheduled runs can be applied.`, { currentStatus: run.status });
+    }
+    const slot = checkOperatorApply(env, principal, input, now);
+    await refuseDrift(run, env, principal.subject);
+    await startFor(run, principal, input, slot, APPLYABLE, 'apply.started', {});
+  }
+
+  /**
+   * interrupted -> applying: an operator re-applies what of the run had not
+   * landed, after a fresh drift check (the remaining files must be the
+   * approved ones, the landed ones exactly the run's first ones), through the
+   * same start and pipeline as any apply. Refused while anything of the dead
+   * attempt still runs on the target or an INVALID index it left is in the way.
+   */
+  async function reapply(runId: string, principal: Principal, input: ApplyInput & { reason: string }, now = new Date()): Promise<void> {
+    const run = await loadRun(runId);
+    const env = config.environments[run.environment];
+    if (!env) throw conflict(`Environment "${run.environment}" is no longer configured.`);
+    checkConfirm(run, input);
+    if (run.status !== 'interrupted') {
+      throw conflict(`Run ${runId} is ${run.status}; only an interrupted run can be re-applied.`, { currentStatus: run.status });
+    }
+    if (await maybeOne(control, openRollbackRequest(runId))) throw conflict(`Run ${runId} has an open rollback or restore request; decide it before re-applying.`);
+    const slot = checkOperatorApply(env, principal, input, now);
+    // Anything of the dead attempt still running there (a process cut off from the control database) is stopped first.
+    const leftovers = await terminateRunSessions(ctx, env, runId);
+    const invalid = await ctx.targets.withClient(env, (client) => rows<{ index: string; table: string }>(client, invalidIndexes()));
+    if (invalid.length) {
+      throw conflict(`INVALID index(es) ${invalid.map((i) => `${i.index} on ${i.table}`).join(', ')} remain (a CONCURRENTLY build the interrupted attempt did not finish); drop them (DROP INDEX CONCURRENTLY) before re-applying.`, { code: 'invalid-index' });
+    }
+    const drift = await refuseDrift(run, env, principal.subject);
+    await startFor(run, principal, input, slot, ['interrupted'], 'apply.reapplied', { reapply: true, landed: drift.landed, remaining: drift.remaining.map((m) => m.name), terminatedSessions: leftovers.length });
   }
 
   async function event(runId: string, environment: string, type: string, actor: string, details: Record<string, unknown>): Promise<void> {
     await transaction(control, (client) => appendEvent(client, { runId, environment, type, actor, details }));
   }
 
-  async function move(runId: string, to: RunStatus, actor: string, details: Record<string, unknown>, error?: object | null): Promise<void> {
+  async function move(runId: string, to: RunStatus, actor: string, details: Record<string, unknown>, state?: Partial<ApplyState>): Promise<void> {
     await transaction(control, async (client) => {
       const locked = await lockRunForUpdate(client, runId);
-      await transition(client, locked, to, { actor, details, patch: error === undefined ? {} : { error } });
+      await transition(client, locked, to, { actor, details });
+      if (state) await exec(client, mergeApplyState(runId, state));
     });
   }
 
-  async function pipeline(runId: string, actor: string, deadline: Date | null = null): Promise<void> {
+  async function pipeline(runId: string, actor: string, deadline: Date | null = null, fence: AbortSignal = new AbortController().signal): Promise<void> {
     const run = await loadRun(runId);
     if (run.status !== 'applying') return;
     const env = config.environments[run.environment]!;
@@ -174,7 +191,20 @@ export function createApplyService(ctx: ServiceContext) {
       backup: null, workers: null, migrations: [], lockRetries: 0, failure: null, verification: [], smoke: null, watch: null, notes: [],
     };
     const reason = `migration run ${runId}${run.ticket ? ` (${run.ticket})` : ''}`;
+    // Every pause of the ETL this run makes, recorded before it is made: after a crash mid-pause the flag
+    // is set with no PauseState stored, and closing or re-applying the run still knows the pause as the run's.
+    const pauses = withPause(run.apply_state.pauses, { pausedBy: actor, pauseReason: reason });
     let paused: PauseState | null = null;
+    const spawned = (phase: string) => processRecorder(control, runId, phase, lease.owner, log);
+    // Each phase is recorded before it starts: what a reconciler reads after a crash.
+    // This process lost the run (its lease lapsed and another one reconciled it): stop before changing anything more.
+    const fenced = () => {
+      if (fence.aborted) throw fence.reason instanceof Error ? fence.reason : new Error('lost the run lease');
+    };
+    const phase = async (name: ApplyPhase) => {
+      fenced();
+      await exec(control, mergeApplyState(runId, { phase: name }));
+    };
 
     const fail = async (phase: string, code: string, message: string, extra: Omit<Partial<MigrateFailure>, 'code' | 'message'> = {}, status: RunStatus = 'failed') => {
       report.failure = { ...extra, phase, code, message };
@@ -189,17 +219,14 @@ export function createApplyService(ctx: ServiceContext) {
       report.finishedAt = new Date().toISOString();
       endTotal();
       await runLog.flush();
-      await transaction(control, async (client) => {
-        const locked = await lockRunForUpdate(client, runId);
-        await exec(client, insertReport(runId, 'apply', run.digest, report));
-        await transition(client, locked, status, { actor: 'system', details: error ? { error } : { report: 'apply' }, patch: { error } });
-      });
+      // Only from where this process left it: a run another process reconciled meanwhile is not overwritten.
+      await finishApply(control, runId, run.digest, report, status, error, ['applying', 'verifying']);
     };
 
     const resume = async (why: string) => {
       if (!paused) return;
       try {
-        await resumeWorkers(paused, { environment: env, targetUrl, runId, actor, reason: why, log: runLog.phase('workers') });
+        await resumeWorkers(paused, { environment: env, targetUrl, runId, actor, reason: why, log: runLog.phase('workers'), applicationName: runApplicationName(runId, 'resume'), onSpawn: spawned('resume'), adopt: pauses });
         report.workers = { ...report.workers!, resumed: true };
         await exec(control, mergeApplyState(runId, { workersPaused: false }));
         await event(runId, env.name, 'workers.resumed', actor, { method: paused.method, reason: why });
@@ -211,17 +238,25 @@ export function createApplyService(ctx: ServiceContext) {
 
     await runLog.write('apply', 'info', `apply of ${run.migrations.length} migration(s) to ${env.name} started by ${actor}`);
 
-    // 1. Drift, again: the approval covered exactly this content.
-    const drift = await driftOf(ctx, run, env);
-    if (drift) return fail('drift', 'drift', `Refused before any change: ${drift}.`);
+    // 1. Drift, again: the approval covered exactly this content. A re-apply runs only what has not landed.
+    await phase('drift');
+    const drift = await checkDrift(ctx, run, env);
+    if (drift.reason) return fail('drift', 'drift', `Refused before any change: ${drift.reason}.`);
+    const remaining = drift.remaining;
+    if (drift.landed.length) {
+      report.landedBefore = drift.landed;
+      await runLog.write('apply', 'info', `re-apply: ${drift.landed.join(', ')} landed before the interruption; running ${remaining.map((m) => m.name).join(', ') || 'no migration (verification and watch only)'}`);
+    }
 
     // The ETL's health before anything changes: what the post-apply watch compares against.
     const window = baselineWindow(new Date(report.startedAt), env.verify.watchMinutes);
     const baseline = await ctx.targets.withClient(env, (client) => etlRates(client, window.from, window.to)).catch(() => null);
 
     // 2. Workers.
+    await phase('pause');
+    await exec(control, mergeApplyState(runId, { pauses }));
     try {
-      paused = await pauseWorkers({ environment: env, targetUrl, runId, actor, reason, log: runLog.phase('workers') });
+      paused = await pauseWorkers({ environment: env, targetUrl, runId, actor, reason, log: runLog.phase('workers'), applicationName: runApplicationName(runId, 'pause'), onSpawn: spawned('pause'), adopt: pauses });
       report.workers = { method: paused.method, pausedAt: paused.pausedAt, previousReplicas: paused.previousReplicas, resumed: false, note: paused.note };
       await exec(control, mergeApplyState(runId, { workersPaused: true, workers: paused }));
       await event(runId, env.name, 'workers.paused', actor, { method: paused.method, previousReplicas: paused.previousReplicas, note: paused.note });
@@ -230,13 +265,20 @@ export function createApplyService(ctx: ServiceContext) {
     }
 
     // 3. Backup: no verified backup, no apply.
+    await phase('backup');
     const backupMetrics = ctx.metrics.backupAttempt(env.name);
     try {
-      const backup = await createBackup({ environment: env, targetUrl, runId, dataDir: config.dataDir, projectRoot: PROJECT_ROOT, log: runLog.phase('backup') });
+      const backup = await createBackup({
+        environment: env, targetUrl, runId, dataDir: config.dataDir, projectRoot: PROJECT_ROOT, log: runLog.phase('backup'),
+        applicationName: runApplicationName(runId, 'backup'), onSpawn: spawned('backup'),
+        onFile: (file) => exec(control, mergeApplyState(runId, { pendingBackupFile: file })).then(() => undefined),
+      });
       backupMetrics.succeeded(backup.sizeBytes);
       report.backup = backup;
       await transaction(control, async (client) => {
         await exec(client, insertBackup({ ...backup, runId, environment: env.name }));
+        // The backup a restore puts back: the newest one taken before any of the run's migrations landed.
+        await exec(client, mergeApplyState(runId, drift.landed.length ? { pendingBackupFile: null } : { pendingBackupFile: null, pristineBackupId: backup.id }));
         await appendEvent(client, { runId, environment: env.name, type: 'backup.verified', actor, details: { id: backup.id, method: backup.method, sizeBytes: backup.sizeBytes, sha256: backup.sha256 } });
       });
     } catch (err) {
@@ -245,14 +287,16 @@ export function createApplyService(ctx: ServiceContext) {
     }
 
     // 4. Migrate, lock-safe, recording each migration in the ledger as it lands.
-    const applied: string[] = [];
+    await phase('migrate');
+    const applied: string[] = [...drift.landed];
     const endMigrate = ctx.metrics.phaseTimer(env.name, 'migrate');
     const result = await migrate({
       environment: env,
       targetUrl,
       direction: 'up',
-      migrations: run.migrations,
+      migrations: remaining,
       source: sealedSnapshot(control, run, config.dataDir),
+      applicationName: runApplicationName(runId, 'migrate'),
       // Started in a window: no lock retry may begin after it closes.
       budget: { ...env.lockRetries, deadline },
       log: runLog.phase('migrate'),
@@ -277,7 +321,8 @@ export function createApplyService(ctx: ServiceContext) {
     }
 
     // 5. Verify, resume, monitor.
-    await move(runId, 'verifying', 'system', { applied: applied.length, lockRetries: result.lockRetries });
+    fenced();
+    await move(runId, 'verifying', 'system', { applied: applied.length, lockRetries: result.lockRetries }, { phase: 'verify' });
     const endVerify = ctx.metrics.phaseTimer(env.name, 'verify');
     let verified;
     try {
@@ -299,18 +344,17 @@ export function createApplyService(ctx: ServiceContext) {
       return fail('verify', 'verification-failed', `Verification failed: ${failed.map((c) => c.detail).join(' ')}`, {}, 'verification_failed');
     }
     await runLog.write('verify', 'info', `verification passed (${report.verification.length} checks${verified.smoke?.ok ? ', smoke ETL ok' : ''})`);
+    await phase('resume');
     await resume('apply succeeded');
-    await move(runId, 'monitoring', 'system', { watchMinutes: env.verify.watchMinutes });
-    await runLog.write('monitor', 'info', `watching the ETL for ${env.verify.watchMinutes} min against the pre-apply baseline`);
-    report.watch = await watchEtl((fn) => ctx.targets.withClient(env, fn), baseline, env.verify.watchMinutes, env.verify.degradeFactor, shutdown.signal);
-    await runLog.write('monitor', report.watch.degraded ? 'warn' : 'info', report.watch.detail);
     report.outcome = 'succeeded';
-    await runLog.write('apply', 'info', `applied ${applied.length} migration(s) with ${result.lockRetries} lock retr${result.lockRetries === 1 ? 'y' : 'ies'}`);
-    if (report.watch.degraded) {
-      report.notes.push(`Degraded: ${report.watch.detail} ${RUNBOOK_ON_FAILED_VERIFICATION}`);
-      return finish('degraded', { code: 'degraded', message: report.watch.detail });
-    }
-    await finish('succeeded', null);
+    await runLog.write('apply', 'info', `applied ${result.steps.length} migration(s) with ${result.lockRetries} lock retr${result.lockRetries === 1 ? 'y' : 'ies'}`);
+    // The watch's window, baseline and the report so far go with the run: any replica can end the watch on time.
+    const watch = { window: watchWindow(new Date(), env.verify.watchMinutes), baseline };
+    fenced();
+    await move(runId, 'monitoring', 'system', { watchMinutes: env.verify.watchMinutes, endsAt: watch.window.endsAt }, { phase: 'watch', watch, report });
+    await runLog.write('monitor', 'info', `watching the ETL for ${env.verify.watchMinutes} min against the pre-apply baseline (until ${watch.window.endsAt})`);
+    const outcome = await completeWatch(ctx, await loadRun(runId), actor, AbortSignal.any([shutdown.signal, fence]));
+    if (outcome === 'finished') endTotal();
   }
 
   async function report(runId: string): Promise<{ report: ApplyReport; createdAt: string } | null> {
@@ -319,17 +363,16 @@ export function createApplyService(ctx: ServiceContext) {
   }
 
   /**
-   * Reconciliation: a run left applying, verifying or monitoring by a process
-   * that died (its apply lock is free) becomes interrupted, with what landed
-   * recorded in its report (services/apply/reconcile.ts). At start-up every
-   * in-flight run is checked; the scheduler's sweep passes expiredLeasesOnly.
+   * Reconciliation of in-flight runs whose owner is gone (services/apply/reconcile.ts):
+   * at start-up every one whose apply lock is free, in the periodic sweep only
+   * those whose lease lapsed. Applying/verifying runs become interrupted; a
+   * monitoring run's watch is carried on here until it ends.
    */
   async function reconcile(opts: { expiredLeasesOnly?: boolean } = {}): Promise<string[]> {
-    return reconcileInterrupted(ctx, opts);
+    return reconcileInFlight(ctx, { lease, background, stop: shutdown.signal }, opts);
   }
 
-  // Shared by request() and the scheduler: lock, move to applying under a lease, run the pipeline.
-  const lease = createLease(control, log);
+  // Shared by request(), reapply() and the scheduler: lock, move to applying under a lease, run the pipeline.
   const start = createStarter({ control, log, background, lease, pipeline });
 
   async function close(): Promise<void> {
@@ -337,7 +380,11 @@ export function createApplyService(ctx: ServiceContext) {
     await background.close();
   }
 
-  return { request, start, report, reconcile, idle: background.idle, close };
+  return {
+    request, reapply, start, report, reconcile, lease, idle: background.idle, close,
+    /** interrupted -> failed when nothing of the run landed (services/apply/close-run.ts). */
+    closeInterrupted: (runId: string, principal: Principal, reason: string) => closeInterrupted(ctx, runId, principal, reason),
+  };
 }
 
 export type ApplyService = ReturnType<typeof createApplyService>;

@@ -5,6 +5,7 @@ import { isAbsolute, join, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { scrubSecrets } from '../../database/pg-errors.js';
 import type { EnvironmentConfig } from '../../src/config/environments.js';
+import type { OnSpawn } from '../child-processes.js';
 import { runPgTool } from '../pg-tools.js';
 import { CommandError, runCommand } from '../shell.js';
 
@@ -113,11 +114,13 @@ async function createDump(opts: CreateBackupOptions, id: string, createdAt: stri
     const code = (err as NodeJS.ErrnoException).code ?? 'error';
     throw new BackupError(`cannot create the backup file in ${dir} (${code})`);
   }
+  // Recorded before pg_dump writes: a process dying mid-dump leaves a file a reconciler must remove.
+  await opts.onFile?.(file);
   try {
     const started = performance.now();
     opts.log(`pg_dump --format=custom --lock-wait-timeout=${lockWaitMs}ms of database "${databaseName(opts.targetUrl)}" to ${file}`);
     try {
-      await runPgTool('pg_dump', ['--format=custom', `--lock-wait-timeout=${lockWaitMs}ms`, `--file=${file}`], opts.targetUrl, DUMP_TIMEOUT_MS);
+      await runPgTool('pg_dump', ['--format=custom', `--lock-wait-timeout=${lockWaitMs}ms`, `--file=${file}`], opts.targetUrl, DUMP_TIMEOUT_MS, { applicationName: opts.applicationName, onSpawn: opts.onSpawn });
     } catch (err) {
       // pg_dump gives up on a table another session holds exclusively: say so, not just "exit 1".
       const text = err instanceof Error ? err.message : String(err);
@@ -129,7 +132,7 @@ async function createDump(opts: CreateBackupOptions, id: string, createdAt: stri
     const sha256 = await sha256File(file);
     opts.log(`pg_dump finished in ${elapsed(started)}: ${formatBytes(size)} (${size} bytes), sha256 ${sha256}`);
     const record: BackupRecord = { id, method: 'pg_dump', location: file, sizeBytes: size, sha256, createdAt, verifiedAt: null };
-    return await verifyBackup(record, { environment: opts.environment, log: opts.log });
+    return await verifyBackup(record, { environment: opts.environment, log: opts.log, onSpawn: opts.onSpawn });
   } catch (err) {
     // A half-written or unverifiable dump must not be mistaken for a backup later.
     await rm(file, { force: true }).catch(() => undefined);
@@ -163,11 +166,11 @@ async function checkDumpFile(record: BackupRecord, log: Log): Promise<string> {
  * listed as lines: an empty database's dump has no listed object yet is a
  * valid backup, so the header count is what must be at least one.
  */
-async function listArchive(file: string, log: Log): Promise<void> {
+async function listArchive(file: string, log: Log, onSpawn?: OnSpawn): Promise<void> {
   const started = performance.now();
   let listing: string;
   try {
-    listing = (await runPgTool('pg_restore', ['--list', file], null, LIST_TIMEOUT_MS)).stdout;
+    listing = (await runPgTool('pg_restore', ['--list', file], null, LIST_TIMEOUT_MS, { onSpawn })).stdout;
   } catch (err) {
     throw new BackupError(`pg_restore --list cannot read backup file ${file}: ${reason(err, [])}`);
   }
@@ -192,13 +195,13 @@ export async function backupTables(record: BackupRecord): Promise<string[] | nul
   return [...tables].sort();
 }
 
-async function verifyDump(record: BackupRecord, log: Log): Promise<void> {
+async function verifyDump(record: BackupRecord, log: Log, onSpawn?: OnSpawn): Promise<void> {
   const file = await checkDumpFile(record, log);
-  await listArchive(file, log);
+  await listArchive(file, log, onSpawn);
 }
 
 async function restoreDump(record: BackupRecord, opts: RestoreBackupOptions): Promise<void> {
-  await verifyDump(record, opts.log);
+  await verifyDump(record, opts.log, opts.onSpawn);
   const file = record.location!;
   const database = databaseName(opts.targetUrl);
   const started = performance.now();
@@ -211,6 +214,7 @@ async function restoreDump(record: BackupRecord, opts: RestoreBackupOptions): Pr
       ['--clean', '--if-exists', '--no-owner', '--single-transaction', '--exit-on-error', `--dbname=${database}`, file],
       opts.targetUrl,
       RESTORE_TIMEOUT_MS,
+      { applicationName: opts.applicationName, onSpawn: opts.onSpawn },
     );
   } catch (err) {
     throw new BackupError(`pg_restore failed, the target was left unchanged: ${reason(err, [opts.targetUrl])}`);
@@ -230,14 +234,15 @@ interface SnapshotCommand {
   env: Record<string, string>;
   timeoutMs: number;
   secrets: string[];
+  onSpawn?: OnSpawn;
 }
 
-async function runSnapshotCommand({ what, command, env, timeoutMs, secrets }: SnapshotCommand, environment: EnvironmentConfig, log: Log) {
+async function runSnapshotCommand({ what, command, env, timeoutMs, secrets, onSpawn }: SnapshotCommand, environment: EnvironmentConfig, log: Log) {
   const started = performance.now();
   log(`running the ${what} command`);
   try {
     // The provider's tooling has its own credentials: it never gets the target's URL, not even inherited.
-    const result = await runCommand(command, { env, timeoutMs, secrets, unsetEnv: [environment.databaseUrlEnv] });
+    const result = await runCommand(command, { env, timeoutMs, secrets, unsetEnv: [environment.databaseUrlEnv], onSpawn, label: `${what} command` });
     log(`${what} command finished in ${elapsed(started)}`);
     return result;
   } catch (err) {
@@ -250,7 +255,7 @@ async function createSnapshot(opts: CreateBackupOptions, id: string, createdAt: 
   const backup = opts.environment.backup;
   if (backup.method !== 'external') throw new Error('not an external backup');
   const env = { STARFORGE_ENVIRONMENT: opts.environment.name, STARFORGE_RUN_ID: opts.runId, STARFORGE_BACKUP_ID: id };
-  const create = { what: 'backup create', command: backup.createCommand, env, timeoutMs: SNAPSHOT_TIMEOUT_MS, secrets: [opts.targetUrl] };
+  const create = { what: 'backup create', command: backup.createCommand, env, timeoutMs: SNAPSHOT_TIMEOUT_MS, secrets: [opts.targetUrl], onSpawn: opts.onSpawn };
   const { stdout } = await runSnapshotCommand(create, opts.environment, opts.log);
   const snapshot = lastLine(stdout);
   if (!snapshot || !SNAPSHOT_ID.test(snapshot)) {
@@ -258,7 +263,7 @@ async function createSnapshot(opts: CreateBackupOptions, id: string, createdAt: 
   }
   opts.log(`snapshot ${snapshot} created`);
   const record: BackupRecord = { id, method: 'external', location: snapshot, sizeBytes: null, sha256: null, createdAt, verifiedAt: null };
-  return verifyBackup(record, { environment: opts.environment, log: opts.log });
+  return verifyBackup(record, { environment: opts.environment, log: opts.log, onSpawn: opts.onSpawn });
 }
 
 function snapshotEnv(record: BackupRecord, environment: EnvironmentConfig): Record<string, string> {
@@ -266,9 +271,9 @@ function snapshotEnv(record: BackupRecord, environment: EnvironmentConfig): Reco
   return { STARFORGE_ENVIRONMENT: environment.name, STARFORGE_BACKUP_ID: record.id, STARFORGE_SNAPSHOT_ID: record.location };
 }
 
-async function verifySnapshot(record: BackupRecord, environment: EnvironmentConfig, log: Log): Promise<void> {
+async function verifySnapshot(record: BackupRecord, environment: EnvironmentConfig, log: Log, onSpawn?: OnSpawn): Promise<void> {
   if (environment.backup.method !== 'external') throw new BackupError(`backup ${record.id} is a snapshot but ${environment.name} uses pg_dump backups`);
-  const verify = { what: 'backup verify', command: environment.backup.verifyCommand, env: snapshotEnv(record, environment), timeoutMs: SNAPSHOT_VERIFY_TIMEOUT_MS, secrets: [] };
+  const verify = { what: 'backup verify', command: environment.backup.verifyCommand, env: snapshotEnv(record, environment), timeoutMs: SNAPSHOT_VERIFY_TIMEOUT_MS, secrets: [], onSpawn };
   await runSnapshotCommand(verify, environment, log);
   log(`snapshot ${record.location} verified`);
 }
@@ -279,7 +284,7 @@ async function restoreSnapshot(record: BackupRecord, opts: RestoreBackupOptions)
   if (!backup.restoreCommand) {
     throw new BackupError(`${opts.environment.name} has no backup.restoreCommand: restore this snapshot (${record.location ?? 'unknown'}) with your provider's tooling`);
   }
-  const restore = { what: 'backup restore', command: backup.restoreCommand, env: snapshotEnv(record, opts.environment), timeoutMs: SNAPSHOT_TIMEOUT_MS, secrets: [opts.targetUrl] };
+  const restore = { what: 'backup restore', command: backup.restoreCommand, env: snapshotEnv(record, opts.environment), timeoutMs: SNAPSHOT_TIMEOUT_MS, secrets: [opts.targetUrl], onSpawn: opts.onSpawn };
   await runSnapshotCommand(restore, opts.environment, opts.log);
   opts.log(`snapshot ${record.location} restored`);
 }
@@ -294,17 +299,27 @@ export interface CreateBackupOptions {
   projectRoot: string;
   log: Log;
   now?: Date;
+  /** pg_dump's session name on the target (PGAPPNAME). */
+  applicationName?: string;
+  /** Told about each child process (pg_dump, pg_restore --list, snapshot commands). */
+  onSpawn?: OnSpawn;
+  /** Told the dump file's path before pg_dump starts writing it. */
+  onFile?: (file: string) => Promise<void>;
 }
 
 export interface VerifyBackupOptions {
   environment: EnvironmentConfig;
   log: Log;
+  onSpawn?: OnSpawn;
 }
 
 export interface RestoreBackupOptions {
   environment: EnvironmentConfig;
   targetUrl: string;
   log: Log;
+  /** pg_restore's session name on the target (PGAPPNAME). */
+  applicationName?: string;
+  onSpawn?: OnSpawn;
 }
 
 /** Backs up the target and verifies the result: a record returned here is always verified. */
@@ -317,8 +332,8 @@ export async function createBackup(opts: CreateBackupOptions): Promise<BackupRec
 
 /** Checks a backup can still be restored; returns it with verifiedAt set, or throws BackupError. */
 export async function verifyBackup(record: BackupRecord, opts: VerifyBackupOptions): Promise<BackupRecord> {
-  if (record.method === 'pg_dump') await verifyDump(record, opts.log);
-  else await verifySnapshot(record, opts.environment, opts.log);
+  if (record.method === 'pg_dump') await verifyDump(record, opts.log, opts.onSpawn);
+  else await verifySnapshot(record, opts.environment, opts.log, opts.onSpawn);
   return { ...record, verifiedAt: new Date().toISOString() };
 }
 

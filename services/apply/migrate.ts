@@ -55,6 +55,8 @@ export interface MigrateOptions {
   log: (line: string) => void;
   /** Called after each migration commits, before the next starts (ledger, audit). */
   onStep?: (step: AppliedStep) => Promise<void>;
+  /** The session's name on the target (default starforge-apply); per run, so a reconciler can find it. */
+  applicationName?: string;
 }
 
 /**
@@ -65,7 +67,7 @@ export interface MigrateOptions {
  */
 export async function migrate(opts: MigrateOptions): Promise<MigrateResult> {
   const { environment: env, direction } = opts;
-  const client = new pg.Client({ connectionString: opts.targetUrl, application_name: 'starforge-apply' });
+  const client = new pg.Client({ connectionString: opts.targetUrl, application_name: opts.applicationName ?? 'starforge-apply' });
   // The target going away must fail the statement in flight, not crash the process (pg also emits 'error').
   client.on('error', () => undefined);
   const secrets = [opts.targetUrl];

@@ -1,163 +1,118 @@
-import { setTimeout as sleep } from 'node:timers/promises';
-import { exec, maybeOne, one, rows, transaction } from '../../database/db.js';
-import { APPLY_LOCK_CLASS, ledgerOfRun, mergeApplyState, upsertLedger } from '../../database/sql/apply.js';
-import { invalidIndexes } from '../../database/sql/apply-target.js';
-import { etlControlExists, readEtlControl } from '../../database/sql/etl-control.js';
-import { insertReport } from '../../database/sql/reports.js';
-import { selectRun, type RunRow } from '../../database/sql/runs.js';
-import { applySessions, backendAlive, dropLease, inFlightRuns, terminateBackend, type InFlightRow } from '../../database/sql/scheduler.js';
+import { maybeOne, one, rows, transaction } from '../../database/db.js';
+import { APPLY_LOCK_CLASS } from '../../database/sql/apply.js';
+import { applyLockHolders, leaseLapsedFor, takeOverLease } from '../../database/sql/recovery.js';
+import { selectRun } from '../../database/sql/runs.js';
+import { inFlightRuns, terminateBackend, type InFlightRow } from '../../database/sql/scheduler.js';
 import { appendEvent } from '../audit.js';
-import { withRunLock } from '../background.js';
+import type { Background } from '../background.js';
 import type { ServiceContext } from '../context.js';
-import { readAppliedMigrations } from '../migrations/pending.js';
 import type { RunStatus } from '../runs/state-machine.js';
-import { lockRunForUpdate, transition } from '../runs/transition.js';
-import type { ApplyReport } from './apply-service.js';
+import type { Lease } from '../scheduler/lease.js';
+import type { ApplyState } from './apply-state.js';
+import { inspectInterrupted, markInterrupted, type ReconcileRun } from './interrupt.js';
+import { reconcileRollback } from './rollback-reconcile.js';
+import { tryLockRun, type RunLock } from './run-lock.js';
+import { completeWatch } from './watch-phase.js';
 
-/** What a dead process left behind, found before the run is marked interrupted. */
-export interface Reconciliation {
-  at: string;
-  previousStatus: string;
-  lease: { owner: string | null; expiresAt: string | null };
-  target: { reachable: boolean; error: string | null };
-  /** Each of the run's migrations: recorded in the target's migrations table, in the control ledger. */
-  migrations: Array<{ name: string; inTarget: boolean; inLedger: boolean }>;
-  landed: string[];
-  notLanded: string[];
-  /** Landed on the target but missing from the ledger, or the other way round. */
-  ledgerMismatch: string[];
-  /** Landed but not ledgered (the process died before its ledger write): recorded now with the approved sha256. */
-  ledgerRepaired: string[];
-  invalidIndexes: Array<{ index: string; table: string }>;
-  workers: { method: string; pausedByRun: boolean; etlControlPaused: boolean | null; etlControlReason: string | null };
-  /** Sessions the dead apply still had open on the target (e.g. a statement still running); terminated so nothing lands later. */
-  orphanedSessions: Array<{ pid: number; state: string | null; query: string; runningFor: string | null; terminated: boolean }>;
-  advice: string[];
-}
+/** Statuses a live process is working on: each holds the run's apply lock and a lease. */
+export const IN_FLIGHT: RunStatus[] = ['applying', 'verifying', 'monitoring', 'rolling_back', 'restoring'];
 
-const IN_FLIGHT: RunStatus[] = ['applying', 'verifying', 'monitoring'];
-const APPLY_APPLICATIONS = ['starforge-apply', 'starforge-pause'];
-
-type ReconcileRun = RunRow & { apply_state?: { applied?: string[]; workersPaused?: boolean; workers?: { method?: string } }; lease_owner?: string | null; lease_expires_at?: Date | null };
-
-/**
- * Looks at the target the way an SRE would after a crash: stops what the dead
- * apply still runs there, then lists which of the run's migrations landed,
- * any INVALID index, and whether ETL workers are still paused.
- */
-export async function inspectInterrupted(ctx: ServiceContext, run: ReconcileRun): Promise<Reconciliation> {
-  const r: Reconciliation = {
-    at: new Date().toISOString(),
-    previousStatus: run.status,
-    lease: { owner: run.lease_owner ?? null, expiresAt: run.lease_expires_at ? new Date(run.lease_expires_at).toISOString() : null },
-    target: { reachable: false, error: null },
-    migrations: [], landed: [], notLanded: [], ledgerMismatch: [], ledgerRepaired: [], invalidIndexes: [],
-    workers: { method: run.apply_state?.workers?.method ?? 'unknown', pausedByRun: run.apply_state?.workersPaused === true, etlControlPaused: null, etlControlReason: null },
-    orphanedSessions: [],
-    advice: [],
-  };
-  const ledger = new Set((await rows<{ name: string }>(ctx.control, ledgerOfRun(run.id))).map((l) => l.name));
-  const env = ctx.config.environments[run.environment];
-  let inTarget = new Set<string>();
-  if (!env) {
-    r.target.error = `environment "${run.environment}" is no longer configured`;
-  } else {
-    try {
-      await ctx.targets.withClient(env, async (client) => {
-        for (const s of await rows<{ pid: number; state: string | null; query: string; running_for: string | null }>(client, applySessions(APPLY_APPLICATIONS))) {
-          const { terminated } = await one<{ terminated: boolean }>(client, terminateBackend(s.pid));
-          r.orphanedSessions.push({ pid: s.pid, state: s.state, query: s.query, runningFor: s.running_for, terminated });
-        }
-        // A terminated backend rolls its transaction back as it exits: look only once it is gone.
-        for (let i = 0; i < 100 && r.orphanedSessions.length; i++) {
-          const alive = await Promise.all(r.orphanedSessions.map((s) => one<{ n: number }>(client, backendAlive(s.pid))));
-          if (alive.every((a) => a.n === 0)) break;
-          await sleep(100);
-        }
-        inTarget = new Set((await readAppliedMigrations(client, env)).map((m) => m.name));
-        r.invalidIndexes = await rows<{ index: string; table: string }>(client, invalidIndexes());
-        if ((await one<{ exists: boolean }>(client, etlControlExists())).exists) {
-          const etl = await maybeOne<{ paused: boolean; reason: string | null }>(client, readEtlControl());
-          r.workers.etlControlPaused = etl?.paused ?? null;
-          r.workers.etlControlReason = etl?.reason ?? null;
-        }
-      });
-      r.target.reachable = true;
-    } catch (err) {
-      r.target.error = (err as Error).message;
-    }
-  }
-  for (const m of run.migrations) {
-    const entry = { name: m.name, inTarget: inTarget.has(m.name), inLedger: ledger.has(m.name) };
-    r.migrations.push(entry);
-    (entry.inTarget ? r.landed : r.notLanded).push(m.name);
-    if (r.target.reachable && entry.inTarget !== entry.inLedger) r.ledgerMismatch.push(m.name);
-  }
-  if (!r.target.reachable) r.advice.push(`The target could not be inspected (${r.target.error}); check it by hand before anything else.`);
-  if (r.orphanedSessions.length) r.advice.push(`Terminated ${r.orphanedSessions.length} session(s) the dead apply still had open on the target, so nothing of it lands later.`);
-  r.advice.push(r.landed.length
-    ? `Landed: ${r.landed.join(', ')}${r.notLanded.length ? `; not landed: ${r.notLanded.join(', ')}` : ''}. Roll back (mode "down") what landed or restore the backup; nothing is re-applied automatically.`
-    : 'None of the run\'s migrations landed; restore is not needed for the schema, but the run must be closed by an operator (rollback or restore).');
-  r.ledgerRepaired = r.migrations.filter((m) => m.inTarget && !m.inLedger).map((m) => m.name);
-  if (r.ledgerRepaired.length) r.advice.push(`${r.ledgerRepaired.join(', ')} landed before the process died but had no ledger entry yet; the ledger now records the approved checksum.`);
-  const stray = r.ledgerMismatch.filter((n) => !r.ledgerRepaired.includes(n));
-  if (stray.length) r.advice.push(`The ledger lists ${stray.join(', ')} but the target's migrations table does not: check the target by hand.`);
-  if (r.invalidIndexes.length) r.advice.push(`INVALID index(es) remain: ${r.invalidIndexes.map((i) => `${i.index} on ${i.table}`).join(', ')}; drop them (DROP INDEX CONCURRENTLY) before retrying.`);
-  if (r.workers.etlControlPaused || r.workers.pausedByRun) r.advice.push('ETL workers are still paused: resume them once the target is safe.');
-  return r;
+export interface ReconcileDeps {
+  lease: Lease;
+  background: Background;
+  /** Shutdown: a watch taken over here is handed on again. */
+  stop: AbortSignal;
 }
 
 /**
- * Marks in-flight runs whose apply lock nobody holds as interrupted, with a
- * reconciliation in their report. At start-up every in-flight run is
- * checked; the periodic sweep only those whose lease lapsed. The lock is
- * taken before a run moves to applying and held to the end, so a free lock
- * means the process that ran the apply is gone. Never re-applies anything.
+ * The lock of a run whose owner is gone. A free lock is the common case (a
+ * dead process's connection, and its locks, go with it). A lock still held
+ * although the lease lapsed twice over belongs to a process cut off from the
+ * control database whose session the server has not dropped yet: that
+ * process fenced itself when it could not renew (services/scheduler/lease.ts),
+ * so its session is terminated and the lock taken.
  */
-export async function reconcileInterrupted(ctx: ServiceContext, opts: { expiredLeasesOnly?: boolean } = {}): Promise<string[]> {
+async function lockOrphanedRun(ctx: ServiceContext, deps: ReconcileDeps, runId: string): Promise<RunLock | null> {
+  const lock = await tryLockRun(ctx.control, runId);
+  if (lock) return lock;
+  const lapsed = await maybeOne<{ lapsed: boolean }>(ctx.control, leaseLapsedFor(runId, 2 * deps.lease.ms));
+  if (!lapsed?.lapsed) return null;
+  const holders = await rows<{ pid: number }>(ctx.control, applyLockHolders(APPLY_LOCK_CLASS, runId));
+  for (const h of holders) await one(ctx.control, terminateBackend(h.pid));
+  if (holders.length) ctx.log.warn({ runId, sessions: holders.map((h) => h.pid) }, 'terminated the control sessions of a silent run owner');
+  return tryLockRun(ctx.control, runId);
+}
+
+/**
+ * A run left in flight by a process that died (or went silent): decided in
+ * SQL (the run's apply lock, its lease), never by a timer alone. At start-up
+ * every in-flight run whose lock is free is looked at; the periodic sweep
+ * (every replica, scheduler on or off) only those whose lease lapsed.
+ *
+ * - applying / verifying: the dead attempt's processes and target sessions
+ *   are stopped, what landed is recorded, the run becomes interrupted (close,
+ *   re-apply or roll back from there). Nothing is re-applied automatically.
+ * - monitoring: this replica takes the lease and carries the watch on to its
+ *   stored end; the run ends succeeded or degraded on time.
+ * - rolling_back / restoring: what the down or restore achieved is read from
+ *   the target and recorded; the run ends rolled_back / restored, or failed.
+ *
+ * Returns the runs marked interrupted.
+ */
+export async function reconcileInFlight(ctx: ServiceContext, deps: ReconcileDeps, opts: { expiredLeasesOnly?: boolean } = {}): Promise<string[]> {
   const { control, log } = ctx;
   const candidates = await rows<InFlightRow>(control, inFlightRuns(IN_FLIGHT, opts.expiredLeasesOnly ?? false));
   const interrupted: string[] = [];
   for (const { id } of candidates) {
-    await withRunLock(control, APPLY_LOCK_CLASS, id, async () => {
-      const run = await maybeOne<ReconcileRun>(control, selectRun(id));
-      if (!run || !IN_FLIGHT.includes(run.status as RunStatus)) return;
-      const reconciliation = await inspectInterrupted(ctx, run);
-      const now = new Date().toISOString();
-      const report: ApplyReport = {
-        runId: id, environment: run.environment, outcome: 'interrupted', actor: 'system', startedAt: run.updated_at.toISOString(), finishedAt: now,
-        backup: null, workers: null, migrations: [], lockRetries: 0,
-        failure: { phase: 'interrupted', code: 'interrupted', message: `The process applying this run stopped while it was ${run.status}.` },
-        verification: [], smoke: null, watch: null, notes: reconciliation.advice, reconciliation,
-      };
-      await transaction(control, async (client) => {
-        const locked = await lockRunForUpdate(client, id);
-        if (!IN_FLIGHT.includes(locked.status)) return;
-        await exec(client, insertReport(id, 'apply', run.digest, report));
-        // What rollback (down) reverts: exactly what is on the target now.
-        if (reconciliation.target.reachable) await exec(client, mergeApplyState(id, { applied: reconciliation.landed }));
-        for (const name of reconciliation.ledgerRepaired) {
-          const m = run.migrations.find((x) => x.name === name)!;
-          await exec(client, upsertLedger(run.environment, m.name, m.sha256, id));
-        }
-        if (reconciliation.ledgerRepaired.length) {
-          await appendEvent(client, { runId: id, environment: run.environment, type: 'ledger.reconciled', actor: 'system', details: { landed: reconciliation.ledgerRepaired } });
-        }
-        await transition(client, locked, 'interrupted', {
-          actor: 'system',
-          details: {
-            reason: 'the process running this apply stopped; check the target, then roll back or restore',
-            landed: reconciliation.landed, notLanded: reconciliation.notLanded, invalidIndexes: reconciliation.invalidIndexes.map((i) => i.index),
-            workersPaused: reconciliation.workers.etlControlPaused ?? reconciliation.workers.pausedByRun, terminatedSessions: reconciliation.orphanedSessions.length,
-            lease: reconciliation.lease,
-          },
-          patch: { error: { code: 'interrupted', message: `The service stopped while this run was being applied (${run.status}); landed: ${reconciliation.landed.join(', ') || 'none'}. See the report, then roll back or restore.` } },
-        });
-        if (run.lease_owner) await exec(client, dropLease(id, run.lease_owner));
-        interrupted.push(id);
-      });
-    });
+    const lock = await lockOrphanedRun(ctx, deps, id);
+    if (!lock) continue;
+    let handedOff = false;
+    try {
+      const run = await maybeOne<ReconcileRun & { apply_state: ApplyState }>(control, selectRun(id));
+      if (!run || !IN_FLIGHT.includes(run.status as RunStatus)) continue;
+      if (run.status === 'monitoring') {
+        handedOff = await takeOverWatch(ctx, deps, run, lock);
+      } else if (run.status === 'rolling_back' || run.status === 'restoring') {
+        await reconcileRollback(ctx, run);
+      } else {
+        const reconciliation = await inspectInterrupted(ctx, run);
+        if (await markInterrupted(ctx, run, reconciliation)) interrupted.push(id);
+      }
+    } catch (err) {
+      log.error({ err, runId: id }, 'could not reconcile an in-flight run; retrying at the next sweep');
+    } finally {
+      if (!handedOff) await lock.release();
+    }
   }
   if (interrupted.length) log.warn({ runs: interrupted }, 'marked runs interrupted by a previous process');
   return interrupted;
+}
+
+/** Takes the lease of a monitoring run whose owner is gone and ends its watch here, in the background. */
+async function takeOverWatch(ctx: ServiceContext, deps: ReconcileDeps, run: ReconcileRun & { apply_state: ApplyState }, lock: RunLock): Promise<boolean> {
+  if (deps.background.isClosed()) return false;
+  const taken = await transaction(ctx.control, async (client) => {
+    const claimed = await maybeOne(client, takeOverLease(run.id, ['monitoring'], deps.lease.owner, deps.lease.ms));
+    if (!claimed) return false;
+    await appendEvent(client, {
+      runId: run.id, environment: run.environment, type: 'watch.taken_over', actor: 'system',
+      details: { previousOwner: run.lease_owner ?? null, instance: deps.lease.owner, endsAt: run.apply_state.watch?.window.endsAt ?? null },
+    });
+    return true;
+  });
+  if (!taken) return false;
+  const report = run.apply_state.report;
+  if (report) report.watchTakenOverBy = [...(report.watchTakenOverBy ?? []), deps.lease.owner];
+  const held = deps.lease.hold(run.id);
+  deps.background.track((async () => {
+    try {
+      await completeWatch(ctx, run, 'system', AbortSignal.any([deps.stop, held.signal]));
+    } catch (err) {
+      ctx.log.error({ err, runId: run.id }, 'the watch this replica took over failed; another sweep carries it on');
+    } finally {
+      await held.stop();
+      await lock.release();
+    }
+  })());
+  return true;
 }

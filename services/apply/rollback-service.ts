@@ -1,16 +1,15 @@
 import { exec, maybeOne, one, rows, transaction } from '../../database/db.js';
 import { isPgError, UNIQUE_VIOLATION } from '../../database/pg-errors.js';
 import {
-  APPLY_LOCK_CLASS, backupOfRun, decideRollbackRequest, deleteLedger, finishRollbackRequest, insertRollbackRequest,
-  mergeApplyState, openRollbackRequest, rollbackRequestsOfRun, type RollbackRow,
+  decideRollbackRequest, deleteLedger, insertRollbackRequest, mergeApplyState, openRollbackRequest, rollbackRequestsOfRun, type RollbackRow,
 } from '../../database/sql/apply.js';
-import { dropTable, setSessionTimeouts } from '../../database/sql/apply-target.js';
-import { userTables } from '../../database/sql/preflight.js';
-import { insertReport, latestReport } from '../../database/sql/reports.js';
+import { latestReport } from '../../database/sql/reports.js';
 import { selectRun, type RunRow } from '../../database/sql/runs.js';
+import { takeLease } from '../../database/sql/scheduler.js';
 import type { EnvironmentConfig } from '../../src/config/environments.js';
 import { appendEvent } from '../audit.js';
-import { createBackground, withRunLock } from '../background.js';
+import { createBackground } from '../background.js';
+import { processRecorder, runApplicationName } from '../child-processes.js';
 import type { ServiceContext } from '../context.js';
 import { conflict, forbidden, notFound, unprocessable } from '../errors.js';
 import { readAppliedMigrations } from '../migrations/pending.js';
@@ -20,10 +19,18 @@ import type { PreflightReport } from '../preflight/report.js';
 import { sameSubject, type Principal } from '../principal.js';
 import type { RunStatus } from '../runs/state-machine.js';
 import { lockRunForUpdate, transition } from '../runs/transition.js';
-import { backupTables, restoreBackup, type BackupRecord } from './backup.js';
-import { migrate, type AppliedStep } from './migrate.js';
+import { createLease } from '../scheduler/lease.js';
+import type { ApplyState, RollbackState } from './apply-state.js';
+import { restoreBackup } from './backup.js';
+import { migrate } from './migrate.js';
+import { finishRollback, type RollbackReport } from './rollback-report.js';
+import { completeRestore, restoreBackupFor, tableOids } from './restore-steps.js';
+import { tryLockRun } from './run-lock.js';
 import { runLogger } from './run-log.js';
 import { pauseWorkers, resumeWorkers, type PauseState } from './workers.js';
+import { withPause } from './pauses.js';
+
+export type { RollbackReport } from './rollback-report.js';
 
 export interface RollbackInput {
   mode: 'down' | 'restore';
@@ -45,25 +52,6 @@ export interface RollbackRequest {
   updatedAt: string;
 }
 
-export interface RollbackReport {
-  runId: string;
-  requestId: string;
-  mode: 'down' | 'restore';
-  outcome: 'succeeded' | 'failed';
-  requestedBy: string;
-  approvedBy: string;
-  reason: string;
-  startedAt: string;
-  finishedAt: string;
-  reverted: AppliedStep[];
-  backupId: string | null;
-  /** Tables created after the backup and dropped by the restore. */
-  dropped: string[];
-  checks: Array<{ id: string; status: 'pass' | 'fail'; detail: string }>;
-  failure: { code: string; message: string } | null;
-  notes: string[];
-}
-
 // Runs that changed (or may have changed) the target and may be undone.
 const UNDOABLE: RunStatus[] = ['succeeded', 'failed', 'verification_failed', 'degraded', 'interrupted'];
 
@@ -75,34 +63,41 @@ function present(row: RollbackRow): RollbackRequest {
   };
 }
 
-interface ApplyState {
-  applied?: string[];
-}
+type StoredRun = RunRow & { apply_state: ApplyState };
 
 /**
  * The runbook's rollback decision flow: `down` reverts exactly the migrations
  * this run applied (newest first, lock-safe); `restore` puts the run's verified
  * backup back. An operator asks, a different sre approves; both are audited.
+ * Like an apply, the work holds the run's apply lock and a lease from before
+ * the status change to its end, so a process dying mid-way is reconciled
+ * (services/apply/rollback-reconcile.ts) instead of leaving the run
+ * rolling_back or restoring for ever.
  */
 export function createRollbackService(ctx: ServiceContext) {
   const { control, config, log } = ctx;
   const background = createBackground(log);
+  const lease = createLease(control, log, config.applyLeaseSeconds * 1000);
 
-  async function loadRun(runId: string): Promise<RunRow & { apply_state: ApplyState }> {
-    const run = await maybeOne<RunRow & { apply_state: ApplyState }>(control, selectRun(runId));
+  async function loadRun(runId: string): Promise<StoredRun> {
+    const run = await maybeOne<StoredRun>(control, selectRun(runId));
     if (!run) throw notFound(`Run ${runId} does not exist.`);
     return run;
   }
 
-  function appliedByRun(run: RunRow & { apply_state: ApplyState }) {
+  function appliedByRun(run: StoredRun) {
     const names = run.apply_state.applied ?? [];
     return run.migrations.filter((m) => names.includes(m.name));
   }
 
   /** Why `down` cannot undo this run, or null. */
-  async function downBlocker(run: RunRow & { apply_state: ApplyState }, env: EnvironmentConfig): Promise<string | null> {
+  async function downBlocker(run: StoredRun, env: EnvironmentConfig): Promise<string | null> {
     const mine = appliedByRun(run);
-    if (mine.length === 0) return 'this run applied no migration, so there is nothing to revert (use restore if a partial change landed)';
+    if (mine.length === 0) {
+      return run.status === 'interrupted'
+        ? `this run applied no migration, so there is nothing to revert; close it instead (POST /v1/runs/${run.id}/close)`
+        : 'this run applied no migration, so there is nothing to revert (use restore if a partial change landed)';
+    }
     // `down` runs the approved bytes only: from the run's sealed snapshot.
     const unsealed = await sealedSnapshotProblem(control, run);
     if (unsealed) return `${unsealed}; \`down\` runs only sealed bytes, so use mode "restore"`;
@@ -134,10 +129,12 @@ export function createRollbackService(ctx: ServiceContext) {
       const blocker = await downBlocker(run, env);
       if (blocker) throw conflict(`Rollback refused: ${blocker}.`);
     } else {
-      const backup = await maybeOne(control, backupOfRun(runId));
-      if (!backup) throw conflict(`Run ${runId} has no verified backup to restore.`);
+      const backup = await restoreBackupFor(ctx, run);
+      if (!backup) {
+        throw conflict(`Run ${runId} has no verified backup to restore${run.status === 'interrupted' ? `; if nothing of it landed, close it instead (POST /v1/runs/${runId}/close)` : ''}.`);
+      }
       if (env.backup.method === 'external' && !env.backup.restoreCommand) {
-        throw conflict(`${env.name} has no backup.restoreCommand: restore snapshot ${(backup as { location: string }).location} with your provider's tooling.`);
+        throw conflict(`${env.name} has no backup.restoreCommand: restore snapshot ${backup.location} with your provider's tooling.`);
       }
     }
     try {
@@ -154,32 +151,60 @@ export function createRollbackService(ctx: ServiceContext) {
   }
 
   async function decide(runId: string, principal: Principal, input: { decision: 'approve' | 'reject'; comment?: string }): Promise<RollbackRequest> {
-    const row = await transaction(control, async (client) => {
-      const run = await lockRunForUpdate(client, runId);
-      const open = await maybeOne<RollbackRow>(client, openRollbackRequest(runId));
-      if (!open || open.status !== 'awaiting_approval') throw conflict(`Run ${runId} has no rollback request awaiting approval.`);
-      if (sameSubject(open.requested_by, principal.subject)) {
-        throw forbidden(`${principal.subject} asked for this ${open.mode}; another sre must approve it.`);
-      }
-      const comment = input.comment ?? '';
-      if (input.decision === 'reject') {
-        const rejected = await one<RollbackRow>(client, decideRollbackRequest(open.id, 'rejected', principal.subject, comment));
-        await appendEvent(client, { runId, environment: run.environment, type: 'rollback.rejected', actor: principal.subject, details: { requestId: open.id, comment } });
-        return rejected;
-      }
-      const running = await one<RollbackRow>(client, decideRollbackRequest(open.id, 'running', principal.subject, comment));
-      await appendEvent(client, { runId, environment: run.environment, type: 'rollback.approved', actor: principal.subject, details: { requestId: open.id, mode: open.mode, comment } });
-      await transition(client, run, open.mode === 'down' ? 'rolling_back' : 'restoring', {
-        actor: principal.subject,
-        details: { requestId: open.id, requestedBy: open.requested_by, reason: open.reason },
+    // The apply lock is taken before the run moves to rolling_back/restoring (as for an apply):
+    // an in-flight run with a free lock always means its owner died.
+    const runLock = await tryLockRun(control, runId);
+    if (!runLock) throw conflict(`Run ${runId} is being worked on by another process (an apply, a re-apply or a reconciliation); try again shortly.`);
+    let handedOff = false;
+    try {
+      const row = await transaction(control, async (client) => {
+        const run = await lockRunForUpdate(client, runId);
+        const open = await maybeOne<RollbackRow>(client, openRollbackRequest(runId));
+        if (!open || open.status !== 'awaiting_approval') throw conflict(`Run ${runId} has no rollback request awaiting approval.`);
+        if (sameSubject(open.requested_by, principal.subject)) {
+          throw forbidden(`${principal.subject} asked for this ${open.mode}; another sre must approve it.`);
+        }
+        const comment = input.comment ?? '';
+        if (input.decision === 'reject') {
+          const rejected = await one<RollbackRow>(client, decideRollbackRequest(open.id, 'rejected', principal.subject, comment));
+          await appendEvent(client, { runId, environment: run.environment, type: 'rollback.rejected', actor: principal.subject, details: { requestId: open.id, comment } });
+          return rejected;
+        }
+        const running = await one<RollbackRow>(client, decideRollbackRequest(open.id, 'running', principal.subject, comment));
+        await appendEvent(client, { runId, environment: run.environment, type: 'rollback.approved', actor: principal.subject, details: { requestId: open.id, mode: open.mode, comment } });
+        await transition(client, run, open.mode === 'down' ? 'rolling_back' : 'restoring', {
+          actor: principal.subject,
+          details: { requestId: open.id, requestedBy: open.requested_by, reason: open.reason, instance: lease.owner },
+        });
+        const state: RollbackState = { requestId: open.id, mode: open.mode, phase: 'pause' };
+        await exec(client, mergeApplyState(runId, { rollback: state }));
+        await exec(client, takeLease(runId, lease.owner, lease.ms));
+        return running;
       });
-      return running;
-    });
-    if (row.status === 'running') background.launch(row.mode, { runId }, () => withRunLock(control, APPLY_LOCK_CLASS, runId, () => execute(row)).then(() => undefined));
-    return present(row);
+      if (row.status === 'running') {
+        handedOff = true;
+        const held = lease.hold(runId);
+        background.launch(row.mode, { runId }, async () => {
+          try {
+            await execute(row, held.signal);
+          } finally {
+            await held.stop();
+            await runLock.release();
+          }
+        });
+        if (background.isClosed()) {
+          // Shutting down: the run stays in flight with its lease dropped; a reconciler ends it.
+          await held.stop();
+          await runLock.release();
+        }
+      }
+      return present(row);
+    } finally {
+      if (!handedOff) await runLock.release();
+    }
   }
 
-  async function execute(request: RollbackRow): Promise<void> {
+  async function execute(request: RollbackRow, fence: AbortSignal): Promise<void> {
     const run = await loadRun(request.run_id);
     const env = config.environments[run.environment]!;
     const targetUrl = ctx.targets.url(env);
@@ -191,8 +216,16 @@ export function createRollbackService(ctx: ServiceContext) {
       reason: request.reason, startedAt: new Date().toISOString(), finishedAt: '', reverted: [], backupId: null, dropped: [], checks: [], failure: null, notes: [],
     };
     const mine = appliedByRun(run);
+    const pauses = withPause(run.apply_state.pauses, { pausedBy: actor, pauseReason: `${phase} of run ${run.id}` });
+    let state: RollbackState = run.apply_state.rollback ?? { requestId: request.id, mode: request.mode, phase: 'pause' };
     let paused: PauseState | null = null;
     const endTimer = ctx.metrics.phaseTimer(env.name, phase);
+    const spawned = (p: string) => processRecorder(control, run.id, p, lease.owner, log);
+    const step = async (patch: Partial<RollbackState>) => {
+      if (fence.aborted) throw fence.reason instanceof Error ? fence.reason : new Error('lost the run lease');
+      state = { ...state, ...patch };
+      await exec(control, mergeApplyState(run.id, { rollback: state }));
+    };
 
     const finish = async (failure: { code: string; message: string } | null) => {
       report.failure = failure;
@@ -200,7 +233,7 @@ export function createRollbackService(ctx: ServiceContext) {
       report.finishedAt = new Date().toISOString();
       if (paused && (!failure || env.workers.resumeOnFailure)) {
         try {
-          await resumeWorkers(paused, { environment: env, targetUrl, runId: run.id, actor, reason: `${phase} ${report.outcome}`, log: runLog.phase('workers') });
+          await resumeWorkers(paused, { environment: env, targetUrl, runId: run.id, actor, reason: `${phase} ${report.outcome}`, log: runLog.phase('workers'), applicationName: runApplicationName(run.id, 'resume'), onSpawn: spawned('resume'), adopt: pauses });
         } catch (err) {
           report.notes.push(`Resuming workers failed: ${(err as Error).message}`);
         }
@@ -210,30 +243,27 @@ export function createRollbackService(ctx: ServiceContext) {
       if (failure) await runLog.write(phase, 'error', failure.message);
       endTimer();
       await runLog.flush();
-      await transaction(control, async (client) => {
-        const locked = await lockRunForUpdate(client, run.id);
-        await exec(client, insertReport(run.id, 'rollback', run.digest, report));
-        await exec(client, finishRollbackRequest(request.id, failure ? 'failed' : 'succeeded', failure));
-        await transition(client, locked, failure ? 'failed' : request.mode === 'down' ? 'rolled_back' : 'restored', {
-          actor: 'system', details: { requestId: request.id, failure }, patch: failure ? { error: failure } : {},
-        });
-      });
+      await finishRollback(control, run, request.id, request.mode, report, lease.owner);
     };
 
     await runLog.write(phase, 'info', `${request.mode} requested by ${request.requested_by}, approved by ${actor}: ${request.reason}`);
     try {
-      paused = await pauseWorkers({ environment: env, targetUrl, runId: run.id, actor, reason: `${phase} of run ${run.id}`, log: runLog.phase('workers') });
+      await exec(control, mergeApplyState(run.id, { pauses }));
+      paused = await pauseWorkers({ environment: env, targetUrl, runId: run.id, actor, reason: `${phase} of run ${run.id}`, log: runLog.phase('workers'), applicationName: runApplicationName(run.id, 'pause'), onSpawn: spawned('pause'), adopt: pauses });
+      await step({ workers: paused });
     } catch (err) {
       return finish({ code: 'workers-pause-failed', message: `Pausing workers failed, nothing was changed: ${(err as Error).message}` });
     }
 
     if (request.mode === 'down') {
+      await step({ phase: 'down' });
       const result = await migrate({
         environment: env,
         targetUrl,
         direction: 'down',
         migrations: [...mine].reverse(),
         source: sealedSnapshot(control, run, config.dataDir),
+        applicationName: runApplicationName(run.id, 'down'),
         budget: { ...env.lockRetries, deadline: null },
         log: runLog.phase('rollback'),
         onStep: async (step) => {
@@ -247,27 +277,26 @@ export function createRollbackService(ctx: ServiceContext) {
       });
       if (result.failure) return finish({ code: result.failure.code, message: `Reverting ${result.failure.migration ?? ''} failed: ${result.failure.message}` });
     } else {
-      const row = await maybeOne<{ id: string; method: 'pg_dump' | 'external'; location: string | null; size_bytes: string | null; sha256: string | null; created_at: Date; verified_at: Date | null }>(control, backupOfRun(run.id));
-      const record: BackupRecord = {
-        id: row!.id, method: row!.method, location: row!.location, sizeBytes: row!.size_bytes === null ? null : Number(row!.size_bytes),
-        sha256: row!.sha256, createdAt: row!.created_at.toISOString(), verifiedAt: row!.verified_at?.toISOString() ?? null,
-      };
+      const record = (await restoreBackupFor(ctx, run))!;
       report.backupId = record.id;
       try {
-        await restoreBackup(record, { environment: env, targetUrl, log: runLog.phase('restore') });
-        report.dropped = await dropTablesNotInBackup(env, record, runLog.phase('restore'));
+        // Before pg_restore: the ids its single transaction would change, so a crash can be told apart from a commit.
+        const restoreOids = await tableOids(ctx, env, record) ?? undefined;
+        await step({ phase: 'restore', backupId: record.id, restoreOids });
+        await restoreBackup(record, { environment: env, targetUrl, log: runLog.phase('restore'), applicationName: runApplicationName(run.id, 'restore'), onSpawn: spawned('restore') });
+        await step({ phase: 'cleanup' });
+        const done = await completeRestore(ctx, env, run, record, paused, actor, runLog.phase('restore'));
+        report.dropped = done.dropped;
+        report.etl = done.etl;
+        report.notes.push(`ETL: ${done.etl.action}.`);
       } catch (err) {
         return finish({ code: 'restore-failed', message: `Restoring backup ${record.id} failed: ${(err as Error).message}` });
       }
       if (record.method === 'external') report.notes.push('Tables created after an external snapshot cannot be detected here; check the restored database.');
-      await transaction(control, async (client) => {
-        for (const m of mine) await exec(client, deleteLedger(env.name, m.name));
-        await exec(client, mergeApplyState(run.id, { applied: [] }));
-        await appendEvent(client, { runId: run.id, environment: env.name, type: 'backup.restored', actor, details: { backupId: record.id } });
-      });
     }
 
     // Verify: none of the run's migrations is recorded on the target any more.
+    await step({ phase: 'verify' });
     const applied = await ctx.targets.withClient(env, (client) => readAppliedMigrations(client, env));
     const left = run.migrations.filter((m) => applied.some((a) => a.name === m.name)).map((m) => m.name);
     report.checks.push({
@@ -278,35 +307,6 @@ export function createRollbackService(ctx: ServiceContext) {
     if (left.length) return finish({ code: 'verification-failed', message: `After the ${request.mode}, ${left.join(', ')} is still recorded on the target.` });
     await runLog.write(phase, 'info', `${request.mode} finished; the target is back to its state before the run`);
     return finish(null);
-  }
-
-  /**
-   * pg_restore --clean only replaces what the backup holds: tables the run
-   * created after the backup would survive a restore (and a re-apply would then
-   * fail on them). Drop them, so the target is the backup again.
-   */
-  async function dropTablesNotInBackup(env: EnvironmentConfig, record: BackupRecord, line: (l: string) => void): Promise<string[]> {
-    const inBackup = await backupTables(record);
-    if (inBackup === null) return [];
-    return ctx.targets.withClient(env, async (client) => {
-      const now = (await rows<{ name: string }>(client, userTables())).map((r) => r.name);
-      const extra = now.filter((t) => !inBackup.includes(t));
-      if (extra.length === 0) return [];
-      await client.query('BEGIN');
-      try {
-        await one(client, setSessionTimeouts(env.lockTimeoutMs, env.statementTimeoutMs));
-        for (const name of extra) {
-          const [schema, table] = name.split('.') as [string, string];
-          await exec(client, dropTable(client.escapeIdentifier(schema), client.escapeIdentifier(table)));
-        }
-        await client.query('COMMIT');
-      } catch (err) {
-        await client.query('ROLLBACK').catch(() => undefined);
-        throw err;
-      }
-      line(`dropped ${extra.length} table(s) created after the backup: ${extra.join(', ')}`);
-      return extra;
-    });
   }
 
   async function list(runId: string): Promise<RollbackRequest[]> {

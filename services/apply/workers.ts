@@ -5,6 +5,7 @@ import { exec, maybeOne, one } from '../../database/db.js';
 import { describeConnectionError, scrubSecrets } from '../../database/pg-errors.js';
 import { etlControlExists, readEtlControl, releaseBatchLockExclusive, setEtlPaused, tryBatchLockExclusive } from '../../database/sql/etl-control.js';
 import type { EnvironmentConfig, WorkerPauseConfig } from '../../src/config/environments.js';
+import type { OnSpawn } from '../child-processes.js';
 import { CommandError, runCommand } from '../shell.js';
 
 export interface PauseState {
@@ -14,6 +15,14 @@ export interface PauseState {
   previousReplicas: number | null;
   note: string | null;
   /** sql method: who set etl_control.paused and why, so resume only lifts its own pause. */
+  pausedBy?: string;
+  pauseReason?: string;
+  /** sql method, when the ETL was paused already: that pause (who and why), to put back after a restore. */
+  previous?: { changedBy: string | null; reason: string | null };
+}
+
+/** A pause this work counts as its own (e.g. the apply's, that a backup carried into a restore). */
+export interface OwnPause {
   pausedBy?: string;
   pauseReason?: string;
 }
@@ -33,6 +42,12 @@ export interface WorkerOptions {
   actor: string;
   reason: string;
   log: (line: string) => void;
+  /** The target session's name (default starforge-pause); per run, so a reconciler can find it. */
+  applicationName?: string;
+  /** Told about each command started (its pid and group are recorded). */
+  onSpawn?: OnSpawn;
+  /** Earlier pauses of the same run: found set, they are lifted like this work's own. */
+  adopt?: OwnPause[];
 }
 
 /** The note of a pause that found nothing to pause; resuming such a state does nothing. */
@@ -50,7 +65,7 @@ async function connect(opts: WorkerOptions): Promise<pg.Client> {
   const timeoutMs = opts.environment.workers.pauseTimeoutMs;
   const client = new pg.Client({
     connectionString: opts.targetUrl,
-    application_name: 'starforge-pause',
+    application_name: opts.applicationName ?? 'starforge-pause',
     connectionTimeoutMillis: Math.min(timeoutMs, 10_000),
     // Setting the flag must not queue behind some other writer of etl_control for longer than the pause may take.
     lock_timeout: timeoutMs,
@@ -120,7 +135,10 @@ async function pauseSql(opts: WorkerOptions): Promise<PauseState> {
     // Someone (an operator during an incident, say) paused workers already:
     // keep their flag and reason, and leave them paused when we are done.
     const current = await maybeOne<{ paused: boolean; reason: string | null; changed_by: string | null }>(client, readEtlControl());
-    const alreadyPaused = current?.paused === true;
+    // An earlier attempt of this run paused it (and died): that pause is ours, not someone else's.
+    const adopted = current?.paused === true && isAdopted(current, opts);
+    const alreadyPaused = current?.paused === true && !adopted;
+    if (adopted) opts.log(`workers are paused by an earlier attempt of this run (${current.changed_by ?? 'someone'}: ${current.reason ?? 'no reason given'}); taking that pause over`);
     if (alreadyPaused) {
       opts.log(`workers were already paused by ${current.changed_by ?? 'someone'} (${current.reason ?? 'no reason given'}); waiting for in-flight ETL batches`);
     } else {
@@ -142,8 +160,13 @@ async function pauseSql(opts: WorkerOptions): Promise<PauseState> {
     }
     opts.log(`workers paused: no ETL batch in flight (waited ${elapsed(started)} ms)`);
     const note = alreadyPaused ? `${ALREADY_PAUSED_NOTE} by ${current.changed_by ?? 'someone'}: ${current.reason ?? 'no reason given'}` : null;
-    return { method: 'sql', pausedAt: new Date().toISOString(), previousReplicas: null, note, pausedBy: opts.actor, pauseReason: opts.reason };
+    const previous = alreadyPaused ? { changedBy: current.changed_by, reason: current.reason } : undefined;
+    return { method: 'sql', pausedAt: new Date().toISOString(), previousReplicas: null, note, pausedBy: opts.actor, pauseReason: opts.reason, previous };
   });
+}
+
+function isAdopted(current: { changed_by: string | null; reason: string | null }, opts: WorkerOptions): boolean {
+  return (opts.adopt ?? []).some((p) => p.pausedBy !== undefined && p.pausedBy === current.changed_by && p.pauseReason === current.reason);
 }
 
 /** Best effort: when it fails the flag stays set, which the caller's error says. */
@@ -168,7 +191,8 @@ async function resumeSql(state: PauseState, opts: WorkerOptions): Promise<void> 
   const lifted = await withClient(opts, 'clearing etl_control.paused', async (client) => {
     const current = await maybeOne<{ paused: boolean; reason: string | null; changed_by: string | null }>(client, readEtlControl());
     // Someone paused the ETL for their own reason meanwhile (an operator during the apply): theirs to lift.
-    if (current?.paused && state.pausedBy !== undefined && (current.changed_by !== state.pausedBy || current.reason !== state.pauseReason)) {
+    const ours = current?.changed_by === state.pausedBy && current?.reason === state.pauseReason;
+    if (current?.paused && state.pausedBy !== undefined && !ours && !isAdopted(current, opts)) {
       opts.log(`leaving workers paused: ${current.changed_by ?? 'someone'} paused them meanwhile (${current.reason ?? 'no reason given'})`);
       return false;
     }
@@ -193,6 +217,7 @@ async function run(what: string, command: string, env: Record<string, string>, o
     // Scaling workers needs no database access: the target's URL is not inherited.
     const { stdout } = await runCommand(command, {
       env, timeoutMs: opts.environment.workers.pauseTimeoutMs, secrets: [opts.targetUrl], unsetEnv: [opts.environment.databaseUrlEnv],
+      onSpawn: opts.onSpawn, label: `workers ${what} command`,
     });
     opts.log(`${what} command finished in ${elapsed(started)} ms`);
     return stdout;
@@ -291,6 +316,51 @@ export async function pauseWorkers(opts: WorkerOptions): Promise<PauseState> {
       await post('pause', pause.pauseUrl, pause, opts);
       return { method: 'http', pausedAt: new Date().toISOString(), previousReplicas: null, note: null };
   }
+}
+
+export interface EtlControlRow {
+  paused: boolean;
+  changedBy: string | null;
+  reason: string | null;
+}
+
+/**
+ * After a restore: pg_restore put back the backup's etl_control row, which
+ * was written after the apply paused the ETL, so it says paused (by the
+ * apply). Sets the row back to what `state` (the restore's own pause) left:
+ * its own pause, or the operator's pause it found. resumeWorkers then lifts
+ * only the restore's own. Returns the row the backup carried (null: no table).
+ */
+export async function reassertPause(state: PauseState, opts: WorkerOptions): Promise<EtlControlRow | null> {
+  if (state.method !== 'sql' || state.note === NO_ETL_CONTROL_NOTE) return null;
+  return withClient(opts, 'resetting etl_control after the restore', async (client) => {
+    if (!(await one<{ exists: boolean }>(client, etlControlExists())).exists) return null;
+    const row = await maybeOne<{ paused: boolean; reason: string | null; changed_by: string | null }>(client, readEtlControl());
+    if (!row) return null;
+    const carried = { paused: row.paused, changedBy: row.changed_by, reason: row.reason };
+    const [by, reason] = state.previous ? [state.previous.changedBy ?? 'unknown', state.previous.reason] : [state.pausedBy ?? opts.actor, state.pauseReason ?? opts.reason];
+    if (!(row.paused && row.changed_by === by && row.reason === reason)) {
+      await exec(client, setEtlPaused(true, reason, by));
+    }
+    return carried;
+  });
+}
+
+/**
+ * sql method: clears etl_control.paused when one of `pauses` (a run's own)
+ * set it; another pause is left alone. For a run whose process died before
+ * its pause was recorded as done: the flag may be set with no PauseState.
+ */
+export async function liftOwnPause(pauses: OwnPause[], opts: WorkerOptions): Promise<'lifted' | 'not-paused' | 'paused-by-someone-else' | 'no-etl-control'> {
+  return withClient(opts, 'clearing etl_control.paused', async (client) => {
+    if (!(await one<{ exists: boolean }>(client, etlControlExists())).exists) return 'no-etl-control';
+    const current = await maybeOne<{ paused: boolean; reason: string | null; changed_by: string | null }>(client, readEtlControl());
+    if (!current?.paused) return 'not-paused';
+    if (!isAdopted(current, { ...opts, adopt: pauses })) return 'paused-by-someone-else';
+    await setPaused(client, false, opts);
+    opts.log('cleared etl_control.paused (the run\'s own pause): workers resume');
+    return 'lifted';
+  });
 }
 
 /** Undoes pauseWorkers with the state it returned (as stored with the run). */

@@ -76,7 +76,7 @@ function sentence(row: OutboxRow, eta: string | null): string {
     case 'failed': return `FAILED${failure}.`;
     case 'verification_failed': return `FAILED verification${failure}.`;
     case 'degraded': return `is DEGRADED after the apply${failure}.`;
-    case 'interrupted': return `was INTERRUPTED (the applying process stopped)${failure}; an operator must roll back or restore.`;
+    case 'interrupted': return `was INTERRUPTED (the applying process stopped)${failure}; an operator must close it (if nothing landed), re-apply or roll back.`;
     case 'cancelled': return `was cancelled by ${row.actor}${reason}.`;
     case 'rolling_back': return `is being rolled back (down migrations, by ${row.actor}).`;
     case 'rolled_back': return 'was rolled back.';

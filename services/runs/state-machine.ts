@@ -30,7 +30,8 @@ const TRANSITIONS: Record<RunStatus, readonly RunStatus[]> = {
   failed: ['rolling_back', 'restoring'],
   verification_failed: ['rolling_back', 'restoring'],
   degraded: ['rolling_back', 'restoring', 'succeeded'],
-  interrupted: ['failed', 'rolling_back', 'restoring'],
+  // interrupted -> failed: closed once nothing of it landed; -> applying: re-applied (the rest of its migrations).
+  interrupted: ['failed', 'applying', 'rolling_back', 'restoring'],
   cancelled: [],
   rolling_back: ['rolled_back', 'failed'],
   rolled_back: [],

@@ -44,6 +44,8 @@ export interface VerifyConfig {
   smokeEtl: boolean;
   watchMinutes: number;
   degradeFactor: number;
+  /** How long past the watch's end the verdict query is retried while the target is unreachable (minutes). */
+  watchRetryMinutes: number;
 }
 export interface NotifyTarget {
   /** slack: `{"text": ...}` (Slack incoming webhooks and compatibles); webhook: a JSON body with the event and run. */
@@ -266,7 +268,7 @@ function parseWorkerPause(value: unknown, key: string): WorkerPauseConfig {
 }
 
 function parseVerify(value: unknown, key: string): VerifyConfig {
-  const v = value === undefined ? {} : object(value, key, ['tables', 'indexes', 'smokeEtl', 'watchMinutes', 'degradeFactor']);
+  const v = value === undefined ? {} : object(value, key, ['tables', 'indexes', 'smokeEtl', 'watchMinutes', 'degradeFactor', 'watchRetryMinutes']);
   const degradeFactor = v.degradeFactor === undefined ? 2 : v.degradeFactor;
   if (typeof degradeFactor !== 'number' || !(degradeFactor >= 1) || degradeFactor > 100) {
     throw new ConfigError(`${key}.degradeFactor`, 'must be a number from 1 to 100');
@@ -277,6 +279,7 @@ function parseVerify(value: unknown, key: string): VerifyConfig {
     smokeEtl: v.smokeEtl === undefined ? true : boolean(v.smokeEtl, `${key}.smokeEtl`),
     watchMinutes: v.watchMinutes === undefined ? 1 : minutes(v.watchMinutes, `${key}.watchMinutes`),
     degradeFactor,
+    watchRetryMinutes: v.watchRetryMinutes === undefined ? 2 : minutes(v.watchRetryMinutes, `${key}.watchRetryMinutes`),
   };
 }
 

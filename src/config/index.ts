@@ -32,6 +32,12 @@ export interface AppConfig {
   backfills: boolean;
   /** How long a backfill executor's claim on a job holds without a batch or heartbeat (BACKFILL_LEASE_SECONDS). */
   backfillLeaseSeconds: number;
+  /**
+   * How long a replica's claim on an in-flight run (applying, verifying,
+   * monitoring, rolling_back, restoring) holds without a heartbeat
+   * (APPLY_LEASE_SECONDS); after a crash another replica reconciles the run once it lapses.
+   */
+  applyLeaseSeconds: number;
   embeddedPgPort: number;
   environments: Record<string, EnvironmentConfig>;
   /** Target database URLs by environment name, read from each environment's `databaseUrlEnv`. */
@@ -201,6 +207,7 @@ export async function loadConfig(env: Env = process.env, cwd: string = process.c
     schedulerTickSeconds: tickSeconds(env, 'SCHEDULER_TICK_SECONDS', 5),
     backfills: flag(env, 'BACKFILLS') ?? true,
     backfillLeaseSeconds: integer(env, 'BACKFILL_LEASE_SECONDS', 30, 2, 3600),
+    applyLeaseSeconds: integer(env, 'APPLY_LEASE_SECONDS', 30, 2, 3600),
     embeddedPgPort: port(env, 'EMBEDDED_PG_PORT', 54329),
     environments,
     targetUrls,

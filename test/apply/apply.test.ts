@@ -55,7 +55,7 @@ async function eventTypes(id: string): Promise<string[]> {
 
 async function assertNoLeftovers(): Promise<void> {
   const res = await t.targets.staging.query(`
-    SELECT (SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND application_name IN ('starforge-apply', 'starforge-pause'))::int AS sessions,
+    SELECT (SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND (application_name LIKE 'starforge-run-%' OR application_name IN ('starforge-apply', 'starforge-pause')))::int AS sessions,
            (SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND database = (SELECT oid FROM pg_database WHERE datname = current_database()))::int AS locks,
            (SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND state LIKE 'idle in transaction%')::int AS open_tx`);
   assert.deepEqual(res.rows[0], { sessions: 0, locks: 0, open_tx: 0 }, 'no apply session, advisory lock or open transaction is left');

@@ -93,7 +93,7 @@ test(`kill -9 mid-apply ${ROUNDS} times: no double apply, no lost event, every r
     const killedIn = NAMES[i % NAMES.length]!.slice(0, 4);
     const delayMs = (i * 137) % 500;
     await waitFor(`round ${i + 1}: migration ${killedIn} running`, async () => {
-      const { rows } = await targets[e]!.query(`SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'starforge-apply'
+      const { rows } = await targets[e]!.query(`SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND application_name LIKE 'starforge-run-%-migrate'
         AND state = 'active' AND query LIKE $1`, [`%kill-point ${killedIn}%`]);
       return rows.length ? true : undefined;
     }, 60_000, 25);
@@ -134,7 +134,7 @@ test(`kill -9 mid-apply ${ROUNDS} times: no double apply, no lost event, every r
     const { rows: cols } = await targets[e]!.query(`SELECT column_name FROM information_schema.columns WHERE table_name = 'accounts' ORDER BY ordinal_position`);
     const expectedCols = landed.length === 0 ? [] : ['id', 'email', ...(landed.includes('2000_add-note') ? ['note'] : []), ...(landed.includes('3000_add-score') ? ['score'] : [])];
     assert.deepEqual(cols.map((c) => c.column_name), expectedCols, `${e}: schema matches pgmigrations`);
-    const { rows: sessions } = await targets[e]!.query(`SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND application_name IN ('starforge-apply', 'starforge-pause')`);
+    const { rows: sessions } = await targets[e]!.query(`SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND (application_name LIKE 'starforge-run-%' OR application_name IN ('starforge-apply', 'starforge-pause'))`);
     assert.equal(sessions[0].n, 0, `${e}: no apply session left on the target`);
 
     // The ledger records exactly what landed, by this run.

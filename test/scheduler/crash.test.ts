@@ -83,7 +83,7 @@ test('kill -9 mid-apply: the next process marks the run interrupted with an accu
 
   // The scheduler of process A starts it; wait until the index build is running on the target.
   const building = await waitFor('the CONCURRENTLY build', async () => {
-    const { rows } = await target.query(`SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'starforge-apply' AND state = 'active' AND query ILIKE 'CREATE INDEX CONCURRENTLY%'`);
+    const { rows } = await target.query(`SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND application_name LIKE 'starforge-run-%-migrate' AND state = 'active' AND query ILIKE 'CREATE INDEX CONCURRENTLY%'`);
     return rows[0]?.pid as number | undefined;
   }, 60_000, 100);
   assert.equal((await call(a, 'GET', `/v1/runs/${id}`, 'vic')).body.status, 'applying');
@@ -146,7 +146,7 @@ test('kill -9 mid-apply: the next process marks the run interrupted with an accu
   assert.equal(await applyLocks(), 0);
   const leftovers = await target.query(`
     SELECT (SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND database = (SELECT oid FROM pg_database WHERE datname = current_database()))::int AS locks,
-           (SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND application_name IN ('starforge-apply', 'starforge-pause'))::int AS sessions`);
+           (SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND (application_name LIKE 'starforge-run-%' OR application_name IN ('starforge-apply', 'starforge-pause')))::int AS sessions`);
   assert.deepEqual(leftovers.rows[0], { locks: 0, sessions: 0 });
   assert.equal((await control.query('SELECT lease_owner FROM runs WHERE id = $1', [id])).rows[0].lease_owner, null);
   await b.stop();

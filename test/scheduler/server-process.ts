@@ -94,6 +94,8 @@ export const SERVER_TOKENS = [
   { subject: 'alice', roles: ['requester'], token: 'server-alice-0123456789abcdef' },
   { subject: 'bob', roles: ['engineering'], token: 'server-bob-0123456789abcdef' },
   { subject: 'vic', roles: ['viewer'], token: 'server-vic-0123456789abcdef' },
+  { subject: 'olga', roles: ['operator'], token: 'server-olga-0123456789abcdef' },
+  { subject: 'carol', roles: ['sre'], token: 'server-carol-0123456789abcdef' },
 ];
 export const serverToken = (subject: string): string => SERVER_TOKENS.find((x) => x.subject === subject)!.token;
 
