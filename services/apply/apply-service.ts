@@ -195,6 +195,8 @@ export function createApplyService(ctx: ServiceContext) {
     // is set with no PauseState stored, and closing or re-applying the run still knows the pause as the run's.
     const pauses = withPause(run.apply_state.pauses, { pausedBy: actor, pauseReason: reason });
     let paused: PauseState | null = null;
+    // The run's migrations on the target (those landed before a re-apply included).
+    const applied: string[] = [];
     const spawned = (phase: string) => processRecorder(control, runId, phase, lease.owner, log);
     // Each phase is recorded before it starts: what a reconciler reads after a crash.
     // This process lost the run (its lease lapsed and another one reconciled it): stop before changing anything more.
@@ -210,9 +212,18 @@ export function createApplyService(ctx: ServiceContext) {
       report.failure = { ...extra, phase, code, message };
       report.outcome = status === 'verification_failed' ? 'verification_failed' : 'failed';
       await runLog.write(phase, 'error', message);
+      // Nothing of the run on the target (and no partial non-transactional one): the ETL has nothing to be kept from.
+      const nothingLanded = applied.length === 0 && !extra.partial;
       if (paused && env.workers.resumeOnFailure) await resume(`apply failed (${code})`);
-      else if (paused) report.notes.push('Workers stay paused after the failure (workers.resumeOnFailure is off): resume them once the target is safe.');
-      await finish(status, { code, message, phase, migration: extra.migration ?? null, statement: extra.statement ?? null, sqlState: extra.sqlState ?? null, partial: extra.partial ?? null });
+      else if (paused && nothingLanded && env.workers.resumeWhenNothingLanded) {
+        await resume(`apply failed (${code}) before any migration landed`);
+        if (report.workers?.resumed) report.notes.push('Nothing landed on the target, so the workers this run paused were resumed (workers.resumeWhenNothingLanded).');
+      } else if (paused) {
+        report.notes.push(nothingLanded
+          ? 'Workers stay paused after the failure (workers.resumeWhenNothingLanded is off): resume them once the target is safe.'
+          : 'Workers stay paused after the failure (workers.resumeOnFailure is off): resume them once the target is safe.');
+      }
+      await finish(status, { code, message, phase, migration: extra.migration ?? null, statement: extra.statement ?? null, sqlState: extra.sqlState ?? null, partial: extra.partial ?? null, ...(extra.blockers ? { blockers: extra.blockers } : {}) });
     };
 
     const finish = async (status: RunStatus, error: object | null) => {
@@ -243,6 +254,7 @@ export function createApplyService(ctx: ServiceContext) {
     const drift = await checkDrift(ctx, run, env);
     if (drift.reason) return fail('drift', 'drift', `Refused before any change: ${drift.reason}.`);
     const remaining = drift.remaining;
+    applied.push(...drift.landed);
     if (drift.landed.length) {
       report.landedBefore = drift.landed;
       await runLog.write('apply', 'info', `re-apply: ${drift.landed.join(', ')} landed before the interruption; running ${remaining.map((m) => m.name).join(', ') || 'no migration (verification and watch only)'}`);
@@ -288,7 +300,6 @@ export function createApplyService(ctx: ServiceContext) {
 
     // 4. Migrate, lock-safe, recording each migration in the ledger as it lands.
     await phase('migrate');
-    const applied: string[] = [...drift.landed];
     const endMigrate = ctx.metrics.phaseTimer(env.name, 'migrate');
     const result = await migrate({
       environment: env,
@@ -300,6 +311,7 @@ export function createApplyService(ctx: ServiceContext) {
       // Started in a window: no lock retry may begin after it closes.
       budget: { ...env.lockRetries, deadline },
       log: runLog.phase('migrate'),
+      onLockWait: (wait) => event(runId, env.name, 'migration.lock_wait', actor, { ...wait, lockTimeoutMs: env.lockTimeoutMs }),
       onStep: async (step) => {
         applied.push(step.name);
         await transaction(control, async (client) => {

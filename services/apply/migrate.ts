@@ -6,6 +6,8 @@ import { invalidIndexes, releaseMigrationLock, setSessionTimeouts, tryMigrationL
 import type { EnvironmentConfig } from '../../src/config/environments.js';
 import { runMigrations } from '../migrations/run-one.js';
 import type { MigrationSource, SourceOpener } from '../migrations/source.js';
+import { backendPid } from '../../database/sql/blockers.js';
+import { describeBlocker, watchBlockers, type Blocker, type BlockerWatch, type LockWait } from './blockers.js';
 import { nextRetryDelay, sleep, type RetryBudget } from './lock-retry.js';
 
 export interface MigrationToRun {
@@ -30,6 +32,8 @@ export interface MigrateFailure {
   transactional: boolean;
   /** For a failed non-transactional migration: what may have landed (e.g. INVALID indexes). */
   partial: string[] | null;
+  /** lock-timeout: the sessions the last attempt waited for. */
+  blockers?: Blocker[];
 }
 
 export interface MigrateResult {
@@ -55,6 +59,8 @@ export interface MigrateOptions {
   log: (line: string) => void;
   /** Called after each migration commits, before the next starts (ledger, audit). */
   onStep?: (step: AppliedStep) => Promise<void>;
+  /** Called for each lock timeout (retried or final) with the sessions it waited for. */
+  onLockWait?: (wait: LockWait & { migration: string; attempt: number; retryInMs: number | null }) => Promise<void>;
   /** The session's name on the target (default starforge-apply); per run, so a reconciler can find it. */
   applicationName?: string;
 }
@@ -76,8 +82,11 @@ export async function migrate(opts: MigrateOptions): Promise<MigrateResult> {
   await client.connect();
   let locked = false;
   let source: MigrationSource | null = null;
+  let watch: BlockerWatch | null = null;
   try {
     await one(client, setSessionTimeouts(env.lockTimeoutMs, env.statementTimeoutMs));
+    const { pid } = await one<{ pid: number }>(client, backendPid());
+    watch = await watchBlockers({ targetUrl: opts.targetUrl, pid, lockTimeoutMs: env.lockTimeoutMs, cancelAfterMs: env.lockRetries.cancelBlockersAfterMs, secrets, log: opts.log });
     // Poll rather than block: a session blocked on an advisory lock can
     // deadlock with CREATE INDEX CONCURRENTLY waiting for it to finish.
     const lockDeadline = Date.now() + (opts.lockWaitMs ?? 30_000);
@@ -103,7 +112,7 @@ export async function migrate(opts: MigrateOptions): Promise<MigrateResult> {
     let index = 0;
     let attempt = 1;
     while (index < opts.migrations.length) {
-      const { completed, failed } = await runMigrations(client, env, direction, opts.migrations.length - index, { secrets, source });
+      const { completed, failed } = await runMigrations(client, env, direction, opts.migrations.length - index, { secrets, source, onStart: () => watch?.take() });
       for (const outcome of completed) {
         const expected = opts.migrations[index]!;
         if (outcome.migration !== expected.name) {
@@ -133,15 +142,18 @@ export async function migrate(opts: MigrateOptions): Promise<MigrateResult> {
       }
       if (error.sqlState === LOCK_NOT_AVAILABLE && failed.transactional) {
         const delay = nextRetryDelay(attempt, opts.budget);
+        const wait = watch.take();
+        const named = wait.blockers.length ? `; blocked by ${wait.blockers.map(describeBlocker).join('; ')}` : '; no blocking session was seen';
+        await opts.onLockWait?.({ ...wait, migration: expected.name, attempt, retryInMs: delay });
         if (delay !== null) {
           lockRetries += 1;
-          opts.log(`${expected.name}: lock not available within ${env.lockTimeoutMs} ms (attempt ${attempt}); rolled back, retrying in ${delay} ms`);
+          opts.log(`${expected.name}: lock not available within ${env.lockTimeoutMs} ms (attempt ${attempt})${named}; rolled back, retrying in ${delay} ms`);
           attempt += 1;
           await sleep(delay);
           continue;
         }
-        opts.log(`${expected.name}: lock not available; retry budget exhausted after ${attempt} attempts`);
-        return { steps, lockRetries, failure: { code: 'lock-timeout', migration: expected.name, statement: error.statement, sqlState: error.sqlState, transactional: true, partial: null, message: `Could not get the locks ${expected.name} needs within ${env.lockTimeoutMs} ms in ${attempt} attempts; the migration was rolled back each time.` } };
+        opts.log(`${expected.name}: lock not available${named}; retry budget exhausted after ${attempt} attempts`);
+        return { steps, lockRetries, failure: { code: 'lock-timeout', migration: expected.name, statement: error.statement, sqlState: error.sqlState, transactional: true, partial: null, blockers: wait.blockers, message: `Could not get the locks ${expected.name} needs within ${env.lockTimeoutMs} ms in ${attempt} attempts; the migration was rolled back each time${named}.` } };
       }
       let partial: string[] | null = null;
       if (!failed.transactional) {
@@ -168,6 +180,7 @@ export async function migrate(opts: MigrateOptions): Promise<MigrateResult> {
     }
     return { steps, lockRetries, failure: null };
   } finally {
+    await watch?.stop();
     await source?.close().catch(() => undefined);
     if (locked) await maybeOne(client, releaseMigrationLock()).catch(() => undefined);
     await client.end().catch(() => undefined);

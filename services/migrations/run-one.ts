@@ -31,6 +31,8 @@ export interface RunOneOptions {
   secrets: string[];
   /** What node-pg-migrate reads: a sealed snapshot (snapshot.ts) or a directory on disk (source.ts). */
   source: MigrationSource;
+  /** Called as the runner starts each migration (its marker), before its first statement. */
+  onStart?: (migration: string) => void;
 }
 
 /**
@@ -74,7 +76,10 @@ export async function runMigrations(client: pg.ClientBase, env: EnvironmentConfi
   const logger = {
     info: (msg: string) => {
       const match = MARKER.exec(String(msg).trim());
-      if (match) markers.push({ name: match[1]!, index: captured.length, at: performance.now() });
+      if (match) {
+        markers.push({ name: match[1]!, index: captured.length, at: performance.now() });
+        opts.onStart?.(match[1]!);
+      }
     },
     warn: () => undefined,
     error: () => undefined,
