@@ -311,6 +311,7 @@ export function createApplyService(ctx: ServiceContext) {
       // Started in a window: no lock retry may begin after it closes.
       budget: { ...env.lockRetries, deadline },
       log: runLog.phase('migrate'),
+      onStarted: (position) => event(runId, env.name, 'migration.started', actor, { ...position }),
       onLockWait: (wait) => event(runId, env.name, 'migration.lock_wait', actor, { ...wait, lockTimeoutMs: env.lockTimeoutMs }),
       onStep: async (step) => {
         applied.push(step.name);

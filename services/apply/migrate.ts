@@ -1,3 +1,4 @@
+import { performance } from 'node:perf_hooks';
 import pg from 'pg';
 import { maybeOne, one, rows } from '../../database/db.js';
 import { scrubSecrets } from '../../database/pg-errors.js';
@@ -57,8 +58,10 @@ export interface MigrateOptions {
   /** How long to poll for node-pg-migrate's lock before giving up. */
   lockWaitMs?: number;
   log: (line: string) => void;
-  /** Called after each migration commits, before the next starts (ledger, audit). */
+  /** Called as each migration commits (ledger, audit), in order; the runner does not wait for it. */
   onStep?: (step: AppliedStep) => Promise<void>;
+  /** Called as each migration starts (before its first statement); awaited in order with onStep. */
+  onStarted?: (position: { migration: string; attempt: number; index: number; total: number }) => Promise<void>;
   /** Called for each lock timeout (retried or final) with the sessions it waited for. */
   onLockWait?: (wait: LockWait & { migration: string; attempt: number; retryInMs: number | null }) => Promise<void>;
   /** The session's name on the target (default starforge-apply); per run, so a reconciler can find it. */
@@ -107,25 +110,54 @@ export async function migrate(opts: MigrateOptions): Promise<MigrateResult> {
     }
     opts.log(`migrations read from ${source.sealed ? 'the run-private copy of the sealed snapshot' : 'the directory'} ${source.dir}`);
     // One runner call for everything left; after a lock-timeout retry, one for the rest.
-    // (Ledger and audit writes for a call's migrations happen once the call returns: after a
-    // crash, reconciliation reads the target's migrations table, which is always exact.)
+    // Each migration is reported (ledger, audit) as it commits: the runner logs the next
+    // migration's marker only after the previous one's COMMIT. The last one of a call is
+    // reported when the call returns. (After a crash, reconciliation reads the target's
+    // migrations table, which is always exact.)
     let index = 0;
     let attempt = 1;
+    let live: Promise<void> = Promise.resolve();
+    let liveError: unknown = null;
+    const report = (step: AppliedStep) => {
+      steps.push(step);
+      opts.log(`${direction === 'up' ? 'applied' : 'reverted'} ${step.name} in ${step.durationMs} ms${step.attempts > 1 ? ` after ${step.attempts} attempts` : ''}`);
+      live = live.then(() => opts.onStep?.(step)).catch((err) => { liveError ??= err; });
+    };
     while (index < opts.migrations.length) {
-      const { completed, failed } = await runMigrations(client, env, direction, opts.migrations.length - index, { secrets, source, onStart: () => watch?.take() });
-      for (const outcome of completed) {
+      let started: { name: string; at: number } | null = null;
+      let reported = 0;
+      const onStart = (name: string, previousTransactional: boolean | null) => {
+        watch?.take();
+        const at = performance.now();
+        const previous = started;
+        started = { name, at };
+        if (previous && previous.name === opts.migrations[index]?.name) {
+          const expected = opts.migrations[index]!;
+          report({ name: expected.name, sha256: expected.sha256, durationMs: Math.round((at - previous.at) * 10) / 10, attempts: attempt, transactional: previousTransactional ?? true });
+          index += 1;
+          reported += 1;
+          attempt = 1;
+        }
+        if (opts.onStarted) {
+          const position = { migration: name, attempt, index, total: opts.migrations.length };
+          live = live.then(() => opts.onStarted?.(position)).catch((err) => { liveError ??= err; });
+        }
+      };
+      const { completed, failed } = await runMigrations(client, env, direction, opts.migrations.length - index, { secrets, source, onStart });
+      await live;
+      if (liveError) throw liveError;
+      for (const outcome of completed.slice(reported)) {
         const expected = opts.migrations[index]!;
         if (outcome.migration !== expected.name) {
           // Never expected: the drift check ran before. Stop rather than guess.
           return { steps, lockRetries, failure: { code: 'unexpected-migration', migration: outcome.migration, statement: null, sqlState: null, transactional: outcome.transactional, partial: null, message: `node-pg-migrate ran ${outcome.migration} where ${expected.name} was expected; stopped.` } };
         }
-        const step = { name: expected.name, sha256: expected.sha256, durationMs: outcome.durationMs, attempts: attempt, transactional: outcome.transactional };
-        steps.push(step);
-        opts.log(`${direction === 'up' ? 'applied' : 'reverted'} ${expected.name} in ${outcome.durationMs} ms${attempt > 1 ? ` after ${attempt} attempts` : ''}`);
-        await opts.onStep?.(step);
+        report({ name: expected.name, sha256: expected.sha256, durationMs: outcome.durationMs, attempts: attempt, transactional: outcome.transactional });
         index += 1;
         attempt = 1;
       }
+      await live;
+      if (liveError) throw liveError;
       if (!failed) {
         if (index < opts.migrations.length) {
           return { steps, lockRetries, failure: { code: 'unexpected-migration', migration: opts.migrations[index]!.name, statement: null, sqlState: null, transactional: true, partial: null, message: `node-pg-migrate found nothing to run where ${opts.migrations[index]!.name} was expected; stopped.` } };
