@@ -1,6 +1,6 @@
 import { Type, type Static, type TSchema } from '@sinclair/typebox';
 import { RUN_STATUSES } from '../../services/runs/state-machine.js';
-import { Blocker } from './ops-schemas.js';
+import { Blocker, Progress } from './ops-schemas.js';
 
 const Name = Type.String({ minLength: 1, maxLength: 200, pattern: '^[A-Za-z0-9_.-]+$' });
 const Iso = Type.String({ format: 'date-time' });
@@ -115,6 +115,7 @@ export const Run = Type.Object(
         { description: 'Why the run stopped: for a failed apply the migration, statement, SQLSTATE and what may have partly landed' },
       ),
     ),
+    progress: Type.Optional(Progress),
   },
   { $id: 'Run' },
 );

@@ -27,6 +27,7 @@ import { closeInterrupted } from './close-run.js';
 import { migrate, type MigrateFailure } from './migrate.js';
 import { terminateRunSessions } from './orphans.js';
 import { reconcileInFlight } from './reconcile.js';
+import { progressReporter } from './progress.js';
 import { runLogger } from './run-log.js';
 import { createStarter } from './start.js';
 import { completeWatch } from './watch-phase.js';
@@ -301,6 +302,10 @@ export function createApplyService(ctx: ServiceContext) {
     // 4. Migrate, lock-safe, recording each migration in the ledger as it lands.
     await phase('migrate');
     const endMigrate = ctx.metrics.phaseTimer(env.name, 'migrate');
+    const progress = progressReporter(control, runId, (ratio) => {
+      if (ratio === null) ctx.metrics.applyProgress.remove({ environment: env.name });
+      else ctx.metrics.applyProgress.set({ environment: env.name }, ratio);
+    });
     const result = await migrate({
       environment: env,
       targetUrl,
@@ -311,7 +316,11 @@ export function createApplyService(ctx: ServiceContext) {
       // Started in a window: no lock retry may begin after it closes.
       budget: { ...env.lockRetries, deadline },
       log: runLog.phase('migrate'),
-      onStarted: (position) => event(runId, env.name, 'migration.started', actor, { ...position }),
+      onStarted: (position) => {
+        progress.migrationStarted(position.migration, position.index, position.total);
+        return event(runId, env.name, 'migration.started', actor, { ...position });
+      },
+      onProgress: (p) => progress.statement(p),
       onLockWait: (wait) => event(runId, env.name, 'migration.lock_wait', actor, { ...wait, lockTimeoutMs: env.lockTimeoutMs }),
       onStep: async (step) => {
         applied.push(step.name);
@@ -322,6 +331,7 @@ export function createApplyService(ctx: ServiceContext) {
         });
       },
     });
+    await progress.clear();
     report.migrations = result.steps;
     report.lockRetries = result.lockRetries;
     endMigrate();

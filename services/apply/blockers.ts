@@ -2,6 +2,7 @@ import pg from 'pg';
 import { one, rows } from '../../database/db.js';
 import { describeConnectionError } from '../../database/pg-errors.js';
 import { blockingSessions, cancelBackend } from '../../database/sql/blockers.js';
+import { statementProgress } from '../../database/sql/progress.js';
 
 /** A session the migration's statement waited for (pg_blocking_pids), as recorded in the log, the event and the failure. */
 export interface Blocker {
@@ -70,6 +71,16 @@ export interface BlockerWatchOptions {
   cancelAfterMs: number | null;
   secrets: string[];
   log: (line: string) => void;
+  /** Also samples the backend's progress views (index builds, CLUSTER/VACUUM FULL) on the same connection. */
+  onProgress?: (progress: StatementProgress | null) => void;
+}
+
+/** A long statement's progress, as pg_stat_progress_create_index / _cluster report it. */
+export interface StatementProgress {
+  command: string;
+  phase: string;
+  done: number;
+  total: number;
 }
 
 export interface BlockerWatch {
@@ -132,10 +143,20 @@ export async function watchBlockers(opts: BlockerWatchOptions): Promise<BlockerW
     }
   };
 
+  const sampleProgress = async () => {
+    if (!opts.onProgress) return;
+    const [p] = await rows<{ command: string; phase: string; done: number | null; total: number | null; tuples_done: number | null; tuples_total: number | null }>(client, statementProgress(opts.pid));
+    if (!p) return opts.onProgress(null);
+    // Blocks when the phase counts them, else tuples (e.g. while sorting or loading the index).
+    const byBlocks = (p.total ?? 0) > 0;
+    opts.onProgress({ command: p.command, phase: p.phase, done: (byBlocks ? p.done : p.tuples_done) ?? 0, total: (byBlocks ? p.total : p.tuples_total) ?? 0 });
+  };
+
   const loop = (async () => {
     while (connected && !stopped) {
       try {
         await sample();
+        await sampleProgress();
       } catch (err) {
         if (stopped) break;
         opts.log(`sampling blocking sessions failed: ${(err as Error).message}`);

@@ -8,7 +8,7 @@ import type { EnvironmentConfig } from '../../src/config/environments.js';
 import { runMigrations } from '../migrations/run-one.js';
 import type { MigrationSource, SourceOpener } from '../migrations/source.js';
 import { backendPid } from '../../database/sql/blockers.js';
-import { describeBlocker, watchBlockers, type Blocker, type BlockerWatch, type LockWait } from './blockers.js';
+import { describeBlocker, watchBlockers, type Blocker, type BlockerWatch, type LockWait, type StatementProgress } from './blockers.js';
 import { nextRetryDelay, sleep, type RetryBudget } from './lock-retry.js';
 
 export interface MigrationToRun {
@@ -62,6 +62,8 @@ export interface MigrateOptions {
   onStep?: (step: AppliedStep) => Promise<void>;
   /** Called as each migration starts (before its first statement); awaited in order with onStep. */
   onStarted?: (position: { migration: string; attempt: number; index: number; total: number }) => Promise<void>;
+  /** Samples of the running statement's progress (index builds, CLUSTER/VACUUM FULL); null when it reports none. */
+  onProgress?: (progress: StatementProgress | null) => void;
   /** Called for each lock timeout (retried or final) with the sessions it waited for. */
   onLockWait?: (wait: LockWait & { migration: string; attempt: number; retryInMs: number | null }) => Promise<void>;
   /** The session's name on the target (default starforge-apply); per run, so a reconciler can find it. */
@@ -89,7 +91,7 @@ export async function migrate(opts: MigrateOptions): Promise<MigrateResult> {
   try {
     await one(client, setSessionTimeouts(env.lockTimeoutMs, env.statementTimeoutMs));
     const { pid } = await one<{ pid: number }>(client, backendPid());
-    watch = await watchBlockers({ targetUrl: opts.targetUrl, pid, lockTimeoutMs: env.lockTimeoutMs, cancelAfterMs: env.lockRetries.cancelBlockersAfterMs, secrets, log: opts.log });
+    watch = await watchBlockers({ targetUrl: opts.targetUrl, pid, lockTimeoutMs: env.lockTimeoutMs, cancelAfterMs: env.lockRetries.cancelBlockersAfterMs, secrets, log: opts.log, onProgress: opts.onProgress });
     // Poll rather than block: a session blocked on an advisory lock can
     // deadlock with CREATE INDEX CONCURRENTLY waiting for it to finish.
     const lockDeadline = Date.now() + (opts.lockWaitMs ?? 30_000);
