@@ -39,7 +39,9 @@ export function progressReporter(control: pg.Pool, runId: string, onRatio: (rati
     if (changed) phaseStarted = Date.now();
     const elapsed = (Date.now() - phaseStarted) / 1000;
     const ratio = next.total > 0 ? next.done / next.total : 0;
-    current = { ...next, etaSeconds: ratio > 0 && ratio < 1 && elapsed > 0 ? Math.round(elapsed * (1 - ratio) / ratio) : next.etaSeconds };
+    // Migrations differ too much in length to extrapolate from; a scan or a dump does not.
+    const estimable = next.phase !== 'migrating' && ratio > 0 && ratio < 1 && elapsed > 0;
+    current = { ...next, etaSeconds: estimable ? Math.round(elapsed * (1 - ratio) / ratio) : null };
     write(changed);
   };
 
