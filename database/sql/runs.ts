@@ -17,6 +17,8 @@ export interface RunRow {
   error: { code: string; message: string; phase?: string | null; migration?: string | null; statement?: string | null; sqlState?: string | null; partial?: string[] | null } | null;
   created_at: Date;
   updated_at: Date;
+  /** The running step's progress (services/apply/progress.ts); null when none runs. */
+  progress?: { migration: string | null; phase: string; done: number; total: number; etaSeconds: number | null } | null;
   approvals: Array<{ subject: string; role: string; decision: string; comment: string; digest: string; at: string }>;
   backup: { id: string; method: string; size_bytes: number | null; sha256: string | null; verified_at: string | null; created_at: string } | null;
 }
@@ -40,7 +42,7 @@ const RUN_SELECT = `SELECT r.*, ${RUN_RELATIONS} FROM runs r`;
 // (which can be large) in the database.
 const RUN_VIEW_SELECT = `
   SELECT r.id, r.seq, r.environment, r.status, r.description, r.ticket, r.requested_by, r.target_to, r.schedule,
-    r.scheduled_for, r.migrations, r.digest, r.required_approvals, r.error, r.created_at, r.updated_at, ${RUN_RELATIONS}
+    r.scheduled_for, r.migrations, r.digest, r.required_approvals, r.error, r.created_at, r.updated_at, r.progress, ${RUN_RELATIONS}
   FROM runs r`;
 
 export interface InsertRun {

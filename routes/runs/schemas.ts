@@ -1,6 +1,7 @@
 import { Type, type Static, type TSchema } from '@sinclair/typebox';
 import { RUN_STATUSES } from '../../services/runs/state-machine.js';
 import { Promotion } from './policy-schemas.js';
+import { Blocker, Progress } from './ops-schemas.js';
 
 const Name = Type.String({ minLength: 1, maxLength: 200, pattern: '^[A-Za-z0-9_.-]+$' });
 const Iso = Type.String({ format: 'date-time' });
@@ -110,10 +111,12 @@ export const Run = Type.Object(
           statement: Type.Optional(Nullable(Type.String())),
           sqlState: Type.Optional(Nullable(Type.String())),
           partial: Type.Optional(Nullable(Type.Array(Type.String()))),
+          blockers: Type.Optional(Type.Array(Blocker, { description: 'lock-timeout: the sessions the last attempt waited for' })),
         },
         { description: 'Why the run stopped: for a failed apply the migration, statement, SQLSTATE and what may have partly landed' },
       ),
     ),
+    progress: Type.Optional(Progress),
   },
   { $id: 'Run' },
 );

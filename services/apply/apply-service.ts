@@ -29,6 +29,7 @@ import { closeInterrupted } from './close-run.js';
 import { migrate, type MigrateFailure } from './migrate.js';
 import { terminateRunSessions } from './orphans.js';
 import { reconcileInFlight } from './reconcile.js';
+import { progressReporter } from './progress.js';
 import { runLogger } from './run-log.js';
 import { createStarter } from './start.js';
 import { completeWatch } from './watch-phase.js';
@@ -214,6 +215,8 @@ export function createApplyService(ctx: ServiceContext) {
     // is set with no PauseState stored, and closing or re-applying the run still knows the pause as the run's.
     const pauses = withPause(run.apply_state.pauses, { pausedBy: actor, pauseReason: reason });
     let paused: PauseState | null = null;
+    // The run's migrations on the target (those landed before a re-apply included).
+    const applied: string[] = [];
     const spawned = (phase: string) => processRecorder(control, runId, phase, lease.owner, log);
     // Each phase is recorded before it starts: what a reconciler reads after a crash.
     // This process lost the run (its lease lapsed and another one reconciled it): stop before changing anything more.
@@ -229,9 +232,18 @@ export function createApplyService(ctx: ServiceContext) {
       report.failure = { ...extra, phase, code, message };
       report.outcome = status === 'verification_failed' ? 'verification_failed' : 'failed';
       await runLog.write(phase, 'error', message);
+      // Nothing of the run on the target (and no partial non-transactional one): the ETL has nothing to be kept from.
+      const nothingLanded = applied.length === 0 && !extra.partial;
       if (paused && env.workers.resumeOnFailure) await resume(`apply failed (${code})`);
-      else if (paused) report.notes.push('Workers stay paused after the failure (workers.resumeOnFailure is off): resume them once the target is safe.');
-      await finish(status, { code, message, phase, migration: extra.migration ?? null, statement: extra.statement ?? null, sqlState: extra.sqlState ?? null, partial: extra.partial ?? null });
+      else if (paused && nothingLanded && env.workers.resumeWhenNothingLanded) {
+        await resume(`apply failed (${code}) before any migration landed`);
+        if (report.workers?.resumed) report.notes.push('Nothing landed on the target, so the workers this run paused were resumed (workers.resumeWhenNothingLanded).');
+      } else if (paused) {
+        report.notes.push(nothingLanded
+          ? 'Workers stay paused after the failure (workers.resumeWhenNothingLanded is off): resume them once the target is safe.'
+          : 'Workers stay paused after the failure (workers.resumeOnFailure is off): resume them once the target is safe.');
+      }
+      await finish(status, { code, message, phase, migration: extra.migration ?? null, statement: extra.statement ?? null, sqlState: extra.sqlState ?? null, partial: extra.partial ?? null, ...(extra.blockers ? { blockers: extra.blockers } : {}) });
     };
 
     const finish = async (status: RunStatus, error: object | null) => {
@@ -262,6 +274,7 @@ export function createApplyService(ctx: ServiceContext) {
     const drift = await checkDrift(ctx, run, env);
     if (drift.reason) return fail('drift', 'drift', `Refused before any change: ${drift.reason}.`);
     const remaining = drift.remaining;
+    applied.push(...drift.landed);
     if (drift.landed.length) {
       report.landedBefore = drift.landed;
       await runLog.write('apply', 'info', `re-apply: ${drift.landed.join(', ')} landed before the interruption; running ${remaining.map((m) => m.name).join(', ') || 'no migration (verification and watch only)'}`);
@@ -309,8 +322,11 @@ export function createApplyService(ctx: ServiceContext) {
 
     // 4. Migrate, lock-safe, recording each migration in the ledger as it lands.
     await phase('migrate');
-    const applied: string[] = [...drift.landed];
     const endMigrate = ctx.metrics.phaseTimer(env.name, 'migrate');
+    const progress = progressReporter(control, runId, (ratio) => {
+      if (ratio === null) ctx.metrics.applyProgress.remove({ environment: env.name });
+      else ctx.metrics.applyProgress.set({ environment: env.name }, ratio);
+    });
     const result = await migrate({
       environment: env,
       targetUrl,
@@ -321,6 +337,12 @@ export function createApplyService(ctx: ServiceContext) {
       // Started in a window: no lock retry may begin after it closes.
       budget: { ...env.lockRetries, deadline },
       log: runLog.phase('migrate'),
+      onStarted: (position) => {
+        progress.migrationStarted(position.migration, position.index, position.total);
+        return event(runId, env.name, 'migration.started', actor, { ...position });
+      },
+      onProgress: (p) => progress.statement(p),
+      onLockWait: (wait) => event(runId, env.name, 'migration.lock_wait', actor, { ...wait, lockTimeoutMs: env.lockTimeoutMs }),
       onStep: async (step) => {
         applied.push(step.name);
         await transaction(control, async (client) => {
@@ -330,6 +352,7 @@ export function createApplyService(ctx: ServiceContext) {
         });
       },
     });
+    await progress.clear();
     report.migrations = result.steps;
     report.lockRetries = result.lockRetries;
     endMigrate();

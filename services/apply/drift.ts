@@ -23,14 +23,13 @@ const names = (list: Array<{ name: string }>) => list.map((m) => m.name).join(',
  * ones and the pending files the approved rest, name by name and sha256 by sha256.
  */
 export async function checkDrift(ctx: ServiceContext, run: RunRow, env: EnvironmentConfig): Promise<DriftCheck> {
+  const unsealed = await sealedSnapshotProblem(ctx.control, run);
   const files = await readMigrationFiles(env);
   const applied = await ctx.targets.withClient(env, (client) => readAppliedMigrations(client, env));
   const onTarget = new Set(applied.map((a) => a.name));
   const landed = run.migrations.filter((m) => onTarget.has(m.name)).map((m) => m.name);
   const remaining = run.migrations.filter((m) => !onTarget.has(m.name)).map((m) => ({ name: m.name, sha256: m.sha256 }));
   const result = (reason: string | null): DriftCheck => ({ reason, landed, remaining });
-  // Only sealed bytes ever run (docs/sealed-snapshot.md): a run without a usable snapshot cannot apply.
-  const unsealed = await sealedSnapshotProblem(ctx.control, run);
   if (unsealed) return result(unsealed);
   if (landed.length && run.migrations.slice(0, landed.length).some((m) => !onTarget.has(m.name))) {
     return result(`the target has ${landed.join(', ')} of this run but not every migration before them (${names(run.migrations)})`);

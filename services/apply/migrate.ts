@@ -1,3 +1,4 @@
+import { performance } from 'node:perf_hooks';
 import pg from 'pg';
 import { maybeOne, one, rows } from '../../database/db.js';
 import { scrubSecrets } from '../../database/pg-errors.js';
@@ -6,6 +7,8 @@ import { invalidIndexes, releaseMigrationLock, setSessionTimeouts, tryMigrationL
 import type { EnvironmentConfig } from '../../src/config/environments.js';
 import { runMigrations } from '../migrations/run-one.js';
 import type { MigrationSource, SourceOpener } from '../migrations/source.js';
+import { backendPid } from '../../database/sql/blockers.js';
+import { describeBlocker, watchBlockers, type Blocker, type BlockerWatch, type LockWait, type StatementProgress } from './blockers.js';
 import { nextRetryDelay, sleep, type RetryBudget } from './lock-retry.js';
 
 export interface MigrationToRun {
@@ -30,6 +33,8 @@ export interface MigrateFailure {
   transactional: boolean;
   /** For a failed non-transactional migration: what may have landed (e.g. INVALID indexes). */
   partial: string[] | null;
+  /** lock-timeout: the sessions the last attempt waited for. */
+  blockers?: Blocker[];
 }
 
 export interface MigrateResult {
@@ -53,8 +58,14 @@ export interface MigrateOptions {
   /** How long to poll for node-pg-migrate's lock before giving up. */
   lockWaitMs?: number;
   log: (line: string) => void;
-  /** Called after each migration commits, before the next starts (ledger, audit). */
+  /** Called as each migration commits (ledger, audit), in order; the runner does not wait for it. */
   onStep?: (step: AppliedStep) => Promise<void>;
+  /** Called as each migration starts (before its first statement); awaited in order with onStep. */
+  onStarted?: (position: { migration: string; attempt: number; index: number; total: number }) => Promise<void>;
+  /** Samples of the running statement's progress (index builds, CLUSTER/VACUUM FULL); null when it reports none. */
+  onProgress?: (progress: StatementProgress | null) => void;
+  /** Called for each lock timeout (retried or final) with the sessions it waited for. */
+  onLockWait?: (wait: LockWait & { migration: string; attempt: number; retryInMs: number | null }) => Promise<void>;
   /** The session's name on the target (default starforge-apply); per run, so a reconciler can find it. */
   applicationName?: string;
 }
@@ -76,8 +87,11 @@ export async function migrate(opts: MigrateOptions): Promise<MigrateResult> {
   await client.connect();
   let locked = false;
   let source: MigrationSource | null = null;
+  let watch: BlockerWatch | null = null;
   try {
     await one(client, setSessionTimeouts(env.lockTimeoutMs, env.statementTimeoutMs));
+    const { pid } = await one<{ pid: number }>(client, backendPid());
+    watch = await watchBlockers({ targetUrl: opts.targetUrl, pid, lockTimeoutMs: env.lockTimeoutMs, cancelAfterMs: env.lockRetries.cancelBlockersAfterMs, secrets, log: opts.log, onProgress: opts.onProgress });
     // Poll rather than block: a session blocked on an advisory lock can
     // deadlock with CREATE INDEX CONCURRENTLY waiting for it to finish.
     const lockDeadline = Date.now() + (opts.lockWaitMs ?? 30_000);
@@ -98,25 +112,54 @@ export async function migrate(opts: MigrateOptions): Promise<MigrateResult> {
     }
     opts.log(`migrations read from ${source.sealed ? 'the run-private copy of the sealed snapshot' : 'the directory'} ${source.dir}`);
     // One runner call for everything left; after a lock-timeout retry, one for the rest.
-    // (Ledger and audit writes for a call's migrations happen once the call returns: after a
-    // crash, reconciliation reads the target's migrations table, which is always exact.)
+    // Each migration is reported (ledger, audit) as it commits: the runner logs the next
+    // migration's marker only after the previous one's COMMIT. The last one of a call is
+    // reported when the call returns. (After a crash, reconciliation reads the target's
+    // migrations table, which is always exact.)
     let index = 0;
     let attempt = 1;
+    let live: Promise<void> = Promise.resolve();
+    let liveError: unknown = null;
+    const report = (step: AppliedStep) => {
+      steps.push(step);
+      opts.log(`${direction === 'up' ? 'applied' : 'reverted'} ${step.name} in ${step.durationMs} ms${step.attempts > 1 ? ` after ${step.attempts} attempts` : ''}`);
+      live = live.then(() => opts.onStep?.(step)).catch((err) => { liveError ??= err; });
+    };
     while (index < opts.migrations.length) {
-      const { completed, failed } = await runMigrations(client, env, direction, opts.migrations.length - index, { secrets, source });
-      for (const outcome of completed) {
+      let started: { name: string; at: number } | null = null;
+      let reported = 0;
+      const onStart = (name: string, previousTransactional: boolean | null) => {
+        watch?.take();
+        const at = performance.now();
+        const previous = started;
+        started = { name, at };
+        if (previous && previous.name === opts.migrations[index]?.name) {
+          const expected = opts.migrations[index]!;
+          report({ name: expected.name, sha256: expected.sha256, durationMs: Math.round((at - previous.at) * 10) / 10, attempts: attempt, transactional: previousTransactional ?? true });
+          index += 1;
+          reported += 1;
+          attempt = 1;
+        }
+        if (opts.onStarted) {
+          const position = { migration: name, attempt, index, total: opts.migrations.length };
+          live = live.then(() => opts.onStarted?.(position)).catch((err) => { liveError ??= err; });
+        }
+      };
+      const { completed, failed } = await runMigrations(client, env, direction, opts.migrations.length - index, { secrets, source, onStart });
+      await live;
+      if (liveError) throw liveError;
+      for (const outcome of completed.slice(reported)) {
         const expected = opts.migrations[index]!;
         if (outcome.migration !== expected.name) {
           // Never expected: the drift check ran before. Stop rather than guess.
           return { steps, lockRetries, failure: { code: 'unexpected-migration', migration: outcome.migration, statement: null, sqlState: null, transactional: outcome.transactional, partial: null, message: `node-pg-migrate ran ${outcome.migration} where ${expected.name} was expected; stopped.` } };
         }
-        const step = { name: expected.name, sha256: expected.sha256, durationMs: outcome.durationMs, attempts: attempt, transactional: outcome.transactional };
-        steps.push(step);
-        opts.log(`${direction === 'up' ? 'applied' : 'reverted'} ${expected.name} in ${outcome.durationMs} ms${attempt > 1 ? ` after ${attempt} attempts` : ''}`);
-        await opts.onStep?.(step);
+        report({ name: expected.name, sha256: expected.sha256, durationMs: outcome.durationMs, attempts: attempt, transactional: outcome.transactional });
         index += 1;
         attempt = 1;
       }
+      await live;
+      if (liveError) throw liveError;
       if (!failed) {
         if (index < opts.migrations.length) {
           return { steps, lockRetries, failure: { code: 'unexpected-migration', migration: opts.migrations[index]!.name, statement: null, sqlState: null, transactional: true, partial: null, message: `node-pg-migrate found nothing to run where ${opts.migrations[index]!.name} was expected; stopped.` } };
@@ -133,15 +176,18 @@ export async function migrate(opts: MigrateOptions): Promise<MigrateResult> {
       }
       if (error.sqlState === LOCK_NOT_AVAILABLE && failed.transactional) {
         const delay = nextRetryDelay(attempt, opts.budget);
+        const wait = watch.take();
+        const named = wait.blockers.length ? `; blocked by ${wait.blockers.map(describeBlocker).join('; ')}` : '; no blocking session was seen';
+        await opts.onLockWait?.({ ...wait, migration: expected.name, attempt, retryInMs: delay });
         if (delay !== null) {
           lockRetries += 1;
-          opts.log(`${expected.name}: lock not available within ${env.lockTimeoutMs} ms (attempt ${attempt}); rolled back, retrying in ${delay} ms`);
+          opts.log(`${expected.name}: lock not available within ${env.lockTimeoutMs} ms (attempt ${attempt})${named}; rolled back, retrying in ${delay} ms`);
           attempt += 1;
           await sleep(delay);
           continue;
         }
-        opts.log(`${expected.name}: lock not available; retry budget exhausted after ${attempt} attempts`);
-        return { steps, lockRetries, failure: { code: 'lock-timeout', migration: expected.name, statement: error.statement, sqlState: error.sqlState, transactional: true, partial: null, message: `Could not get the locks ${expected.name} needs within ${env.lockTimeoutMs} ms in ${attempt} attempts; the migration was rolled back each time.` } };
+        opts.log(`${expected.name}: lock not available${named}; retry budget exhausted after ${attempt} attempts`);
+        return { steps, lockRetries, failure: { code: 'lock-timeout', migration: expected.name, statement: error.statement, sqlState: error.sqlState, transactional: true, partial: null, blockers: wait.blockers, message: `Could not get the locks ${expected.name} needs within ${env.lockTimeoutMs} ms in ${attempt} attempts; the migration was rolled back each time${named}.` } };
       }
       let partial: string[] | null = null;
       if (!failed.transactional) {
@@ -168,6 +214,7 @@ export async function migrate(opts: MigrateOptions): Promise<MigrateResult> {
     }
     return { steps, lockRetries, failure: null };
   } finally {
+    await watch?.stop();
     await source?.close().catch(() => undefined);
     if (locked) await maybeOne(client, releaseMigrationLock()).catch(() => undefined);
     await client.end().catch(() => undefined);

@@ -59,6 +59,12 @@ export function createEventMetrics(registry: Registry) {
     labelNames: ['environment'] as const,
     registers,
   });
+  const applyProgress = new Gauge({
+    name: 'starforge_apply_progress_ratio',
+    help: 'Done/total of the running apply step (migrations, an index build, CLUSTER/VACUUM FULL); absent when none runs.',
+    labelNames: ['environment'] as const,
+    registers,
+  });
   const backupDuration = new Histogram({
     name: 'starforge_backup_duration_seconds',
     help: 'Time to make and verify a backup, failed attempts included.',
@@ -136,7 +142,7 @@ export function createEventMetrics(registry: Registry) {
   }
 
   return {
-    phaseDuration, migrationsApplied, lockRetries, backups, backupFailures, backupBytes, backupSize, backupDuration,
+    phaseDuration, migrationsApplied, lockRetries, backups, backupFailures, backupBytes, backupSize, backupDuration, applyProgress,
     verificationFailures, httpDuration, backupAttempt, phaseTimer, verificationChecks, initEnvironments,
   };
 }

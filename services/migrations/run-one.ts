@@ -31,6 +31,11 @@ export interface RunOneOptions {
   secrets: string[];
   /** What node-pg-migrate reads: a sealed snapshot (snapshot.ts) or a directory on disk (source.ts). */
   source: MigrationSource;
+  /**
+   * Called as the runner starts each migration (its marker), before its first statement;
+   * `previousTransactional` tells whether the one before it (now committed) ran in a transaction.
+   */
+  onStart?: (migration: string, previousTransactional: boolean | null) => void;
 }
 
 /**
@@ -74,7 +79,12 @@ export async function runMigrations(client: pg.ClientBase, env: EnvironmentConfi
   const logger = {
     info: (msg: string) => {
       const match = MARKER.exec(String(msg).trim());
-      if (match) markers.push({ name: match[1]!, index: captured.length, at: performance.now() });
+      if (match) {
+        const previous = markers[markers.length - 1];
+        const first = previous ? captured[previous.index] : undefined;
+        markers.push({ name: match[1]!, index: captured.length, at: performance.now() });
+        opts.onStart?.(match[1]!, previous ? first !== undefined && BOOKKEEPING.test(first.trim()) : null);
+      }
     },
     warn: () => undefined,
     error: () => undefined,

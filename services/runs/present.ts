@@ -18,6 +18,7 @@ export interface ApiRun {
   approvals: Array<{ subject: string; role: string; decision: string; comment: string; digest: string; current: boolean; at: string }>;
   backup: { id: string; method: string; sizeBytes: number | null; sha256: string | null; verifiedAt: string | null } | null;
   error: RunRow['error'];
+  progress: NonNullable<RunRow['progress']> | null;
 }
 
 const iso = (value: string | Date | null): string | null => (value === null ? null : new Date(value).toISOString());
@@ -56,5 +57,6 @@ export function presentRun(row: RunRow): ApiRun {
       verifiedAt: iso(row.backup.verified_at),
     },
     error: row.error,
+    progress: row.progress ?? null,
   };
 }

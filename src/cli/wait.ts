@@ -33,10 +33,14 @@ export function judge(target: WaitTarget, status: string): Verdict {
   return BEFORE[target].includes(status) ? 'wait' : 'bad';
 }
 
-export function progressLine(run: Pick<Run, 'status'>, newest: AuditEvent | undefined): string {
-  if (!newest) return `status=${run.status}`;
+export function progressLine(run: Pick<Run, 'status'> & { progress?: Run['progress'] }, newest: AuditEvent | undefined): string {
+  const p = run.progress;
+  // The running step, when the service reports one: which migration, how far, how long still.
+  const how = !p ? '' : p.phase === 'migrating' ? `migration ${p.done + 1}/${p.total}` : `${p.phase} ${p.total > 0 ? `${Math.floor((100 * p.done) / p.total)}%` : p.done}`;
+  const step = p ? ` progress=${p.migration ?? '-'} ${how}${p.etaSeconds !== null ? ` eta=${p.etaSeconds}s` : ''}` : '';
+  if (!newest) return `status=${run.status}${step}`;
   const subject = eventSubject(newest);
-  return `status=${run.status} phase=${newest.type}${subject ? ` ${subject}` : ''}`;
+  return `status=${run.status} phase=${newest.type}${subject ? ` ${subject}` : ''}${step}`;
 }
 
 export interface WaitOptions {

@@ -37,6 +37,8 @@ export interface WorkersConfig {
   pause: WorkerPauseConfig;
   /** Resume workers after a failed apply; off by default (the runbook keeps them stopped). */
   resumeOnFailure: boolean;
+  /** Resume workers after a failure where nothing landed on the target (default on): there is nothing to protect them from. */
+  resumeWhenNothingLanded: boolean;
   /** How long pausing may take (e.g. waiting for in-flight snapshots). */
   pauseTimeoutMs: number;
 }
@@ -89,7 +91,11 @@ export interface EnvironmentConfig {
   freezes: FreezeConfig[];
   lockTimeoutMs: number;
   statementTimeoutMs: number;
-  lockRetries: { attempts: number; baseDelayMs: number; maxDelayMs: number };
+  lockRetries: {
+    attempts: number; baseDelayMs: number; maxDelayMs: number;
+    /** Cancel (pg_cancel_backend, never terminate) a blocker whose statement has run longer than this; null = never. */
+    cancelBlockersAfterMs: number | null;
+  };
   backup: BackupConfig;
   workers: WorkersConfig;
   verify: VerifyConfig;
@@ -315,14 +321,16 @@ function parseEnvironment(name: string, value: unknown, projectRoot: string): En
         return r as ApprovalSlot;
       });
   if (required.length === 0) throw new ConfigError(`${key}.approvals.required`, 'needs at least one approval');
-  const retries = e.lockRetries === undefined ? {} : object(e.lockRetries, `${key}.lockRetries`, ['attempts', 'baseDelayMs', 'maxDelayMs']);
+  const retries = e.lockRetries === undefined ? {} : object(e.lockRetries, `${key}.lockRetries`, ['attempts', 'baseDelayMs', 'maxDelayMs', 'cancelBlockersAfterMs']);
   const lockRetries = {
     attempts: retries.attempts === undefined ? 10 : integer(retries.attempts, `${key}.lockRetries.attempts`, 1, 1000),
     baseDelayMs: retries.baseDelayMs === undefined ? 500 : integer(retries.baseDelayMs, `${key}.lockRetries.baseDelayMs`, 1, 600_000),
     maxDelayMs: retries.maxDelayMs === undefined ? 30_000 : integer(retries.maxDelayMs, `${key}.lockRetries.maxDelayMs`, 1, 3_600_000),
+    cancelBlockersAfterMs: retries.cancelBlockersAfterMs === undefined || retries.cancelBlockersAfterMs === null
+      ? null : integer(retries.cancelBlockersAfterMs, `${key}.lockRetries.cancelBlockersAfterMs`, 0, 86_400_000),
   };
   if (lockRetries.maxDelayMs < lockRetries.baseDelayMs) throw new ConfigError(`${key}.lockRetries.maxDelayMs`, 'must be at least baseDelayMs');
-  const workers = e.workers === undefined ? {} : object(e.workers, `${key}.workers`, ['pause', 'resumeOnFailure', 'pauseTimeoutMs']);
+  const workers = e.workers === undefined ? {} : object(e.workers, `${key}.workers`, ['pause', 'resumeOnFailure', 'resumeWhenNothingLanded', 'pauseTimeoutMs']);
   const preflight = e.preflight === undefined ? {} : object(e.preflight, `${key}.preflight`, ['longTransactionSeconds']);
   const etl = e.etl === undefined ? {} : object(e.etl, `${key}.etl`, ['batchSize', 'maxAttempts', 'pollIntervalMs']);
   const backfillsDir = e.backfillsDir === undefined ? 'database/backfills' : string(e.backfillsDir, `${key}.backfillsDir`);
@@ -343,6 +351,7 @@ function parseEnvironment(name: string, value: unknown, projectRoot: string): En
     workers: {
       pause: parseWorkerPause(workers.pause, `${key}.workers.pause`),
       resumeOnFailure: workers.resumeOnFailure === undefined ? false : boolean(workers.resumeOnFailure, `${key}.workers.resumeOnFailure`),
+      resumeWhenNothingLanded: workers.resumeWhenNothingLanded === undefined ? true : boolean(workers.resumeWhenNothingLanded, `${key}.workers.resumeWhenNothingLanded`),
       pauseTimeoutMs: workers.pauseTimeoutMs === undefined ? 120_000 : integer(workers.pauseTimeoutMs, `${key}.workers.pauseTimeoutMs`, 100, 3_600_000),
     },
     verify: parseVerify(e.verify, `${key}.verify`),

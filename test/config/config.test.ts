@@ -121,7 +121,7 @@ describe('AUTH_TOKENS_FILE and MIGRATION_CONFIG files', () => {
     assert.deepEqual(qa.approvals.required, ['sre', 'any']);
     assert.equal(qa.lockTimeoutMs, 2000, 'defaults fill what the file leaves out');
     assert.deepEqual(qa.backup, { method: 'pg_dump', dir: null, lockWaitTimeoutMs: 60_000 }, 'null: DATA_DIR/backups');
-    assert.deepEqual(qa.workers, { pause: { method: 'sql' }, resumeOnFailure: false, pauseTimeoutMs: 120000 });
+    assert.deepEqual(qa.workers, { pause: { method: 'sql' }, resumeOnFailure: false, resumeWhenNothingLanded: true, pauseTimeoutMs: 120000 });
     assert.equal(config.targetUrls.qa, 'postgres://q@h/qa');
   });
 
@@ -223,6 +223,6 @@ describe('environments in migration-config.js', () => {
     const staging = parsed.staging!;
     assert.equal(staging.backup.method, 'external');
     assert.equal(staging.workers.pause.method, 'command');
-    assert.deepEqual(staging.lockRetries, { attempts: 3, baseDelayMs: 500, maxDelayMs: 30000 });
+    assert.deepEqual(staging.lockRetries, { attempts: 3, baseDelayMs: 500, maxDelayMs: 30000, cancelBlockersAfterMs: null });
   });
 });
