@@ -23,6 +23,8 @@ import { createScheduler } from './scheduler/scheduler-service.js';
 import { createNotifier } from './notify/notifier.js';
 import { createBackfillsService } from './backfills/backfills-service.js';
 import { createBackfillExecutor } from './backfills/executor.js';
+import { createEventStreams } from './events/streams.js';
+import { createWaitingService } from './me/waiting.js';
 
 export interface ServicesOptions {
   control: pg.Pool;
@@ -56,6 +58,8 @@ export function createServices({ control, config, log }: ServicesOptions) {
   const notifier = createNotifier(ctx);
   const backfills = createBackfillsService(ctx);
   const backfillExecutor = createBackfillExecutor(ctx);
+  const events = createEventStreams({ ...ctx, runs }, config.eventStreams);
+  const waiting = createWaitingService({ ...ctx, runs, rollback });
 
   const health = {
     /** null when the control database answers within 2 s, else a reason safe to show. */
@@ -98,6 +102,8 @@ export function createServices({ control, config, log }: ServicesOptions) {
     notifier,
     backfills,
     backfillExecutor,
+    events,
+    waiting,
     async start(): Promise<void> {
       etlWorkers.start();
       await apply.reconcile();
@@ -111,7 +117,7 @@ export function createServices({ control, config, log }: ServicesOptions) {
       await Promise.all([preflight.idle(), apply.idle(), rollback.idle(), scheduler.idle()]);
     },
     async close(): Promise<void> {
-      await Promise.all([scheduler.stop(), notifier.stop(), backfillExecutor.stop()]);
+      await Promise.all([scheduler.stop(), notifier.stop(), backfillExecutor.stop(), events.close()]);
       await Promise.all([preflight.close(), apply.close(), rollback.close(), etlWorkers.stop()]);
       await targets.close();
     },
