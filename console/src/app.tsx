@@ -52,7 +52,7 @@ export function App() {
 
   const [section = 'runs', id] = route.path;
   let page;
-  if (section === 'runs' && id) page = <RunPage id={id} />;
+  if (section === 'runs' && id) page = <RunPage key={id} id={id} />;
   else if (section === 'environments') page = <EnvironmentsPage />;
   else if (section === 'backfills') page = <BackfillsPage query={route.query} />;
   else if (section === 'rules') page = <RulesPage focus={id} />;

@@ -50,10 +50,44 @@ async function* frames(body: ReadableStream<Uint8Array>): AsyncGenerator<{ id?: 
   }
 }
 
-/** Starts following; the returned function stops it. */
+const HIDDEN_GRACE_MS = 15_000;
+
+/**
+ * Starts following; the returned function stops it. A browser opens at most
+ * six HTTP/1.1 connections to one server and each stream holds one, so a tab
+ * left in the background gives its stream up and, once shown again, resumes
+ * from the last event it saw and refreshes.
+ */
 export function follow(opts: LiveOptions): () => void {
+  let seen = opts.after;
+  const start = () => open(opts, seen, (id) => { seen = id; });
+  let stopStream = start();
+  let hiddenTimer: number | undefined;
+  let parked = false;
+  const onVisibility = () => {
+    window.clearTimeout(hiddenTimer);
+    if (document.hidden) {
+      hiddenTimer = window.setTimeout(() => {
+        parked = true;
+        stopStream();
+      }, HIDDEN_GRACE_MS);
+    } else if (parked) {
+      parked = false;
+      stopStream = start();
+      opts.onPoll();
+    }
+  };
+  document.addEventListener('visibilitychange', onVisibility);
+  return () => {
+    document.removeEventListener('visibilitychange', onVisibility);
+    window.clearTimeout(hiddenTimer);
+    stopStream();
+  };
+}
+
+function open(opts: LiveOptions, after: number | undefined, onSeen: (id: number) => void): () => void {
   const abort = new AbortController();
-  let lastId = opts.after;
+  let lastId = after;
   let poller: number | undefined;
 
   const query = new URLSearchParams();
@@ -78,6 +112,7 @@ export function follow(opts: LiveOptions): () => void {
           const event = JSON.parse(frame.data) as AuditEvent;
           if (lastId !== undefined && event.id <= lastId) continue;
           lastId = event.id;
+          onSeen(event.id);
           opts.onEvent(event);
         }
       } catch (err) {

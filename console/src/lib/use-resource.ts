@@ -8,7 +8,11 @@ export interface Resource<T> {
   reload(): void;
 }
 
-/** Loads `load()` when `deps` change; the latest request wins. */
+/**
+ * Loads `load()` when `deps` change; the latest request wins. What was loaded
+ * stays shown while a new answer is on its way (forms and open details below
+ * keep their state); a page showing another thing altogether is keyed instead.
+ */
 export function useResource<T>(load: () => Promise<T>, deps: unknown[]): Resource<T> {
   const [state, setState] = useState<{ data?: T; error?: unknown; loading: boolean }>({ loading: true });
   const seq = useRef(0);
@@ -22,7 +26,6 @@ export function useResource<T>(load: () => Promise<T>, deps: unknown[]): Resourc
     // eslint-disable-next-line react-hooks/exhaustive-deps
   }, deps);
   useEffect(() => {
-    setState({ loading: true });
     run();
   }, [run]);
   return { data: state.data, error: state.error, loading: state.loading, reload: run };

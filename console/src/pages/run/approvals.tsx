@@ -1,7 +1,7 @@
 import { useState } from 'preact/hooks';
 import { enc, postJson } from '../../api/client.js';
 import type { Run } from '../../api/types.js';
-import { ActionResult, Field, Section, Time, useAction } from '../../components/ui.js';
+import { ActionResult, Field, Section, Time, useAction, type Action } from '../../components/ui.js';
 import { useSession } from '../../session-context.js';
 
 /** The policy's slots still open (the server's services/approvals/policy.ts, for display only). */
@@ -29,8 +29,7 @@ export function approvableAs(run: Run, subject: string, roles: Array<'engineerin
   return roles.filter((r) => open.includes(r) || open.includes('any'));
 }
 
-function DecisionForm({ run, roles, onDone }: { run: Run; roles: Array<'engineering' | 'sre'>; onDone(): void }) {
-  const action = useAction();
+function DecisionForm({ run, roles, action, onDone }: { run: Run; roles: Array<'engineering' | 'sre'>; action: Action; onDone(): void }) {
   const [role, setRole] = useState(roles[0]!);
   const [comment, setComment] = useState('');
   const decide = (decision: 'approve' | 'reject') => action.run(async () => {
@@ -55,13 +54,14 @@ function DecisionForm({ run, roles, onDone }: { run: Run; roles: Array<'engineer
         <button type="button" disabled={action.busy} onClick={() => void decide('approve')}>Approve</button>
         <button type="button" class="danger" disabled={action.busy} onClick={() => void decide('reject')}>Reject</button>
       </div>
-      <ActionResult action={action} what="Your decision" />
     </form>
   );
 }
 
 export function Approvals({ run, onChange }: { run: Run; onChange(): void }) {
   const { me } = useSession();
+  // Kept here: the form goes away once the decision is recorded, its outcome stays.
+  const action = useAction();
   const roles = approvableAs(run, me.subject, me.can.approveAs);
   const current = run.approvals.filter((a) => a.current);
   const stale = run.approvals.filter((a) => !a.current);
@@ -79,7 +79,8 @@ export function Approvals({ run, onChange }: { run: Run; onChange(): void }) {
         </ul>
       )}
       {stale.length ? <p class="muted small">{stale.length} earlier decision(s) were on content that changed since and no longer count.</p> : null}
-      {roles.length ? <DecisionForm run={run} roles={roles} onDone={onChange} /> : null}
+      {roles.length ? <DecisionForm run={run} roles={roles} action={action} onDone={onChange} /> : null}
+      <ActionResult action={action} what="Your decision" />
       {run.status === 'awaiting_approval' && run.requestedBy === me.subject ? <p class="muted">You requested this run, so you cannot approve it.</p> : null}
     </Section>
   );
