@@ -112,6 +112,7 @@ export async function assertAccessible(page: Page, what: string): Promise<void> 
 /** A 1280x800 screenshot for a person to look at (test-output/console, not committed). */
 export async function screenshot(page: Page, name: string): Promise<void> {
   await mkdir(SCREENSHOTS, { recursive: true });
+  await page.evaluate('window.scrollTo(0, 0)');
   await page.screenshot({ path: join(SCREENSHOTS, `${name}.png`), fullPage: false });
 }
 

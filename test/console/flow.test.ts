@@ -270,6 +270,9 @@ describe('console in Chromium', { skip: SKIP }, () => {
     await cora.goto(`${url}/console/#/runs`);
     await cora.locator('#waiting a').filter({ hasText: XSS }).click();
     await cora.locator('#rollback').waitFor();
+    // This service has no GET /v1/runs/:id/rollback/plan yet: it answers 404 and the page leaves the plan out.
+    assert.equal((await api.get(`/v1/runs/${runId}/rollback/plan`)).status, 404);
+    assert.equal(await cora.getByRole('heading', { name: 'Rollback plan' }).count(), 0);
     await assertAccessible(cora, 'a rollback waiting for approval');
     await cora.getByRole('button', { name: 'Approve the rollback' }).click();
     await until('rolled back', async () => (await api.run()).status === 'rolled_back', 60_000);
@@ -306,6 +309,7 @@ describe('console in Chromium', { skip: SKIP }, () => {
     assert.ok(await staging.locator('rect.strip-freeze').count() >= 1, 'the freeze is drawn');
     assert.ok(await staging.locator('rect.strip-open').count() >= 4, 'daily windows are drawn');
     await staging.getByText('Freeze', { exact: false }).filter({ hasText: 'game launch' }).waitFor();
+    await screenshot(page, '07-environments');
     const windows = (await api.get('/v1/environments/staging/windows?count=30')).body as Array<{ start: string; end: string }>;
     const freeze = { from: Date.now() + 2 * DAY, to: Date.now() + 3 * DAY };
     assert.ok(windows.every((w) => Date.parse(w.end) <= freeze.from + 60_000 || Date.parse(w.start) >= freeze.to - 60_000), 'the API cut the freeze out of the windows');
@@ -322,7 +326,6 @@ describe('console in Chromium', { skip: SKIP }, () => {
     assert.equal((await api.get('/v1/etl/health?environment=staging')).body.paused, false);
     await assertAccessible(page, 'the environments page');
     await assertFitsPhone(page, 'the environments page');
-    await screenshot(page, '07-environments');
   });
 
   test('backfills page: the job with its progress; an operator pauses, resumes and cancels it', async () => {
