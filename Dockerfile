@@ -11,7 +11,10 @@ COPY services ./services
 COPY database ./database
 COPY test ./test
 COPY bench ./bench
-RUN npx tsc -p tsconfig.json
+COPY console ./console
+COPY scripts ./scripts
+# The service (tsc) and the web console (vite -> dist/console).
+RUN npm run build
 
 # Runtime stage: production dependencies and compiled output only.
 FROM node:20-bookworm-slim AS runtime
