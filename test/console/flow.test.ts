@@ -301,6 +301,30 @@ describe('console in Chromium', { skip: SKIP }, () => {
     await screenshot(page, '02-runs');
   });
 
+  test('runs page: pages of 20, older and newer, in the order the API gives', async () => {
+    // Finished runs of an earlier era, written as the service would have left them.
+    await t.control.query(`INSERT INTO runs (environment, status, description, requested_by, digest, required_approvals)
+                           SELECT 'staging', 'cancelled', 'old run ' || g, 'alice', 'd', '{any}' FROM generate_series(1, 25) g`);
+    const page = await as('vic');
+    await page.goto(`${url}/console/#/runs`);
+    // Rows written behind the service's back come with no event to refresh the page on.
+    await page.reload();
+    await page.locator('#runs tbody tr').nth(19).waitFor();
+    const first = await page.locator('#runs tbody td:nth-child(4) a').allTextContents();
+    const api1 = (await api.get('/v1/runs?limit=20')).body as { items: Array<{ description: string }>; nextCursor: string };
+    assert.deepEqual(first, api1.items.map((r) => r.description));
+    assert.equal(first[0], 'old run 25', 'newest first');
+    await page.getByRole('link', { name: 'Older →' }).click();
+    await page.locator('#runs tbody td:nth-child(4) a').filter({ hasText: XSS }).waitFor();
+    const second = await page.locator('#runs tbody td:nth-child(4) a').allTextContents();
+    const api2 = (await api.get(`/v1/runs?limit=20&cursor=${api1.nextCursor}`)).body as { items: Array<{ description: string }>; nextCursor: string | null };
+    assert.deepEqual(second, api2.items.map((r) => r.description));
+    assert.equal(api2.nextCursor, null);
+    assert.equal(await page.getByRole('link', { name: 'Older →' }).count(), 0, 'no older page');
+    await page.getByRole('link', { name: '← Newer' }).click();
+    await page.locator('#runs tbody td:nth-child(4) a').first().filter({ hasText: 'old run 25' }).waitFor();
+  });
+
   test('environments page: windows with the freeze cut out, pending migrations, ETL pause and resume', async () => {
     const page = await as('olga');
     await page.goto(`${url}/console/#/environments`);
