@@ -13,8 +13,9 @@ import { PROJECT_ROOT } from '../../src/paths.js';
 import { tokenOf, type Subject } from '../support/app.js';
 
 export function findChromium(): string | null {
-  const candidates = [process.env.CHROMIUM_PATH, '/usr/bin/chromium', '/usr/bin/chromium-browser'].filter((p): p is string => Boolean(p));
-  for (const path of candidates) if (existsSync(path)) return path;
+  // An explicit CHROMIUM_PATH is the only candidate (a wrong one skips, it does not fall back).
+  if (process.env.CHROMIUM_PATH) return existsSync(process.env.CHROMIUM_PATH) ? process.env.CHROMIUM_PATH : null;
+  for (const path of ['/usr/bin/chromium', '/usr/bin/chromium-browser']) if (existsSync(path)) return path;
   try {
     const found = execFileSync('which', ['chromium'], { encoding: 'utf8' }).trim();
     return found || null;
@@ -25,7 +26,7 @@ export function findChromium(): string | null {
 
 const CHROMIUM = findChromium();
 /** node:test `skip` value: false when the browser tests can run, else the reason. */
-export const SKIP = CHROMIUM ? false : 'Chromium not found (install Debian\'s chromium package, or set CHROMIUM_PATH): browser tests skipped';
+export const SKIP = CHROMIUM ? false : `Chromium not found${process.env.CHROMIUM_PATH ? ` at CHROMIUM_PATH=${process.env.CHROMIUM_PATH}` : ''} (apt-get install chromium): browser tests skipped`;
 
 export const SCREENSHOTS = process.env.CONSOLE_SCREENSHOTS_DIR ?? join(PROJECT_ROOT, 'test-output', 'console');
 
