@@ -23,7 +23,9 @@ COPY test ./test
 COPY bench ./bench
 COPY openapi ./openapi
 COPY scripts ./scripts
-RUN npx tsc -p tsconfig.json
+COPY console ./console
+# The service (tsc) and the web console (vite -> dist/console).
+RUN npm run build
 # Production dependencies only, no optional ones (no embedded PostgreSQL), no
 # dist/test or dist/bench: see scripts/runtime-layout.sh.
 RUN scripts/runtime-layout.sh /runtime

@@ -19,9 +19,9 @@ export interface AuditEvent {
   at: string;
 }
 
-export async function listRunEvents(db: pg.Pool, runId: string): Promise<AuditEvent[]> {
-  const events = await rows<EventRow>(db, eventsForRun(runId));
-  return events.map((e) => ({
+/** A run_events row as the API shows it (GET /v1/runs/:id/events, the event stream). */
+export function presentEvent(e: EventRow): AuditEvent {
+  return {
     id: Number(e.id),
     runId: e.run_id,
     environment: e.environment,
@@ -31,5 +31,9 @@ export async function listRunEvents(db: pg.Pool, runId: string): Promise<AuditEv
     to: e.to_status,
     details: e.details,
     at: e.created_at.toISOString(),
-  }));
+  };
+}
+
+export async function listRunEvents(db: pg.Pool, runId: string): Promise<AuditEvent[]> {
+  return (await rows<EventRow>(db, eventsForRun(runId))).map(presentEvent);
 }

@@ -27,6 +27,8 @@ import { createOverridesService } from './policy/overrides-service.js';
 import { promotionOf } from './policy/promotion.js';
 import { planRollback } from './rollback-plan/plan.js';
 import { createRecoveryLoop } from './apply/recovery-loop.js';
+import { createEventStreams } from './events/streams.js';
+import { createWaitingService } from './me/waiting.js';
 
 export interface ServicesOptions {
   control: pg.Pool;
@@ -64,6 +66,8 @@ export function createServices({ control, config, log }: ServicesOptions) {
   const notifier = createNotifier(ctx);
   const backfills = createBackfillsService(ctx);
   const backfillExecutor = createBackfillExecutor(ctx);
+  const events = createEventStreams({ ...ctx, runs }, config.eventStreams);
+  const waiting = createWaitingService({ ...ctx, runs, rollback });
 
   const health = {
     /** null when the control database answers within 2 s, else a reason safe to show. */
@@ -109,6 +113,8 @@ export function createServices({ control, config, log }: ServicesOptions) {
     notifier,
     backfills,
     backfillExecutor,
+    events,
+    waiting,
     async start(): Promise<void> {
       etlWorkers.start();
       await apply.reconcile();
@@ -123,7 +129,7 @@ export function createServices({ control, config, log }: ServicesOptions) {
       await Promise.all([preflight.idle(), apply.idle(), rollback.idle(), scheduler.idle()]);
     },
     async close(): Promise<void> {
-      await Promise.all([scheduler.stop(), recovery.stop(), notifier.stop(), backfillExecutor.stop()]);
+      await Promise.all([scheduler.stop(), recovery.stop(), notifier.stop(), backfillExecutor.stop(), events.close()]);
       await Promise.all([preflight.close(), apply.close(), rollback.close(), etlWorkers.stop()]);
       await targets.close();
     },

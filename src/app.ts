@@ -20,6 +20,9 @@ import { swaggerPlugin } from './plugins/swagger.js';
 import { environmentRoutes } from '../routes/environments/index.js';
 import { healthRoutes } from '../routes/health/index.js';
 import { runRoutes } from '../routes/runs/index.js';
+import { eventRoutes } from '../routes/events/index.js';
+import { meRoutes } from '../routes/me/index.js';
+import { consolePlugin } from './plugins/console.js';
 import { Run } from '../routes/runs/schemas.js';
 import { RollbackPlan } from '../routes/runs/policy-schemas.js';
 import { Problem } from '../routes/schemas.js';
@@ -120,6 +123,9 @@ async function starforge(fastify: FastifyInstance, opts: { config: AppConfig }):
   await fastify.register(environmentRoutes, { prefix: '/v1/environments' });
   await fastify.register(etlRoutes, { prefix: '/v1/etl' });
   await fastify.register(backfillRoutes, { prefix: '/v1/backfills' });
+  await fastify.register(eventRoutes, { prefix: '/v1/events' });
+  await fastify.register(meRoutes, { prefix: '/v1/me' });
+  await fastify.register(consolePlugin);
 }
 
 // Not encapsulated, so the server and tests can reach app.services.

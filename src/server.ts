@@ -86,6 +86,7 @@ async function main(): Promise<void> {
 
   const base = `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${config.port}`;
   say(`StarForge Migration Service listening on ${base}`);
+  say(`  Console:    ${base}/console/`);
   say(`  API docs:   ${base}/docs   (OpenAPI JSON at ${base}/docs/json)`);
   if (demoTokensFile) say(`  Demo tokens (one per role, embedded demo only): ${demoTokensFile}`);
 }

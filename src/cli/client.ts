@@ -25,9 +25,18 @@ export interface ApiResponse {
   json: unknown;
 }
 
+export interface StreamOptions {
+  query?: Query;
+  headers?: Record<string, string>;
+  /** Ends the request (and the body) when it fires. */
+  signal: AbortSignal;
+}
+
 export interface Client {
   readonly baseUrl: string;
   request(method: 'GET' | 'POST', path: string, opts?: RequestOptions): Promise<ApiResponse>;
+  /** A GET whose text/event-stream body is read as it comes; a non-2xx or a non-stream answer is an ApiError. */
+  stream(path: string, opts: StreamOptions): Promise<ReadableStream<Uint8Array>>;
   get<T = unknown>(path: string, query?: Query): Promise<T>;
   post<T = unknown>(path: string, body: unknown, headers?: Record<string, string>): Promise<T>;
 }
@@ -121,9 +130,46 @@ export function createClient(conn: Connection, userAgent: string): Client {
     return res.json;
   }
 
+  async function stream(path: string, opts: StreamOptions): Promise<ReadableStream<Uint8Array>> {
+    const url = new URL(base + path);
+    for (const [key, value] of Object.entries(opts.query ?? {})) {
+      if (value !== undefined) url.searchParams.set(key, String(value));
+    }
+    // Only the answer's head has a time limit: the body lasts as long as the caller wants.
+    const abort = new AbortController();
+    const follow = () => abort.abort(opts.signal.reason);
+    if (opts.signal.aborted) follow();
+    else opts.signal.addEventListener('abort', follow, { once: true });
+    const timer = setTimeout(() => abort.abort(new DOMException('no answer in time', 'TimeoutError')), REQUEST_TIMEOUT_MS);
+    let res: Response;
+    try {
+      res = await fetch(url, {
+        headers: { accept: 'text/event-stream, application/problem+json', authorization: `Bearer ${conn.token}`, 'user-agent': userAgent, ...opts.headers },
+        redirect: 'manual',
+        signal: abort.signal,
+      });
+    } catch (err) {
+      throw new UnreachableError(shown, networkCode(abort.signal.reason instanceof DOMException ? abort.signal.reason : err));
+    } finally {
+      clearTimeout(timer);
+    }
+    const contentType = res.headers.get('content-type') ?? '';
+    if (res.status === 200 && /^text\/event-stream\b/i.test(contentType) && res.body) return res.body;
+    const text = await res.text().catch(() => '');
+    let json: unknown;
+    try {
+      json = isJson(contentType) && text ? JSON.parse(text) : undefined;
+    } catch {
+      json = undefined;
+    }
+    if (res.status >= 200 && res.status < 300) throw new ApiError(res.status, 'Not a stream', `${path} answered ${contentType || 'without a content type'}, not text/event-stream`, [], json);
+    throw problemOf(res.status, res.statusText, contentType, text, json);
+  }
+
   return {
     baseUrl: shown,
     request,
+    stream,
     async get<T>(path: string, query?: Query) {
       return jsonOf(await request('GET', path, { query }), path) as T;
     },

@@ -1,9 +1,10 @@
 import { REQUEST_TIMEOUT_MS, type Client } from './client.js';
 import { enc } from './context.js';
 import { ApiError, UnreachableError } from './errors.js';
+import { sseFrames } from './event-stream.js';
 import { eventSubject, type AuditEvent, type Run } from './format.js';
 
-// `runs wait`: poll the run until it reaches a target, ends badly, or time runs out.
+// `runs wait`: follow the run until it reaches a target, ends badly, or time runs out.
 
 export const WAIT_TARGETS = ['preflight', 'approved', 'applied', 'done'] as const;
 export type WaitTarget = (typeof WAIT_TARGETS)[number];
@@ -55,6 +56,8 @@ export interface WaitResult {
 }
 
 const MAX_CONSECUTIVE_FAILURES = 5;
+/** Answers that mean "this server cannot stream to us now": fall back to polling. */
+const NO_STREAM = [404, 405, 406, 429, 501, 503];
 
 function transient(err: unknown): boolean {
   return err instanceof UnreachableError || (err instanceof ApiError && [502, 503, 504].includes(err.status));
@@ -62,34 +65,133 @@ function transient(err: unknown): boolean {
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, Math.max(0, ms)));
 
+/** Webhook deliveries are the notifier's business, not a phase of the run. */
+const isPhase = (e: AuditEvent) => !e.type.startsWith('notification.');
+
+interface Progress {
+  run: Run;
+  /** Prints the status and phase line when it changed. */
+  report(newest: AuditEvent | undefined): void;
+  /** Prints a warning or note as it is. */
+  note(line: string): void;
+}
+
+function tracker(run: Run, progress: (line: string) => void): Progress {
+  let last = '';
+  const state: Progress = {
+    run,
+    report(newest) {
+      const line = progressLine(state.run, newest);
+      if (line !== last) progress(line);
+      last = line;
+    },
+    note(line) {
+      progress(line);
+      last = '';
+    },
+  };
+  return state;
+}
+
 /**
- * Polls GET /v1/runs/:id and its events, reporting each change of status or
- * phase through `progress`. The first poll must succeed (a wrong URL or id
- * fails at once); later, brief outages (a restart) are ridden out.
+ * Waits for a run to reach `opts.target`, reporting each change of status or
+ * phase through `progress`. It follows the run's live event stream
+ * (GET /v1/events/stream?run=, resumed with Last-Event-ID after a drop) and
+ * falls back to polling GET /v1/runs/:id every `intervalMs` where the service
+ * cannot stream (an older version, streaming turned off or full). The first
+ * read must succeed (a wrong URL or id fails at once); later, brief outages
+ * (a restart) are ridden out.
  */
 export async function waitForRun(client: Client, id: string, opts: WaitOptions, progress: (line: string) => void): Promise<WaitResult> {
   const deadline = Date.now() + opts.timeoutMs;
-  let run: Run | undefined;
-  let last = '';
+  const timeoutMs = () => Math.min(REQUEST_TIMEOUT_MS, Math.max(1000, deadline - Date.now()));
+  const run = (await client.request('GET', `/v1/runs/${enc(id)}`, { timeoutMs: timeoutMs() })).json as Run;
+  const events = (await client.request('GET', `/v1/runs/${enc(id)}/events`, { timeoutMs: timeoutMs() })).json as AuditEvent[];
+  const state = tracker(run, progress);
+  state.report(events.filter(isPhase).at(-1));
+  const verdict = judge(opts.target, run.status);
+  if (verdict !== 'wait') return { outcome: verdict, run };
+  const streamed = await followStream(client, id, opts, state, new Set(events.map((e) => e.id)), deadline);
+  if (streamed) return streamed;
+  return poll(client, id, opts, state, deadline);
+}
+
+/** The stream's verdict, or null when the caller should poll instead. */
+async function followStream(client: Client, id: string, opts: WaitOptions, state: Progress, seen: Set<number>, deadline: number): Promise<WaitResult | null> {
+  let failures = 0;
+  // From the start of the run's trail: the stream sends it in an order that
+  // is final, so an event that committed after the first read, below its
+  // newest id, still comes. What that read showed already is skipped.
+  let lastId = 0;
+  for (;;) {
+    const remaining = deadline - Date.now();
+    if (remaining <= 0) return { outcome: 'timeout', run: await latest(client, id, state) };
+    const abort = new AbortController();
+    const timer = setTimeout(() => abort.abort(), remaining);
+    try {
+      const body = await client.stream('/v1/events/stream', { query: { run: id }, headers: { 'last-event-id': String(lastId) }, signal: abort.signal });
+      failures = 0;
+      for await (const frame of sseFrames(body)) {
+        if (frame.event !== 'run-event') continue;
+        const event = JSON.parse(frame.data) as AuditEvent;
+        lastId = Math.max(lastId, event.id);
+        if (seen.has(event.id)) continue;
+        if (event.to) state.run = { ...state.run, status: event.to };
+        if (isPhase(event)) state.report(event);
+        if (event.to && judge(opts.target, event.to) !== 'wait') {
+          // The run itself (not the event) is the answer.
+          const run = await latest(client, id, state);
+          const verdict = judge(opts.target, run.status);
+          if (verdict !== 'wait') return { outcome: verdict, run };
+        }
+      }
+      // The server ended the stream (shutdown, overflow): resume after the last event seen.
+      await sleep(Math.min(500, deadline - Date.now()));
+    } catch (err) {
+      if (abort.signal.aborted) return { outcome: 'timeout', run: await latest(client, id, state) };
+      if (err instanceof ApiError && NO_STREAM.includes(err.status)) {
+        state.note(`note: no event stream (${err.status} ${err.detail || err.title}); polling every ${opts.intervalMs} ms`);
+        return null;
+      }
+      if (!transient(err) && !(err instanceof TypeError) && !(err instanceof SyntaxError)) throw err;
+      if (++failures > MAX_CONSECUTIVE_FAILURES) {
+        state.note(`note: the event stream keeps failing (${(err as Error).message.split('\n')[0]}); polling every ${opts.intervalMs} ms`);
+        return null;
+      }
+      await sleep(Math.min(opts.intervalMs, deadline - Date.now()));
+    } finally {
+      clearTimeout(timer);
+      abort.abort();
+    }
+  }
+}
+
+async function latest(client: Client, id: string, state: Progress): Promise<Run> {
+  try {
+    state.run = (await client.request('GET', `/v1/runs/${enc(id)}`)).json as Run;
+  } catch (err) {
+    if (!transient(err)) throw err;
+  }
+  return state.run;
+}
+
+async function poll(client: Client, id: string, opts: WaitOptions, state: Progress, deadline: number): Promise<WaitResult> {
   let failures = 0;
   for (;;) {
+    if (Date.now() >= deadline) return { outcome: 'timeout', run: state.run };
+    await sleep(Math.min(opts.intervalMs, deadline - Date.now()));
     try {
       const timeoutMs = Math.min(REQUEST_TIMEOUT_MS, Math.max(1000, deadline - Date.now()));
       const current = (await client.request('GET', `/v1/runs/${enc(id)}`, { timeoutMs })).json as Run;
       const events = (await client.request('GET', `/v1/runs/${enc(id)}/events`, { timeoutMs })).json as AuditEvent[];
-      run = current;
+      state.run = current;
       failures = 0;
-      // Webhook deliveries are the notifier's business, not a phase of the run.
-      const line = progressLine(run, events.filter((e) => !e.type.startsWith('notification.')).at(-1));
-      if (line !== last) progress(line);
-      last = line;
-      const verdict = judge(opts.target, run.status);
-      if (verdict !== 'wait') return { outcome: verdict, run };
+      state.report(events.filter(isPhase).at(-1));
+      const verdict = judge(opts.target, current.status);
+      if (verdict !== 'wait') return { outcome: verdict, run: current };
     } catch (err) {
-      if (!run || !transient(err) || ++failures > MAX_CONSECUTIVE_FAILURES) throw err;
-      progress(`warning: ${(err as Error).message.split('\n')[0]}; still waiting`);
+      if (!transient(err) || ++failures > MAX_CONSECUTIVE_FAILURES) throw err;
+      state.note(`warning: ${(err as Error).message.split('\n')[0]}; still waiting`);
     }
-    if (Date.now() >= deadline) return { outcome: 'timeout', run: run! };
-    await sleep(Math.min(opts.intervalMs, deadline - Date.now()));
   }
 }

@@ -45,6 +45,20 @@ export interface AppConfig {
   /** Webhook URLs by the name of the variable holding them (each environment's `notify[].urlEnv`). */
   notifyUrls: Record<string, string>;
   notifier: NotifierSettings;
+  eventStreams: EventStreamSettings;
+}
+
+export interface EventStreamSettings {
+  /** Open event streams one replica serves at once; 0 turns streaming off (EVENT_STREAMS_MAX). */
+  max: number;
+  /** Open event streams per subject (EVENT_STREAMS_PER_SUBJECT). */
+  perSubject: number;
+  /** Bytes of events one stream may hold back for a slow reader before it is dropped (EVENT_STREAM_BUFFER_KB). */
+  bufferBytes: number;
+  /** Seconds between heartbeat comments on an idle stream (EVENT_STREAM_HEARTBEAT_SECONDS). */
+  heartbeatMs: number;
+  /** How often a replica reads new audit events from the control database while a stream is open (EVENTS_POLL_MS). */
+  pollMs: number;
 }
 
 export interface NotifierSettings {
@@ -217,6 +231,13 @@ export async function loadConfig(env: Env = process.env, cwd: string = process.c
       maxAttempts: integer(env, 'NOTIFY_MAX_ATTEMPTS', 8, 1, 100),
       retryBaseMs: integer(env, 'NOTIFY_RETRY_BASE_MS', 2000, 1, 300_000),
       timeoutMs: integer(env, 'NOTIFY_TIMEOUT_MS', 5000, 100, 60_000),
+    },
+    eventStreams: {
+      max: integer(env, 'EVENT_STREAMS_MAX', 200, 0, 100_000),
+      perSubject: integer(env, 'EVENT_STREAMS_PER_SUBJECT', 20, 1, 100_000),
+      bufferBytes: integer(env, 'EVENT_STREAM_BUFFER_KB', 1024, 16, 1_048_576) * 1024,
+      heartbeatMs: integer(env, 'EVENT_STREAM_HEARTBEAT_SECONDS', 15, 1, 300) * 1000,
+      pollMs: integer(env, 'EVENTS_POLL_MS', 500, 20, 60_000),
     },
   };
 }

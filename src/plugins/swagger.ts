@@ -24,6 +24,8 @@ export const swaggerPlugin = fp(
           { name: 'etl', description: 'ETL health and the workers\' pause flag' },
           { name: 'backfills', description: 'Resumable, throttled data backfills (add -> backfill -> enforce)' },
           { name: 'metrics', description: 'Prometheus metrics' },
+          { name: 'events', description: 'Live audit events (server-sent events)' },
+          { name: 'me', description: 'The caller: roles, what they allow, what waits for them' },
         ],
       },
     });
