@@ -35,7 +35,8 @@ export function judge(target: WaitTarget, status: string): Verdict {
 }
 
 export function progressLine(run: Pick<Run, 'status'> & { progress?: Run['progress'] }, newest: AuditEvent | undefined): string {
-  const p = run.progress;
+  // Progress belongs to a run at work: after it, the last step's numbers would be stale.
+  const p = ['applying', 'verifying', 'rolling_back', 'restoring'].includes(run.status) ? run.progress : null;
   // The running step, when the service reports one: which migration, how far, how long still.
   const how = !p ? '' : p.phase === 'migrating' ? `migration ${p.done + 1}/${p.total}` : `${p.phase} ${p.total > 0 ? `${Math.floor((100 * p.done) / p.total)}%` : p.done}`;
   const step = p ? ` progress=${p.migration ?? '-'} ${how}${p.etaSeconds !== null ? ` eta=${p.etaSeconds}s` : ''}` : '';

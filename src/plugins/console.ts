@@ -77,6 +77,8 @@ export async function consolePlugin(app: FastifyInstance, opts: { root?: string 
       cacheControl: false,
       setHeaders: (res: SetHeadersResponse, path: string) => {
         // Hashed names never change content: cache them for good; the page itself is revalidated.
+        // The same URL answers brotli, gzip or plain by Accept-Encoding: caches must key on it.
+        res.setHeader('vary', 'accept-encoding');
         res.setHeader('cache-control', path.includes(`${join(root, 'assets')}`) ? 'public, max-age=31536000, immutable' : 'no-cache');
       },
     });

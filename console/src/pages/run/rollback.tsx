@@ -1,6 +1,6 @@
 import { useState } from 'preact/hooks';
 import { enc, getOptional, postJson } from '../../api/client.js';
-import type { RollbackRequest, Run } from '../../api/types.js';
+import type { AtRisk, RollbackPlan, RollbackRequest, Run } from '../../api/types.js';
 import { ActionResult, ErrorNote, Field, Section, Status, Time, useAction } from '../../components/ui.js';
 import { useResource } from '../../lib/use-resource.js';
 import { useSession } from '../../session-context.js';
@@ -46,7 +46,8 @@ function DecideForm({ run, request, onDone }: { run: Run; request: RollbackReque
   const action = useAction();
   const [comment, setComment] = useState('');
   const decide = (decision: 'approve' | 'reject') => action.run(async () => {
-    await postJson<RollbackRequest>(`/v1/runs/${enc(run.id)}/rollback/approvals`, { decision, ...(comment.trim() ? { comment: comment.trim() } : {}) });
+    // The approver approves the plan shown with the request: the service refuses it if the plan changed since.
+    await postJson<RollbackRequest>(`/v1/runs/${enc(run.id)}/rollback/approvals`, { decision, ...(decision === 'approve' && request.planDigest ? { planDigest: request.planDigest } : {}), ...(comment.trim() ? { comment: comment.trim() } : {}) });
     onDone();
     return decision === 'approve' ? `Approved: the ${request.mode === 'down' ? 'rollback' : 'restore'} is starting.` : 'Rejected.';
   });
@@ -64,17 +65,50 @@ function DecideForm({ run, request, onDone }: { run: Run; request: RollbackReque
   );
 }
 
-/** GET /v1/runs/:id/rollback/plan where the service has it; hidden where it answers 404. */
-function Plan({ run }: { run: Run }) {
-  const plan = useResource(() => getOptional<Record<string, unknown>>(`/v1/runs/${enc(run.id)}/rollback/plan`), [run.id, run.status]);
-  if (!plan.data) return null;
-  const steps = Array.isArray(plan.data.steps) ? (plan.data.steps as unknown[]) : [];
+const rowsText = (d: AtRisk) => (d.rows === null ? 'rows unknown' : `${d.rowsExact ? '' : 'at least '}${d.rows} row(s)`);
+
+/** What a rollback would do: the plan stored with the request, else a preview (GET /v1/runs/:id/rollback/plan). */
+function PlanView({ plan }: { plan: RollbackPlan }) {
   return (
-    <div class="plan">
-      <h3>Rollback plan</h3>
-      {steps.length ? <ol>{steps.map((s, i) => <li key={i}>{typeof s === 'string' ? s : JSON.stringify(s)}</li>)}</ol> : <pre class="code small">{JSON.stringify(plan.data, null, 2)}</pre>}
+    <div class="plan" data-testid="rollback-plan">
+      <h3>Rollback plan ({plan.mode === 'down' ? 'down' : 'restore'})</h3>
+      <p class="muted small">Plan digest <code>{plan.digest.slice(0, 12)}</code></p>
+      {plan.blockers.length ? <ul>{plan.blockers.map((b, i) => <li key={i} class="error">{b}</li>)}</ul> : null}
+      {plan.down ? (
+        <>
+          <ol>
+            {plan.down.migrations.map((m) => (
+              <li key={m.name}>
+                {m.name} {m.reversible ? null : <strong>(not reversible)</strong>}
+                {m.sql ? <pre class="code small">{m.sql.join(';\n')}</pre> : <span class="muted"> (down SQL not captured)</span>}
+              </li>
+            ))}
+          </ol>
+          {plan.down.drops.length ? (
+            <table>
+              <caption>Data the down drops</caption>
+              <thead><tr><th scope="col">Table</th><th scope="col">Column</th><th scope="col">Rows</th></tr></thead>
+              <tbody>{plan.down.drops.map((d, i) => <tr key={i}><td>{d.table}</td><td>{d.column ?? '(whole table)'}</td><td>{rowsText(d)}</td></tr>)}</tbody>
+            </table>
+          ) : <p class="muted">The down drops no table or column that holds data.</p>}
+        </>
+      ) : null}
+      {plan.restore ? (
+        <>
+          <p>Backup taken {Math.round(plan.restore.backup.ageSeconds / 60)} min ago.</p>
+          {plan.restore.writesSinceBackup.known ? (
+            <p>Writes since the backup that a restore loses: {plan.restore.writesSinceBackup.total.inserted} inserted, {plan.restore.writesSinceBackup.total.updated} updated, {plan.restore.writesSinceBackup.total.deleted} deleted.</p>
+          ) : <p class="muted">{plan.restore.writesSinceBackup.note ?? 'Writes since the backup are not known.'}</p>}
+        </>
+      ) : null}
+      {plan.notes.length ? <ul class="muted small">{plan.notes.map((n, i) => <li key={i}>{n}</li>)}</ul> : null}
     </div>
   );
+}
+
+function PlanPreview({ run }: { run: Run }) {
+  const plan = useResource(() => getOptional<RollbackPlan>(`/v1/runs/${enc(run.id)}/rollback/plan?mode=down`), [run.id, run.status]);
+  return plan.data ? <PlanView plan={plan.data} /> : null;
 }
 
 export function Rollback({ run, requests, error, onChange }: { run: Run; requests: RollbackRequest[] | undefined; error: unknown; onChange(): void }) {
@@ -86,7 +120,7 @@ export function Rollback({ run, requests, error, onChange }: { run: Run; request
   return (
     <Section title="Rollback" id="rollback">
       <ErrorNote error={error} what="Could not load rollback requests" />
-      <Plan run={run} />
+      {open?.plan ? <PlanView plan={open.plan} /> : canAsk ? <PlanPreview run={run} /> : null}
       {requests?.length ? (
         <ul class="plain" data-testid="rollback-requests">
           {requests.map((r) => (
