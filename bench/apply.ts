@@ -9,7 +9,7 @@ import { performance } from 'node:perf_hooks';
 import { migrate } from '../services/apply/migrate.js';
 import { listMigrationFiles } from '../services/migrations/files.js';
 import { diskSource } from '../services/migrations/source.js';
-import { parseMigrationConfig } from '../src/config/environments.js';
+import { parseMigrationConfig } from '../services/environments/model.js';
 import { PROJECT_ROOT } from '../src/paths.js';
 import { benchServer, median, writeResult } from './support.js';
 

@@ -6,7 +6,7 @@ import { performance } from 'node:perf_hooks';
 import pg from 'pg';
 import { runner } from 'node-pg-migrate';
 import { processBatch } from '../services/etl/worker.js';
-import { parseMigrationConfig } from '../src/config/environments.js';
+import { parseMigrationConfig } from '../services/environments/model.js';
 import { PROJECT_ROOT } from '../src/paths.js';
 import { benchServer, median, writeResult } from './support.js';
 

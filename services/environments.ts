@@ -1,6 +1,6 @@
 import { maybeOne } from '../database/db.js';
 import { activeRunFor } from '../database/sql/runs.js';
-import type { EnvironmentConfig } from '../src/config/environments.js';
+import type { EnvironmentConfig } from './environments/model.js';
 import type { ServiceContext } from './context.js';
 import { notFound, ServiceError } from './errors.js';
 import { computePending, readAppliedMigrations, readMigrationFiles } from './migrations/pending.js';

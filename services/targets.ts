@@ -1,7 +1,7 @@
 import type pg from 'pg';
 import { closePool, createPool } from '../database/db.js';
 import { describeConnectionError, isConnectionError } from '../database/pg-errors.js';
-import type { EnvironmentConfig } from '../src/config/environments.js';
+import type { EnvironmentConfig } from './environments/model.js';
 import { ServiceError, unavailable, unprocessable } from './errors.js';
 import type { Logger } from './logger.js';
 

@@ -3,7 +3,7 @@ import { insertBackup, mergeApplyState, openRollbackRequest, upsertLedger } from
 import { invalidIndexes } from '../../database/sql/apply-target.js';
 import { latestReport } from '../../database/sql/reports.js';
 import { selectRun, type RunRow } from '../../database/sql/runs.js';
-import type { EnvironmentConfig } from '../../src/config/environments.js';
+import type { EnvironmentConfig } from '../environments/model.js';
 import { PROJECT_ROOT } from '../../src/paths.js';
 import { appendEvent } from '../audit.js';
 import { createBackground } from '../background.js';

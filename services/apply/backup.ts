@@ -4,7 +4,7 @@ import { chmod, mkdir, open, rm, stat } from 'node:fs/promises';
 import { isAbsolute, join, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { scrubSecrets } from '../../database/pg-errors.js';
-import type { EnvironmentConfig } from '../../src/config/environments.js';
+import type { EnvironmentConfig } from '../environments/model.js';
 import type { OnSpawn } from '../child-processes.js';
 import { runPgTool } from '../pg-tools.js';
 import { CommandError, runCommand } from '../shell.js';

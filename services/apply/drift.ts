@@ -1,5 +1,5 @@
 import type { RunRow } from '../../database/sql/runs.js';
-import type { EnvironmentConfig } from '../../src/config/environments.js';
+import type { EnvironmentConfig } from '../environments/model.js';
 import type { ServiceContext } from '../context.js';
 import { computePending, readAppliedMigrations, readMigrationFiles } from '../migrations/pending.js';
 import { sealPendingSet } from '../migrations/seal.js';

@@ -4,7 +4,7 @@ import { maybeOne, one, rows } from '../../database/db.js';
 import { scrubSecrets } from '../../database/pg-errors.js';
 import { LOCK_NOT_AVAILABLE } from '../../database/pg-errors.js';
 import { invalidIndexes, releaseMigrationLock, setSessionTimeouts, tryMigrationLock } from '../../database/sql/apply-target.js';
-import type { EnvironmentConfig } from '../../src/config/environments.js';
+import type { EnvironmentConfig } from '../environments/model.js';
 import { runMigrations } from '../migrations/run-one.js';
 import type { MigrationSource, SourceOpener } from '../migrations/source.js';
 import { backendPid } from '../../database/sql/blockers.js';

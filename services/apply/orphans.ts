@@ -2,7 +2,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { exec, one, rows } from '../../database/db.js';
 import { endProcess, openProcessesOfRun, runSessions, type ProcessRow } from '../../database/sql/recovery.js';
 import { backendAlive, terminateBackend } from '../../database/sql/scheduler.js';
-import type { EnvironmentConfig } from '../../src/config/environments.js';
+import type { EnvironmentConfig } from '../environments/model.js';
 import { killRecorded, processStartTicks, type KillOutcome } from '../child-processes.js';
 import type { ServiceContext } from '../context.js';
 import type { Orphans, OrphanSession } from './reconcile-types.js';

@@ -4,7 +4,7 @@ import { dropTable, setSessionTimeouts } from '../../database/sql/apply-target.j
 import { userTables } from '../../database/sql/preflight.js';
 import { relationOids, restoreBackupOfRun } from '../../database/sql/recovery.js';
 import type { RunRow } from '../../database/sql/runs.js';
-import type { EnvironmentConfig } from '../../src/config/environments.js';
+import type { EnvironmentConfig } from '../environments/model.js';
 import { appendEvent } from '../audit.js';
 import { runApplicationName } from '../child-processes.js';
 import type { ServiceContext } from '../context.js';

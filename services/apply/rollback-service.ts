@@ -7,7 +7,7 @@ import {
 import { latestReport } from '../../database/sql/reports.js';
 import { selectRun, type RunRow } from '../../database/sql/runs.js';
 import { takeLease } from '../../database/sql/scheduler.js';
-import type { EnvironmentConfig } from '../../src/config/environments.js';
+import type { EnvironmentConfig } from '../environments/model.js';
 import { appendEvent } from '../audit.js';
 import { createBackground } from '../background.js';
 import { processRecorder, runApplicationName } from '../child-processes.js';

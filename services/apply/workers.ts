@@ -4,7 +4,7 @@ import pg from 'pg';
 import { exec, maybeOne, one } from '../../database/db.js';
 import { describeConnectionError, scrubSecrets } from '../../database/pg-errors.js';
 import { etlControlExists, readEtlControl, releaseBatchLockExclusive, setEtlPaused, tryBatchLockExclusive } from '../../database/sql/etl-control.js';
-import type { EnvironmentConfig, WorkerPauseConfig } from '../../src/config/environments.js';
+import type { EnvironmentConfig, WorkerPauseConfig } from '../environments/model.js';
 import type { OnSpawn } from '../child-processes.js';
 import { CommandError, runCommand } from '../shell.js';
 

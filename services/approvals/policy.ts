@@ -1,4 +1,4 @@
-import type { ApprovalSlot } from '../../src/config/environments.js';
+import type { ApprovalSlot } from '../environments/model.js';
 
 export type ApproverRole = 'engineering' | 'sre';
 

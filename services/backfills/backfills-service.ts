@@ -7,7 +7,7 @@ import {
   openJobOf, prepareStatement, setJobStatus, tableEstimate, type BackfillEventRow, type BackfillStatus, type JobRow,
 } from '../../database/sql/backfills.js';
 import { setLocalTimeouts } from '../../database/sql/metrics.js';
-import type { EnvironmentConfig } from '../../src/config/environments.js';
+import type { EnvironmentConfig } from '../environments/model.js';
 import type { ServiceContext } from '../context.js';
 import { conflict, notFound, ServiceError, unavailable, unprocessable } from '../errors.js';
 import { environmentOf } from '../etl/health.js';

@@ -10,7 +10,7 @@ import {
   releaseJobLease, renewJobLease, resolveFailure, runBatch, runRemaining, setJobStatus, takeJobLease, targetPressure,
   type JobRow, type StatusPatch,
 } from '../../database/sql/backfills.js';
-import type { EnvironmentConfig } from '../../src/config/environments.js';
+import type { EnvironmentConfig } from '../environments/model.js';
 import type { ServiceContext } from '../context.js';
 import { timedRead } from '../metrics/time-box.js';
 import {

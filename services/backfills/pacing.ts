@@ -1,6 +1,6 @@
 import { performance } from 'node:perf_hooks';
 import { isConnectionError, scrubSecrets } from '../../database/pg-errors.js';
-import type { EnvironmentConfig } from '../../src/config/environments.js';
+import type { EnvironmentConfig } from '../environments/model.js';
 import { freezeAt, nextWindows, openWindowAt } from '../windows/windows.js';
 
 // Pure decisions of the executor (no I/O): how big the next batch is, how long

@@ -3,7 +3,7 @@ import { maybeOne, one, rows } from '../../database/db.js';
 import { isPgError, LOCK_NOT_AVAILABLE, QUERY_CANCELED } from '../../database/pg-errors.js';
 import { readEtlControl } from '../../database/sql/etl-control.js';
 import { etlBacklog, etlErrorsSince, etlProcessedSince, etlTablesExist, recentEtlErrors } from '../../database/sql/metrics.js';
-import type { EnvironmentConfig } from '../../src/config/environments.js';
+import type { EnvironmentConfig } from '../environments/model.js';
 import type { ServiceContext } from '../context.js';
 import { conflict, notFound, unavailable } from '../errors.js';
 import { timedRead } from '../metrics/time-box.js';

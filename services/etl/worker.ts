@@ -6,7 +6,7 @@ import {
   type ClaimedSnapshot, type SummaryRow,
 } from '../../database/sql/etl.js';
 import { takeBatchLockShared } from '../../database/sql/etl-control.js';
-import type { EnvironmentConfig } from '../../src/config/environments.js';
+import type { EnvironmentConfig } from '../environments/model.js';
 import type { ServiceContext } from '../context.js';
 import { parseSnapshot, type ParsedSnapshot } from './snapshot.js';
 

@@ -1,4 +1,4 @@
-import type { EnvironmentConfig } from '../../src/config/environments.js';
+import type { EnvironmentConfig } from '../environments/model.js';
 import { RUN_STATUSES, allowedFrom } from '../runs/state-machine.js';
 
 // The label values a counter can take are known from the config and the code:

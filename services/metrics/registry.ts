@@ -1,5 +1,5 @@
 import { Counter, Registry, collectDefaultMetrics } from 'prom-client';
-import type { EnvironmentConfig } from '../../src/config/environments.js';
+import type { EnvironmentConfig } from '../environments/model.js';
 import { createBackfillMetrics } from './backfills.js';
 import { RUN_PHASES, createEventMetrics } from './events.js';
 import { NOTIFICATION_OUTCOMES, VERIFICATION_CHECKS, notifyKinds } from './known-series.js';

@@ -5,7 +5,7 @@ import { describeConnectionError } from '../../database/pg-errors.js';
 import {
   activeRunAges, lastSucceededRun, runCountsByStatus, transitionCounts, type ActiveRunMetricRow,
 } from '../../database/sql/metrics.js';
-import type { EnvironmentConfig } from '../../src/config/environments.js';
+import type { EnvironmentConfig } from '../environments/model.js';
 import type { ServiceContext } from '../context.js';
 import { readEtlGauges, type EtlGauges } from '../etl/health.js';
 import { computePending, readAppliedMigrations, readMigrationFiles } from '../migrations/pending.js';

@@ -1,7 +1,7 @@
 import type pg from 'pg';
 import { maybeOne, rows } from '../../database/db.js';
 import { appliedMigrations, migrationsTableExists } from '../../database/sql/target.js';
-import type { EnvironmentConfig } from '../../src/config/environments.js';
+import type { EnvironmentConfig } from '../environments/model.js';
 import { unprocessable } from '../errors.js';
 import { digestOf, listMigrationFiles, type MigrationFile } from './files.js';
 

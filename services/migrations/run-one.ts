@@ -2,7 +2,7 @@ import { performance } from 'node:perf_hooks';
 import pg from 'pg';
 import { runner } from 'node-pg-migrate';
 import { scrubSecrets } from '../../database/pg-errors.js';
-import type { EnvironmentConfig } from '../../src/config/environments.js';
+import type { EnvironmentConfig } from '../environments/model.js';
 import { compareMigrationNames } from './files.js';
 import { MigrationChangedError } from './loader.js';
 import { readAppliedMigrations } from './pending.js';

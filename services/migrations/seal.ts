@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { dirname, posix, relative, resolve, sep } from 'node:path';
-import type { EnvironmentConfig } from '../../src/config/environments.js';
+import type { EnvironmentConfig } from '../environments/model.js';
 import { importClosure, type ClosureProblem, type SealedFile } from './import-closure.js';
 import type { PendingSet } from './pending.js';
 

@@ -1,7 +1,7 @@
 import type pg from 'pg';
 import { one, transaction } from '../../database/db.js';
 import { scheduleOfRun, type ScheduleRow } from '../../database/sql/scheduler.js';
-import type { EnvironmentConfig } from '../../src/config/environments.js';
+import type { EnvironmentConfig } from '../environments/model.js';
 import { appendEvent } from '../audit.js';
 import type { ServiceContext } from '../context.js';
 import { conflict, unprocessable } from '../errors.js';

@@ -1,7 +1,7 @@
 import { exec, maybeOne, one, transaction } from '../../database/db.js';
 import { isPgError, UNIQUE_VIOLATION } from '../../database/pg-errors.js';
 import { decideOverride, insertOverride, openOverride, type OverrideRow } from '../../database/sql/overrides.js';
-import type { EnvironmentConfig } from '../../src/config/environments.js';
+import type { EnvironmentConfig } from '../environments/model.js';
 import { appendEvent } from '../audit.js';
 import type { ServiceContext } from '../context.js';
 import { conflict } from '../errors.js';

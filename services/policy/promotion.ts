@@ -1,7 +1,7 @@
 import type pg from 'pg';
 import { maybeOne, rows } from '../../database/db.js';
 import { promotionOfRun, runsWithDigest, succeededRunWithDigest } from '../../database/sql/overrides.js';
-import type { EnvironmentConfig } from '../../src/config/environments.js';
+import type { EnvironmentConfig } from '../environments/model.js';
 import { appendEvent } from '../audit.js';
 import { conflict } from '../errors.js';
 import type { LockedRun } from '../runs/transition.js';

@@ -4,7 +4,7 @@ import { dirname } from 'node:path';
 import type pg from 'pg';
 import { maybeOne, one } from '../../database/db.js';
 import { lastDumpSize, tableDataBytes } from '../../database/sql/backup-room.js';
-import type { EnvironmentConfig } from '../../src/config/environments.js';
+import type { EnvironmentConfig } from '../environments/model.js';
 import { backupDirectory } from '../apply/backup.js';
 import type { Finding, PreflightCheck } from './report.js';
 

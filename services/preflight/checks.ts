@@ -1,7 +1,7 @@
 import type pg from 'pg';
 import { one, rows } from '../../database/db.js';
 import { extensionsInfo, ledgerFor, longTransactions, serverFacts } from '../../database/sql/preflight.js';
-import type { EnvironmentConfig } from '../../src/config/environments.js';
+import type { EnvironmentConfig } from '../environments/model.js';
 import type { MigrationFile } from '../migrations/files.js';
 import { toolMajorVersion } from '../pg-tools.js';
 import { checkBackupRoom } from './backup-room.js';

@@ -5,15 +5,17 @@ import { join } from 'node:path';
 import pg from 'pg';
 import { exec, rows } from '../../database/db.js';
 import { insertMigrationHistory, userIndexes, userTables } from '../../database/sql/preflight.js';
-import type { EnvironmentConfig } from '../../src/config/environments.js';
+import type { EnvironmentConfig } from '../environments/model.js';
 import type { AppliedMigration } from '../migrations/pending.js';
 import { runPgTool, toolMajorVersion } from '../pg-tools.js';
 import { runOne, type StepOutcome } from '../migrations/run-one.js';
 import { diskSource, type MigrationSource } from '../migrations/source.js';
-import { smokeEtl, type SmokeOutcome } from '../verify/verify.js';
+import { smokeEtl, type SmokeOutcome } from '../etl/smoke.js';
 import { createEphemeralDatabase } from './ephemeral.js';
 import { readSchemaFacts } from './catalog-facts.js';
-import { beginObserved, collectObserved, installObserver, type Observation } from './observe/index.js';
+// From the observer's own modules, not the index: the index also re-exports the judge, which reads report types that read ours.
+import { beginObserved, collectObserved, installObserver } from './observe/install.js';
+import type { Observation } from './observe/types.js';
 import type { SchemaFacts } from './sql-analysis/schema-facts.js';
 
 export type Phase = 'up' | 'down' | 'up-again';

@@ -1,4 +1,4 @@
-import type { EnvironmentConfig } from '../../src/config/environments.js';
+import type { EnvironmentConfig } from '../environments/model.js';
 import type { ServiceContext } from '../context.js';
 import type { PendingSet } from '../migrations/pending.js';
 import { sealPendingSet } from '../migrations/seal.js';

@@ -2,7 +2,7 @@ import type pg from 'pg';
 import { exec, one } from '../../database/db.js';
 import type { RollbackRow } from '../../database/sql/apply.js';
 import { holdRollbackRequest, recordApprovedPlan } from '../../database/sql/rollback-plan.js';
-import type { EnvironmentConfig } from '../../src/config/environments.js';
+import type { EnvironmentConfig } from '../environments/model.js';
 import { appendEvent } from '../audit.js';
 import type { ServiceContext } from '../context.js';
 import { conflict, unprocessable } from '../errors.js';

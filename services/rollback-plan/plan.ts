@@ -3,7 +3,7 @@ import { backupOfRun } from '../../database/sql/apply.js';
 import { userTables } from '../../database/sql/preflight.js';
 import { latestReport } from '../../database/sql/reports.js';
 import { selectRun, type RunRow } from '../../database/sql/runs.js';
-import type { EnvironmentConfig } from '../../src/config/environments.js';
+import type { EnvironmentConfig } from '../environments/model.js';
 import { backupTables, type BackupRecord } from '../apply/backup.js';
 import type { ServiceContext } from '../context.js';
 import { conflict, notFound } from '../errors.js';

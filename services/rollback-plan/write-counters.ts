@@ -1,7 +1,7 @@
 import type pg from 'pg';
 import { exec, maybeOne, rows } from '../../database/db.js';
 import { insertWriteCounters, statsReset, writeCounters, writeCountersOfBackup } from '../../database/sql/rollback-plan.js';
-import type { EnvironmentConfig } from '../../src/config/environments.js';
+import type { EnvironmentConfig } from '../environments/model.js';
 import type { Logger } from '../logger.js';
 import type { TargetDatabases } from '../targets.js';
 

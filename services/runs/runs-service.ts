@@ -3,7 +3,7 @@ import { exec, maybeOne, one, rows, transaction } from '../../database/db.js';
 import { isPgError, UNIQUE_VIOLATION } from '../../database/pg-errors.js';
 import { bindIdempotencyKey, claimIdempotencyKey, selectIdempotencyKey } from '../../database/sql/idempotency.js';
 import { activeRunFor, insertRun, listRuns, selectRunView, type RunRow } from '../../database/sql/runs.js';
-import type { EnvironmentConfig } from '../../src/config/environments.js';
+import type { EnvironmentConfig } from '../environments/model.js';
 import { appendEvent } from '../audit.js';
 import type { ServiceContext } from '../context.js';
 import { badRequest, conflict, forbidden, notFound, unprocessable } from '../errors.js';

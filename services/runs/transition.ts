@@ -3,7 +3,7 @@ import { exec, maybeOne } from '../../database/db.js';
 import { lockRun, updateRunStatus, type RunPatch } from '../../database/sql/runs.js';
 import { appendEvent } from '../audit.js';
 import { conflict, notFound } from '../errors.js';
-import type { ApprovalSlot } from '../../src/config/environments.js';
+import type { ApprovalSlot } from '../environments/model.js';
 import { canTransition, type RunStatus } from './state-machine.js';
 
 export interface LockedRun {

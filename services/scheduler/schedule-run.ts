@@ -1,7 +1,7 @@
 import type pg from 'pg';
 import { maybeOne, one } from '../../database/db.js';
 import { preflightEstimate, scheduleOfRun, type ScheduleRow } from '../../database/sql/scheduler.js';
-import type { EnvironmentConfig } from '../../src/config/environments.js';
+import type { EnvironmentConfig } from '../environments/model.js';
 import { appendEvent } from '../audit.js';
 import { transition, type LockedRun } from '../runs/transition.js';
 import { firstSlot, marginFor, type ScheduleMode } from './policy.js';

@@ -1,18 +1,18 @@
-import { performance } from 'node:perf_hooks';
-import type pg from 'pg';
-import { exec, maybeOne, one, rows, type Query } from '../../database/db.js';
+import { maybeOne, one, rows, type Query } from '../../database/db.js';
 import { ledgerOfRun } from '../../database/sql/apply.js';
 import { latestReport } from '../../database/sql/reports.js';
 import type { RunRow } from '../../database/sql/runs.js';
 import {
-  connectionUsage, deleteSmokeRows, etlErrorsSince, existingIndexes, existingTables, insertSmokeSnapshot, invalidIndexList,
-  longTransactionsOver, smokeSnapshotState, smokeSummary, smokeTroops, tableExists,
+  connectionUsage, etlErrorsSince, existingIndexes, existingTables, invalidIndexList,
+  longTransactionsOver, tableExists,
 } from '../../database/sql/verify.js';
-import type { EnvironmentConfig } from '../../src/config/environments.js';
+import type { EnvironmentConfig } from '../environments/model.js';
 import type { ServiceContext } from '../context.js';
-import { processBatch } from '../etl/worker.js';
+import { smokeEtl, type SmokeOutcome } from '../etl/smoke.js';
 import { readAppliedMigrations } from '../migrations/pending.js';
 import type { PreflightReport } from '../preflight/report.js';
+
+export type { SmokeOutcome } from '../etl/smoke.js';
 
 export interface VerificationCheck {
   id: string;
@@ -23,85 +23,12 @@ export interface VerificationCheck {
   detail: string;
 }
 
-export interface SmokeOutcome {
-  ran: boolean;
-  ok: boolean;
-  detail: string;
-  durationMs: number;
-}
-
-const ETL_TABLES = ['hero_snapshots', 'user_profile_summary', 'user_troops', 'etl_errors', 'etl_control'];
-
 const qualify = (name: string) => (name.includes('.') ? name : `public.${name}`);
 
 function check(id: string, status: VerificationCheck['status'], query: Query | string, observed: unknown, detail: string): VerificationCheck {
   return { id, status, query: typeof query === 'string' ? query : query.text.replace(/\s+/g, ' ').trim(), observed, detail };
 }
 
-/** The smoke snapshot: valid, recognisable, with a user id no player can have. */
-function smokeSnapshot(runId: string) {
-  const userId = `starforge-smoke-${runId}`;
-  return {
-    userId,
-    raw: {
-      schemaVersion: 1,
-      smoke: true,
-      capturedAt: new Date().toISOString(),
-      player: { id: userId, name: 'StarForge smoke test', level: 7, guild: null },
-      heroes: [{ id: 'h1', name: 'Smoke', level: 3, power: 1200 }, { id: 'h2', name: 'Mirror', level: 2, power: 800 }],
-      troops: [{ type: 'infantry', tier: 1, count: 10 }, { type: 'archer', tier: 2, count: 5 }, { type: 'infantry', tier: 1, count: 2 }],
-    },
-  };
-}
-
-/**
- * Runs the runbook's smoke ETL on the target while workers are paused: one
- * marked snapshot through the real worker code, its derived rows checked,
- * everything removed again whatever happens.
- */
-export async function smokeEtl(client: pg.ClientBase, env: EnvironmentConfig, runId: string): Promise<SmokeOutcome> {
-  const started = performance.now();
-  const took = () => Math.round(performance.now() - started);
-  // The ETL needs all of its tables; a schema that is still being built (a run
-  // up to some migration) has no ETL to smoke-test yet.
-  const missing: string[] = [];
-  for (const table of ETL_TABLES) {
-    if (!(await one<{ exists: boolean }>(client, tableExists(`public.${table}`))).exists) missing.push(table);
-  }
-  if (missing.length) {
-    return { ran: false, ok: false, detail: `No ETL to smoke-test yet: ${missing.join(', ')} missing.`, durationMs: took() };
-  }
-  const { userId, raw } = smokeSnapshot(runId);
-  let id: string | null = null;
-  try {
-    const batch = await processBatch(client, env, {
-      ignorePause: true,
-      prepare: async (tx) => {
-        id = (await one<{ id: string }>(tx, insertSmokeSnapshot(userId, raw))).id;
-        return id;
-      },
-    });
-    const state = id ? await maybeOne<{ processed_at: Date | null; error_count: number; last_error: string | null }>(client, smokeSnapshotState(id)) : undefined;
-    const summary = await maybeOne<{ display_name: string; power: string; hero_count: number; last_snapshot_id: string }>(client, smokeSummary(userId));
-    const troops = await rows<{ troop_type: string; tier: number; count: string }>(client, smokeTroops(userId));
-    const problems: string[] = [];
-    if (batch.claimed !== 1) problems.push(`the worker claimed ${batch.claimed} snapshot(s), expected 1`);
-    if (!state?.processed_at) problems.push('processed_at was not set');
-    if (state && state.error_count !== 0) problems.push(`error_count is ${state.error_count}: ${state.last_error ?? ''}`);
-    if (!summary || summary.last_snapshot_id !== id || Number(summary.power) !== 2000 || summary.hero_count !== 2) {
-      problems.push(`user_profile_summary was not upserted as expected (${JSON.stringify(summary ?? null)})`);
-    }
-    const troopText = troops.map((t) => `${t.troop_type}/${t.tier}=${t.count}`).join(', ');
-    if (troopText !== 'archer/2=5, infantry/1=12') problems.push(`user_troops holds ${troopText || 'nothing'}, expected archer/2=5, infantry/1=12`);
-    return problems.length
-      ? { ran: true, ok: false, detail: `Smoke ETL failed: ${problems.join('; ')}.`, durationMs: took() }
-      : { ran: true, ok: true, detail: 'A smoke snapshot was processed by the worker: processed_at set, no error, summary and troops upserted, smoke rows removed.', durationMs: took() };
-  } catch (err) {
-    return { ran: true, ok: false, detail: `Smoke ETL failed: ${(err as Error).message}.`, durationMs: took() };
-  } finally {
-    if (id) await exec(client, deleteSmokeRows(id, userId)).catch(() => undefined);
-  }
-}
 
 /**
  * The runbook's post-apply verification, run right after migrating and before

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { ROLES, subjectKey, type Role } from '../../services/principal.js';
-import { ConfigError } from './config-error.js';
+import { ConfigError } from '../../services/environments/config-error.js';
 
 export { ROLES, type Role };
 

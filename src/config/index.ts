@@ -3,12 +3,12 @@ import { isAbsolute, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { PROJECT_ROOT } from '../paths.js';
 import { parseAuthTokens, type TokenEntry } from './auth-tokens.js';
-import { ConfigError } from './config-error.js';
-import { parseMigrationConfig, type EnvironmentConfig } from './environments.js';
+import { ConfigError } from '../../services/environments/config-error.js';
+import { parseMigrationConfig, type EnvironmentConfig } from '../../services/environments/model.js';
 
-export { ConfigError } from './config-error.js';
+export { ConfigError } from '../../services/environments/config-error.js';
 export type { Role, TokenEntry } from './auth-tokens.js';
-export type { EnvironmentConfig } from './environments.js';
+export type { EnvironmentConfig } from '../../services/environments/model.js';
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];

@@ -9,7 +9,7 @@ import pg from 'pg';
 import { withDatabase } from '../../database/db.js';
 import { BackupError, backupDirectory, createBackup, restoreBackup, verifyBackup, type BackupRecord } from '../../services/apply/backup.js';
 import { CommandError, runCommand } from '../../services/shell.js';
-import { parseMigrationConfig, type EnvironmentConfig } from '../../src/config/environments.js';
+import { parseMigrationConfig, type EnvironmentConfig } from '../../services/environments/model.js';
 import { PROJECT_ROOT } from '../../src/paths.js';
 import { adminUrl, createTestDatabase, type TestDatabase } from '../support/db.js';
 

@@ -8,7 +8,7 @@ import { scrubQuery, type LockWait } from '../../services/apply/blockers.js';
 import { migrate, type MigrateOptions } from '../../services/apply/migrate.js';
 import { listMigrationFiles } from '../../services/migrations/files.js';
 import { diskSource } from '../../services/migrations/source.js';
-import { parseMigrationConfig, type EnvironmentConfig } from '../../src/config/environments.js';
+import { parseMigrationConfig, type EnvironmentConfig } from '../../services/environments/model.js';
 import { PROJECT_ROOT } from '../../src/paths.js';
 import { bearer, startTestApp, type TestApp } from '../support/app.js';
 import { createTestDatabase, type TestDatabase } from '../support/db.js';

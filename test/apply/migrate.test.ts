@@ -9,7 +9,7 @@ import { listMigrationFiles } from '../../services/migrations/files.js';
 import { diskSource } from '../../services/migrations/source.js';
 import { migrate, type MigrateOptions } from '../../services/apply/migrate.js';
 import { backoffDelay, nextRetryDelay } from '../../services/apply/lock-retry.js';
-import { parseMigrationConfig, type EnvironmentConfig } from '../../src/config/environments.js';
+import { parseMigrationConfig, type EnvironmentConfig } from '../../services/environments/model.js';
 import { PROJECT_ROOT } from '../../src/paths.js';
 import { createTestDatabase, type TestDatabase } from '../support/db.js';
 import { applyMigrations, migrationSource, writeMigrations } from '../support/migrations.js';

@@ -12,7 +12,7 @@ import { runner } from 'node-pg-migrate';
 import pg from 'pg';
 import { takeBatchLockShared } from '../../database/sql/etl-control.js';
 import { NO_ETL_CONTROL_NOTE, ALREADY_PAUSED_NOTE, WorkerPauseError, pauseWorkers, resumeWorkers, type PauseState } from '../../services/apply/workers.js';
-import { parseMigrationConfig, type EnvironmentConfig } from '../../src/config/environments.js';
+import { parseMigrationConfig, type EnvironmentConfig } from '../../services/environments/model.js';
 import { PROJECT_ROOT } from '../../src/paths.js';
 import { createTestDatabase, type TestDatabase } from '../support/db.js';
 

@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { ConfigError, loadConfig } from '../../src/config/index.js';
-import { parseMigrationConfig } from '../../src/config/environments.js';
+import { parseMigrationConfig } from '../../services/environments/model.js';
 import { PROJECT_ROOT } from '../../src/paths.js';
 
 const parse = (env: object) => parseMigrationConfig({ environments: { qa: { databaseUrlEnv: 'QA_DATABASE_URL', ...env } } }, PROJECT_ROOT).qa!;

@@ -8,7 +8,7 @@ import { describe, test } from 'node:test';
 import { parse } from 'yaml';
 import { validateCommandLine } from '../../src/cli/program.js';
 import { PROJECT_ROOT } from '../../src/paths.js';
-import { parseMigrationConfig } from '../../src/config/environments.js';
+import { parseMigrationConfig } from '../../services/environments/model.js';
 
 // .github/workflows/db-bootstrap.yml: valid YAML, the runbook's shape, and every
 // `sfm` call in it a real command with real options of the CLI we ship.

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { ConfigError, loadConfig } from '../../src/config/index.js';
 import { sha256Hex } from '../../src/config/auth-tokens.js';
-import { parseMigrationConfig } from '../../src/config/environments.js';
+import { parseMigrationConfig } from '../../services/environments/model.js';
 
 const BASE = { DATABASE_URL: 'postgres://u:p@localhost:5432/control' };
 

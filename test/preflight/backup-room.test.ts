@@ -11,7 +11,7 @@ import { after, before, describe, test } from 'node:test';
 import pg from 'pg';
 import { migrateControlDatabase } from '../../database/control-migrate.js';
 import { checkBackupRoom } from '../../services/preflight/backup-room.js';
-import { parseMigrationConfig, type EnvironmentConfig } from '../../src/config/environments.js';
+import { parseMigrationConfig, type EnvironmentConfig } from '../../services/environments/model.js';
 import { PROJECT_ROOT } from '../../src/paths.js';
 import { createTestDatabase, type TestDatabase } from '../support/db.js';
 import { asNobody } from '../support/users.js';

@@ -13,7 +13,7 @@ import { withDatabase } from '../../database/db.js';
 import { diskSource } from '../../services/migrations/source.js';
 import { runOne } from '../../services/migrations/run-one.js';
 import { beginObserved, collectObserved, installObserver, judgeObserved, mergeObserved, readPreExisting, type Observation } from '../../services/preflight/observe/index.js';
-import type { EnvironmentConfig } from '../../src/config/environments.js';
+import type { EnvironmentConfig } from '../../services/environments/model.js';
 import { adminQuery, adminUrl, createTestDatabase, type TestDatabase } from '../support/db.js';
 
 const SCHEMA = 'CREATE SCHEMA app; CREATE TABLE orders (id int PRIMARY KEY, total int, note text); CREATE TABLE app.accounts (id int PRIMARY KEY, email text);';

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { exec, rows, withDatabase } from '../../../database/db.js';
 import { createDatabase, dropDatabase, userTables } from '../../../database/sql/preflight.js';
-import type { EnvironmentConfig } from '../../../src/config/environments.js';
+import type { EnvironmentConfig } from '../../environments/model.js';
 import { diskSource } from '../../migrations/source.js';
 import { runOne } from '../../migrations/run-one.js';
 import { runPgTool } from '../../pg-tools.js';

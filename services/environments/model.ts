@@ -1,6 +1,6 @@
 import { isAbsolute, resolve } from 'node:path';
 import { validate as validateCron } from 'node-cron';
-import { RUN_STATUSES, type RunStatus } from '../../services/runs/state-machine.js';
+import { RUN_STATUSES, type RunStatus } from '../runs/state-machine.js';
 import { checkPromotionOrder, parseApplyPolicy, parsePromotionRule, type ApplyPolicy, type PromotionRule } from './apply-policy.js';
 import { ConfigError } from './config-error.js';
 
