@@ -33,6 +33,7 @@ import { progressReporter } from './progress.js';
 import { runLogger } from './run-log.js';
 import { createStarter } from './start.js';
 import { completeWatch } from './watch-phase.js';
+import { endWatchEarly } from './watch-end.js';
 import { pauseWorkers, resumeWorkers, type PauseState } from './workers.js';
 import { withPause } from './pauses.js';
 
@@ -403,7 +404,13 @@ export function createApplyService(ctx: ServiceContext) {
 
   async function report(runId: string): Promise<{ report: ApplyReport; createdAt: string } | null> {
     const row = await maybeOne<{ body: ApplyReport; created_at: Date }>(control, latestReport(runId, 'apply'));
-    return row ? { report: row.body, createdAt: row.created_at.toISOString() } : null;
+    if (row) return { report: row.body, createdAt: row.created_at.toISOString() };
+    // Monitoring: the report so far (verification passed) is served at once; its watch section fills in when the watch ends.
+    const run = await maybeOne<StoredRun>(control, selectRun(runId));
+    const sofar = run?.status === 'monitoring' ? run.apply_state.report : undefined;
+    if (!run || !sofar) return null;
+    const endsAt = run.apply_state.watch?.window.endsAt;
+    return { report: { ...sofar, watch: null, notes: [...sofar.notes, `The post-apply watch is running${endsAt ? ` until ${endsAt}` : ''}; this report's watch section fills in when it ends.`] }, createdAt: run.updated_at.toISOString() };
   }
 
   /**
@@ -426,6 +433,8 @@ export function createApplyService(ctx: ServiceContext) {
 
   return {
     request, reapply, start, report, reconcile, lease, idle: background.idle, close,
+    /** Ends a monitoring run's watch now (services/apply/watch-end.ts). */
+    endWatch: async (runId: string, principal: Principal, reason: string) => endWatchEarly(ctx, runId, principal.subject, reason),
     /** interrupted -> failed when nothing of the run landed (services/apply/close-run.ts). */
     closeInterrupted: (runId: string, principal: Principal, reason: string) => closeInterrupted(ctx, runId, principal, reason),
   };
