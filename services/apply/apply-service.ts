@@ -49,7 +49,7 @@ export interface ApplyInput {
 
 const APPLYABLE: RunStatus[] = ['approved', 'scheduled'];
 const RUNBOOK_ON_FAILED_VERIFICATION =
-  'Runbook decision flow: if the migration has a safe down, ask for a rollback (mode "down"); if not, restore the backup (mode "restore"). Workers stay paused until then.';
+  'Runbook decision flow: if the migration has a safe down, ask for a rollback (mode "down"); if not, restore the backup (mode "restore").';
 
 type StoredRun = RunRow & { apply_state: ApplyState };
 
@@ -235,7 +235,10 @@ export function createApplyService(ctx: ServiceContext) {
       await runLog.write(phase, 'error', message);
       // Nothing of the run on the target (and no partial non-transactional one): the ETL has nothing to be kept from.
       const nothingLanded = applied.length === 0 && !extra.partial;
-      if (paused && env.workers.resumeOnFailure) await resume(`apply failed (${code})`);
+      if (paused && env.workers.resumeOnFailure) {
+        await resume(`apply failed (${code})`);
+        if (report.workers?.resumed) report.notes.push('The workers this run paused were resumed after the failure (workers.resumeOnFailure).');
+      }
       else if (paused && nothingLanded && env.workers.resumeWhenNothingLanded) {
         await resume(`apply failed (${code}) before any migration landed`);
         if (report.workers?.resumed) report.notes.push('Nothing landed on the target, so the workers this run paused were resumed (workers.resumeWhenNothingLanded).');

@@ -315,7 +315,8 @@ export function createRollbackService(ctx: ServiceContext) {
       report.finishedAt = new Date().toISOString();
       if (paused && (!failure || env.workers.resumeOnFailure)) {
         try {
-          await resumeWorkers(paused, { environment: env, targetUrl, runId: run.id, actor, reason: `${phase} ${report.outcome}`, log: runLog.phase('workers'), applicationName: runApplicationName(run.id, 'resume'), onSpawn: spawned('resume'), adopt: pauses });
+          const resumed = await resumeWorkers(paused, { environment: env, targetUrl, runId: run.id, actor, reason: `${phase} ${report.outcome}`, log: runLog.phase('workers'), applicationName: runApplicationName(run.id, 'resume'), onSpawn: spawned('resume'), adopt: pauses });
+          if (resumed === 'not-configured') report.notes.push(`Workers: not configured after the ${phase} (no etl_control table on the target), nothing to resume.`);
         } catch (err) {
           report.notes.push(`Resuming workers failed: ${(err as Error).message}`);
         }
