@@ -157,4 +157,18 @@ describe('the watch as a phase', () => {
     const cols = await t.targets.staging.query(`SELECT 1 FROM information_schema.columns WHERE table_name = 'hero_snapshots' AND column_name = 'note'`);
     assert.equal(cols.rowCount, 0, 'the down migration ran');
   });
+
+  test('a restore approved during monitoring ends the watch, then restores', async () => {
+    const id = await monitoringRun();
+    const asked = await api('post', `/v1/runs/${id}/rollback`, 'olga', { mode: 'restore', confirm: 'staging', reason: 'restore during the watch' });
+    assert.equal(asked.status, 202, asked.text);
+    const approved = await api('post', `/v1/runs/${id}/rollback/approvals`, 'carol', { decision: 'approve', planDigest: asked.body.planDigest });
+    assert.equal(approved.status, 201, approved.text);
+    await t.settle();
+    const run = await runOf(id);
+    assert.equal(run.status, 'restored', JSON.stringify(run.error));
+    const events = await eventsOf(id);
+    assert.ok(events.indexOf('watch.ended_early') >= 0 && events.indexOf('watch.ended_early') < events.indexOf('run.restoring'), events.join());
+    assert.ok(!events.includes('watch.handed_off'), events.join());
+  });
 });
