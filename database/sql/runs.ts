@@ -19,6 +19,8 @@ export interface RunRow {
   updated_at: Date;
   /** The running step's progress (services/apply/progress.ts); null when none runs. */
   progress?: { migration: string | null; phase: string; done: number; total: number; etaSeconds: number | null } | null;
+  /** apply_state.watch: the post-apply watch's window and, once it ended, its verdict. */
+  watch?: { window?: { startedAt: string; endsAt: string }; verdict?: 'healthy' | 'degraded'; endedAt?: string; endedEarly?: boolean } | null;
   approvals: Array<{ subject: string; role: string; decision: string; comment: string; digest: string; at: string }>;
   backup: { id: string; method: string; size_bytes: number | null; sha256: string | null; verified_at: string | null; created_at: string } | null;
 }
@@ -42,7 +44,7 @@ const RUN_SELECT = `SELECT r.*, ${RUN_RELATIONS} FROM runs r`;
 // (which can be large) in the database.
 const RUN_VIEW_SELECT = `
   SELECT r.id, r.seq, r.environment, r.status, r.description, r.ticket, r.requested_by, r.target_to, r.schedule,
-    r.scheduled_for, r.migrations, r.digest, r.required_approvals, r.error, r.created_at, r.updated_at, r.progress, ${RUN_RELATIONS}
+    r.scheduled_for, r.migrations, r.digest, r.required_approvals, r.error, r.created_at, r.updated_at, r.progress, r.apply_state->'watch' AS watch, ${RUN_RELATIONS}
   FROM runs r`;
 
 export interface InsertRun {
@@ -134,3 +136,5 @@ export const runsInStatus = (status: string): Query => ({
   text: 'SELECT id FROM runs WHERE status = $1 ORDER BY seq',
   values: [status],
 });
+
+export const selectRunStatus = (id: string): Query => ({ text: 'SELECT status FROM runs WHERE id = $1', values: [id] });

@@ -94,3 +94,9 @@ export const backendAlive = (pid: number): Query => ({
   text: 'SELECT count(*)::int AS n FROM pg_stat_activity WHERE pid = $1',
   values: [pid],
 });
+
+/** Takes a run's lease from whoever holds it: their next renewal finds 0 rows and they stop (an early end of the watch). */
+export const revokeLease = (runId: string): Query => ({
+  text: 'UPDATE runs SET lease_owner = NULL, lease_expires_at = NULL WHERE id = $1',
+  values: [runId],
+});

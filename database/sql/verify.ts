@@ -66,7 +66,8 @@ export const deleteSmokeRows = (id: string, userId: string): Query => ({
 /** ETL activity in a time range: processed snapshots and recorded failures. */
 export const etlActivity = (from: Date, to: Date): Query => ({
   text: `SELECT (SELECT count(*) FROM hero_snapshots WHERE processed_at >= $1 AND processed_at < $2 AND error_count = 0)::int AS processed,
-                (SELECT count(*) FROM etl_errors WHERE created_at >= $1 AND created_at < $2)::int AS failed,
+                (SELECT count(*) FROM etl_errors WHERE created_at >= $1 AND created_at < $2 AND error_type IS DISTINCT FROM 'invalid_snapshot')::int AS failed,
+                (SELECT count(*) FROM etl_errors WHERE created_at >= $1 AND created_at < $2 AND error_type = 'invalid_snapshot')::int AS invalid,
                 (SELECT count(*) FROM hero_snapshots WHERE processed_at IS NULL)::int AS backlog`,
   values: [from, to],
 });

@@ -7,6 +7,7 @@ import { renderApplyMarkdown } from '../../services/apply/markdown.js';
 import { renderPromotionMarkdown } from '../../services/policy/promotion.js';
 import { overrideRoutes } from './overrides.js';
 import { rollbackPlanRoutes } from './rollback-plan.js';
+import { watchRoutes } from './watch.js';
 import {
   ApplyBody, ApprovalBody, AuditEvent, CancelBody, CloseBody, CreateRunBody, ReapplyBody, IdempotencyHeaders, ListRunsQuery, PreflightQuery,
   PreflightReport, ReportQuery, RollbackBody, RollbackDecisionBody, RollbackRequest, RunId, RunList, RunReport,
@@ -16,6 +17,7 @@ export async function runRoutes(app: FastifyInstance): Promise<void> {
   const { runs, approvals, preflight, apply, rollback, logs } = app.services;
   await app.register(overrideRoutes);
   await app.register(rollbackPlanRoutes);
+  await app.register(watchRoutes);
 
   app.post<{ Body: CreateRunBody; Headers: { 'idempotency-key'?: string } }>('', {
     config: { auth: ['requester'] },
@@ -168,7 +170,7 @@ export async function runRoutes(app: FastifyInstance): Promise<void> {
     const run = await runs.get(request.params.id);
     const applied = await apply.report(run.id);
     const rolledBack = await rollback.report(run.id);
-    if (!applied && !rolledBack) throw notFound(`Run ${run.id} has no apply or rollback report yet.`);
+    if (!applied && !rolledBack) throw notFound(`Run ${run.id} has no apply or rollback report yet (the apply report exists once verification passed or the apply ended).`);
     const promotion = await app.services.promotion.of(run.id);
     if (request.query.format === 'md') {
       return reply.type('text/markdown; charset=utf-8').serializer(String).send(renderApplyMarkdown(run, applied?.report ?? null, rolledBack) + renderPromotionMarkdown(promotion));

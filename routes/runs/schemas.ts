@@ -117,6 +117,13 @@ export const Run = Type.Object(
       ),
     ),
     progress: Type.Optional(Progress),
+    watch: Type.Optional(Nullable(Type.Object({
+      startedAt: Iso,
+      endsAt: Iso,
+      verdict: Type.Union([Type.Literal('healthy'), Type.Literal('degraded'), Type.Null()], { description: 'null while the watch runs' }),
+      endedAt: Nullable(Iso),
+      endedEarly: Type.Boolean({ description: 'Ended before endsAt by POST /v1/runs/:id/watch/end or an approved rollback/restore' }),
+    }, { description: 'The post-apply watch (null before it started)' }))),
   },
   { $id: 'Run' },
 );

@@ -33,6 +33,7 @@ import { progressReporter } from './progress.js';
 import { runLogger } from './run-log.js';
 import { createStarter } from './start.js';
 import { completeWatch } from './watch-phase.js';
+import { endWatchEarly } from './watch-end.js';
 import { pauseWorkers, resumeWorkers, type PauseState } from './workers.js';
 import { withPause } from './pauses.js';
 
@@ -48,7 +49,7 @@ export interface ApplyInput {
 
 const APPLYABLE: RunStatus[] = ['approved', 'scheduled'];
 const RUNBOOK_ON_FAILED_VERIFICATION =
-  'Runbook decision flow: if the migration has a safe down, ask for a rollback (mode "down"); if not, restore the backup (mode "restore"). Workers stay paused until then.';
+  'Runbook decision flow: if the migration has a safe down, ask for a rollback (mode "down"); if not, restore the backup (mode "restore").';
 
 type StoredRun = RunRow & { apply_state: ApplyState };
 
@@ -234,7 +235,10 @@ export function createApplyService(ctx: ServiceContext) {
       await runLog.write(phase, 'error', message);
       // Nothing of the run on the target (and no partial non-transactional one): the ETL has nothing to be kept from.
       const nothingLanded = applied.length === 0 && !extra.partial;
-      if (paused && env.workers.resumeOnFailure) await resume(`apply failed (${code})`);
+      if (paused && env.workers.resumeOnFailure) {
+        await resume(`apply failed (${code})`);
+        if (report.workers?.resumed) report.notes.push('The workers this run paused were resumed after the failure (workers.resumeOnFailure).');
+      }
       else if (paused && nothingLanded && env.workers.resumeWhenNothingLanded) {
         await resume(`apply failed (${code}) before any migration landed`);
         if (report.workers?.resumed) report.notes.push('Nothing landed on the target, so the workers this run paused were resumed (workers.resumeWhenNothingLanded).');
@@ -403,7 +407,13 @@ export function createApplyService(ctx: ServiceContext) {
 
   async function report(runId: string): Promise<{ report: ApplyReport; createdAt: string } | null> {
     const row = await maybeOne<{ body: ApplyReport; created_at: Date }>(control, latestReport(runId, 'apply'));
-    return row ? { report: row.body, createdAt: row.created_at.toISOString() } : null;
+    if (row) return { report: row.body, createdAt: row.created_at.toISOString() };
+    // Monitoring: the report so far (verification passed) is served at once; its watch section fills in when the watch ends.
+    const run = await maybeOne<StoredRun>(control, selectRun(runId));
+    const sofar = run?.status === 'monitoring' ? run.apply_state.report : undefined;
+    if (!run || !sofar) return null;
+    const endsAt = run.apply_state.watch?.window.endsAt;
+    return { report: { ...sofar, watch: null, notes: [...sofar.notes, `The post-apply watch is running${endsAt ? ` until ${endsAt}` : ''}; this report's watch section fills in when it ends.`] }, createdAt: run.updated_at.toISOString() };
   }
 
   /**
@@ -426,6 +436,8 @@ export function createApplyService(ctx: ServiceContext) {
 
   return {
     request, reapply, start, report, reconcile, lease, idle: background.idle, close,
+    /** Ends a monitoring run's watch now (services/apply/watch-end.ts). */
+    endWatch: async (runId: string, principal: Principal, reason: string) => endWatchEarly(ctx, runId, principal.subject, reason),
     /** interrupted -> failed when nothing of the run landed (services/apply/close-run.ts). */
     closeInterrupted: (runId: string, principal: Principal, reason: string) => closeInterrupted(ctx, runId, principal, reason),
   };

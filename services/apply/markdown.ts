@@ -10,7 +10,8 @@ export function renderApplyMarkdown(run: ApiRun, apply: ApplyReport | null, roll
   if (apply) {
     out.push(
       `- Applied by: ${apply.actor}, ${apply.startedAt} to ${apply.finishedAt}`,
-      `- Outcome: **${apply.outcome.toUpperCase()}**`,
+      // Reports stored before 'degraded' was an outcome said succeeded with a degraded watch.
+      `- Outcome: **${(apply.watch?.degraded && apply.outcome === 'succeeded' ? 'degraded' : apply.outcome).toUpperCase()}**`,
       `- Backup: ${apply.backup ? `\`${apply.backup.id}\` (${apply.backup.method}${apply.backup.sizeBytes !== null ? `, ${apply.backup.sizeBytes} bytes` : ''}${apply.backup.sha256 ? `, sha256 ${apply.backup.sha256.slice(0, 12)}…` : ''}, verified ${apply.backup.verifiedAt ?? 'no'})` : 'none'}`,
       `- Workers: ${apply.workers ? `paused via ${apply.workers.method}${apply.workers.note ? ` (${apply.workers.note})` : ''}; ${apply.workers.resumed ? 'resumed' : 'NOT resumed'}` : 'not paused'}`,
       `- Lock retries: ${apply.lockRetries}`,
@@ -32,7 +33,12 @@ export function renderApplyMarkdown(run: ApiRun, apply: ApplyReport | null, roll
     if (apply.watch) {
       out.push('', '## Post-apply watch', '', `- Watched ${apply.watch.watchedSeconds} s: **${apply.watch.degraded ? 'DEGRADED' : 'healthy'}**. ${cell(apply.watch.detail)}`);
       if (apply.watch.baseline) out.push(`- Baseline: ${apply.watch.baseline.processedPerMinute}/min processed, failure rate ${apply.watch.baseline.failureRate}`);
-      if (apply.watch.during) out.push(`- After: ${apply.watch.during.processedPerMinute}/min processed, failure rate ${apply.watch.during.failureRate}, backlog ${apply.watch.during.backlog}`);
+      if (apply.watch.during) {
+        const invalid = apply.watch.during.invalid ? `, ${apply.watch.during.invalid} invalid client upload(s) (not counted as failures)` : '';
+        out.push(`- After: ${apply.watch.during.processedPerMinute}/min processed, ${apply.watch.during.failed} processing errors (rate ${apply.watch.during.failureRate})${invalid}, backlog ${apply.watch.during.backlog}`);
+      }
+    } else if (run.status === 'monitoring' && run.watch) {
+      out.push('', '## Post-apply watch', '', `- Running since ${run.watch.startedAt}, ends ${run.watch.endsAt}: this section fills in when it ends.`);
     }
     if (apply.notes.length) out.push('', '## Notes', '', ...apply.notes.map((n) => `- ${n}`));
   }

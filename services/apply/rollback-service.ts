@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import type pg from 'pg';
 import { exec, maybeOne, one, rows, transaction } from '../../database/db.js';
 import { isPgError, UNIQUE_VIOLATION } from '../../database/pg-errors.js';
@@ -12,7 +13,7 @@ import { appendEvent } from '../audit.js';
 import { createBackground } from '../background.js';
 import { processRecorder, runApplicationName } from '../child-processes.js';
 import type { ServiceContext } from '../context.js';
-import { conflict, forbidden, notFound, unprocessable } from '../errors.js';
+import { conflict, forbidden, notFound, ServiceError, unprocessable } from '../errors.js';
 import { readAppliedMigrations } from '../migrations/pending.js';
 import { sealedSnapshot } from '../migrations/snapshot.js';
 import { sealedSnapshotProblem } from '../migrations/snapshot-store.js';
@@ -35,6 +36,7 @@ import { claimDueRollbacks } from '../rollback-plan/scheduled.js';
 import type { RollbackPlan } from '../rollback-plan/types.js';
 import { insertPlannedRollbackRequest, rollbackAwaitingApproval } from '../../database/sql/rollback-plan.js';
 import { withPause } from './pauses.js';
+import { endWatchEarly } from './watch-end.js';
 
 export type { RollbackReport } from './rollback-report.js';
 
@@ -70,6 +72,8 @@ export interface RollbackRequest {
 
 // Runs that changed (or may have changed) the target and may be undone.
 const UNDOABLE: RunStatus[] = ['succeeded', 'failed', 'verification_failed', 'degraded', 'interrupted'];
+// A monitoring run may be asked about too: approving ends its watch first (services/apply/watch-end.ts).
+const REQUESTABLE: RunStatus[] = [...UNDOABLE, 'monitoring'];
 
 function present(row: PlannedRollbackRow): RollbackRequest {
   return {
@@ -140,8 +144,8 @@ export function createRollbackService(ctx: ServiceContext) {
     if (input.confirm !== run.environment) {
       throw unprocessable(`"confirm" must be the environment name ("${run.environment}").`, { errors: [{ path: 'body/confirm', message: 'must equal the environment name' }] });
     }
-    if (!UNDOABLE.includes(run.status as RunStatus)) {
-      throw conflict(`Run ${runId} is ${run.status}; only a run that reached the target (${UNDOABLE.join(', ')}) can be rolled back or restored.`, { currentStatus: run.status });
+    if (!REQUESTABLE.includes(run.status as RunStatus)) {
+      throw conflict(`Run ${runId} is ${run.status}; only a run that reached the target (${REQUESTABLE.join(', ')}) can be rolled back or restored.`, { currentStatus: run.status });
     }
     if (input.mode === 'down') {
       const blocker = await downBlocker(run, env);
@@ -178,7 +182,8 @@ export function createRollbackService(ctx: ServiceContext) {
     const approvedPlan = input.decision === 'approve' && pending ? await checkApprovedPlan(ctx, runId, pending.mode, input.planDigest) : null;
     // The apply lock is taken before the run moves to rolling_back/restoring (as for an apply):
     // an in-flight run with a free lock always means its owner died.
-    const runLock = await tryLockRun(control, runId);
+    if (approvedPlan && pending) await endWatchFor(runId, principal, pending);
+    const runLock = await lockRunWaiting(runId, approvedPlan ? lease.ms + 2000 : 0);
     if (!runLock) throw conflict(`Run ${runId} is being worked on by another process (an apply, a re-apply or a reconciliation); try again shortly.`);
     let handedOff = false;
     try {
@@ -216,6 +221,33 @@ export function createRollbackService(ctx: ServiceContext) {
       return present(row);
     } finally {
       if (!handedOff) await runLock.release();
+    }
+  }
+
+  /**
+   * Approving the undo of a monitoring run ends its watch first, on what it
+   * saw so far (audited watch.ended_early, the run succeeded or degraded), so
+   * the run reaches a status a rollback starts from; the watcher, wherever
+   * it runs, loses its lease with that change and lets go of the run lock.
+   */
+  async function endWatchFor(runId: string, principal: Principal, pending: RollbackRow): Promise<void> {
+    const run = await loadRun(runId);
+    if (run.status !== 'monitoring') return;
+    try {
+      await endWatchEarly(ctx, runId, principal.subject, `${pending.mode === 'down' ? 'rollback' : 'restore'} request approved`, { requestId: pending.id });
+    } catch (err) {
+      // The watch ended meanwhile on its own: the run is where a rollback starts from anyway.
+      if (!(err instanceof ServiceError && err.statusCode === 409)) throw err;
+    }
+  }
+
+  /** The run lock, waiting up to `ms` for a watcher that just lost its lease to let go of it. */
+  async function lockRunWaiting(runId: string, ms: number): Promise<RunLock | null> {
+    const until = Date.now() + ms;
+    for (;;) {
+      const lock = await tryLockRun(control, runId);
+      if (lock || Date.now() >= until) return lock;
+      await sleep(100);
     }
   }
 
@@ -283,7 +315,8 @@ export function createRollbackService(ctx: ServiceContext) {
       report.finishedAt = new Date().toISOString();
       if (paused && (!failure || env.workers.resumeOnFailure)) {
         try {
-          await resumeWorkers(paused, { environment: env, targetUrl, runId: run.id, actor, reason: `${phase} ${report.outcome}`, log: runLog.phase('workers'), applicationName: runApplicationName(run.id, 'resume'), onSpawn: spawned('resume'), adopt: pauses });
+          const resumed = await resumeWorkers(paused, { environment: env, targetUrl, runId: run.id, actor, reason: `${phase} ${report.outcome}`, log: runLog.phase('workers'), applicationName: runApplicationName(run.id, 'resume'), onSpawn: spawned('resume'), adopt: pauses });
+          if (resumed === 'not-configured') report.notes.push(`Workers: not configured after the ${phase} (no etl_control table on the target), nothing to resume.`);
         } catch (err) {
           report.notes.push(`Resuming workers failed: ${(err as Error).message}`);
         }

@@ -1,10 +1,10 @@
-import { exec, transaction } from '../../database/db.js';
+import { exec, maybeOne, transaction } from '../../database/db.js';
 import { mergeApplyState } from '../../database/sql/apply.js';
-import type { RunRow } from '../../database/sql/runs.js';
+import { selectRunStatus, type RunRow } from '../../database/sql/runs.js';
 import { appendEvent } from '../audit.js';
 import type { ServiceContext } from '../context.js';
 import { watchEtl } from '../verify/watch.js';
-import { finishApply, type ApplyReport } from './apply-report.js';
+import { finishApply, RunMovedOn, type ApplyReport } from './apply-report.js';
 import type { ApplyState } from './apply-state.js';
 import { runApplicationName } from '../child-processes.js';
 import { runLogger } from './run-log.js';
@@ -47,10 +47,12 @@ export async function completeWatch(ctx: ServiceContext, run: RunRow & { apply_s
       report.notes.push(`Resuming workers failed: ${(err as Error).message}`);
     }
   }
-  const watch = await watchEtl((fn) => ctx.targets.withClient(env, fn), state.watch?.baseline ?? null, window, env.verify.degradeFactor, {
+  const watch = await watchEtl((fn) => ctx.targets.withClient(env, fn), state.watch?.baseline ?? null, window, env.verify, {
     signal: stop, retryMs: env.verify.watchRetryMinutes * 60_000,
   });
   if (!watch) {
+    // Stopped because someone ended the watch early (the lease was revoked with the run's status change): nothing to hand off.
+    if (await endedElsewhere(ctx, run.id)) return 'finished';
     const why = stop.reason instanceof Error ? stop.reason.message : 'this process is stopping';
     await transaction(ctx.control, (client) => appendEvent(client, { runId: run.id, environment: env.name, type: 'watch.handed_off', actor, details: { endsAt: window.endsAt, reason: why } }));
     await runLog.write('monitor', 'info', `watch handed off (${why}); any replica ends it at ${window.endsAt}`);
@@ -58,15 +60,27 @@ export async function completeWatch(ctx: ServiceContext, run: RunRow & { apply_s
     return 'handed-off';
   }
   report.watch = watch;
-  report.outcome = 'succeeded';
+  report.outcome = watch.degraded ? 'degraded' : 'succeeded';
   report.finishedAt = new Date().toISOString();
+  const watchState = { watch: { ...state.watch, window, baseline: state.watch?.baseline ?? null, verdict: watch.degraded ? 'degraded' : 'healthy', endedAt: report.finishedAt, endedEarly: false } };
+  try {
+    if (watch.degraded) {
+      report.notes.push(`Degraded: ${watch.detail} ${RUNBOOK_ON_DEGRADED}`);
+      await finishApply(ctx.control, run.id, run.digest, report, 'degraded', { code: 'degraded', message: watch.detail }, ['monitoring'], watchState);
+    } else {
+      await finishApply(ctx.control, run.id, run.digest, report, 'succeeded', null, ['monitoring'], watchState);
+    }
+  } catch (err) {
+    // Ended early by someone else between the watch's end and this verdict: theirs stands.
+    if (err instanceof RunMovedOn) return 'finished';
+    throw err;
+  }
   await runLog.write('monitor', watch.degraded ? 'warn' : 'info', watch.detail);
   await runLog.flush();
-  if (watch.degraded) {
-    report.notes.push(`Degraded: ${watch.detail} ${RUNBOOK_ON_DEGRADED}`);
-    await finishApply(ctx.control, run.id, run.digest, report, 'degraded', { code: 'degraded', message: watch.detail }, ['monitoring']);
-  } else {
-    await finishApply(ctx.control, run.id, run.digest, report, 'succeeded', null, ['monitoring']);
-  }
   return 'finished';
+}
+
+async function endedElsewhere(ctx: ServiceContext, runId: string): Promise<boolean> {
+  const row = await maybeOne<{ status: string }>(ctx.control, selectRunStatus(runId));
+  return row != null && row.status !== 'monitoring';
 }

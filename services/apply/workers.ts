@@ -179,16 +179,19 @@ async function unpause(client: pg.Client, opts: WorkerOptions): Promise<void> {
   }
 }
 
-async function resumeSql(state: PauseState, opts: WorkerOptions): Promise<void> {
+async function resumeSql(state: PauseState, opts: WorkerOptions): Promise<ResumeOutcome> {
   if (state.note === NO_ETL_CONTROL_NOTE) {
     opts.log('nothing was paused (no etl_control table at pause time); nothing to resume');
-    return;
+    return 'not-configured';
   }
   if (state.note?.startsWith(ALREADY_PAUSED_NOTE)) {
     opts.log('workers were paused before this run; leaving them paused');
     return;
   }
   const lifted = await withClient(opts, 'clearing etl_control.paused', async (client) => {
+    // A rollback's down migration (or a restore) may have removed etl_control with the pause flag in it:
+    // no table, no workers to hold back, which is not a failure to resume.
+    if (!(await one<{ exists: boolean }>(client, etlControlExists())).exists) return 'gone' as const;
     const current = await maybeOne<{ paused: boolean; reason: string | null; changed_by: string | null }>(client, readEtlControl());
     // Someone paused the ETL for their own reason meanwhile (an operator during the apply): theirs to lift.
     const ours = current?.changed_by === state.pausedBy && current?.reason === state.pauseReason;
@@ -199,8 +202,15 @@ async function resumeSql(state: PauseState, opts: WorkerOptions): Promise<void> 
     await setPaused(client, false, opts);
     return true;
   });
+  if (lifted === 'gone') {
+    opts.log('no etl_control table any more (the work removed it): no workers to resume');
+    return 'not-configured';
+  }
   if (lifted) opts.log('cleared etl_control.paused: workers resume');
 }
+
+/** not-configured: the sql method found no etl_control table, so there were no workers to resume. */
+export type ResumeOutcome = 'not-configured' | void;
 
 // ---------------------------------------------------------------- command
 
@@ -364,7 +374,7 @@ export async function liftOwnPause(pauses: OwnPause[], opts: WorkerOptions): Pro
 }
 
 /** Undoes pauseWorkers with the state it returned (as stored with the run). */
-export async function resumeWorkers(state: PauseState, opts: WorkerOptions): Promise<void> {
+export async function resumeWorkers(state: PauseState, opts: WorkerOptions): Promise<ResumeOutcome> {
   const pause = opts.environment.workers.pause;
   if (pause.method !== state.method) {
     throw new WorkerPauseError(`workers were paused with the ${state.method} method but ${opts.environment.name} now uses ${pause.method}: resume them by hand`);

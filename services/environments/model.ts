@@ -48,6 +48,8 @@ export interface VerifyConfig {
   smokeEtl: boolean;
   watchMinutes: number;
   degradeFactor: number;
+  /** The fewest new ETL processing errors that can make a run degraded, whatever the ratio. */
+  degradeMinFailures: number;
   /** How long past the watch's end the verdict query is retried while the target is unreachable (minutes). */
   watchRetryMinutes: number;
 }
@@ -280,7 +282,11 @@ function parseWorkerPause(value: unknown, key: string): WorkerPauseConfig {
 }
 
 function parseVerify(value: unknown, key: string): VerifyConfig {
-  const v = value === undefined ? {} : object(value, key, ['tables', 'indexes', 'smokeEtl', 'watchMinutes', 'degradeFactor', 'watchRetryMinutes']);
+  const v = value === undefined ? {} : object(value, key, ['tables', 'indexes', 'smokeEtl', 'watchMinutes', 'degradeFactor', 'degradeMinFailures', 'watchRetryMinutes']);
+  const degradeMinFailures = v.degradeMinFailures === undefined ? 10 : v.degradeMinFailures;
+  if (typeof degradeMinFailures !== 'number' || !Number.isInteger(degradeMinFailures) || degradeMinFailures < 1 || degradeMinFailures > 1_000_000) {
+    throw new ConfigError(`${key}.degradeMinFailures`, 'must be an integer from 1 to 1000000');
+  }
   const degradeFactor = v.degradeFactor === undefined ? 2 : v.degradeFactor;
   if (typeof degradeFactor !== 'number' || !(degradeFactor >= 1) || degradeFactor > 100) {
     throw new ConfigError(`${key}.degradeFactor`, 'must be a number from 1 to 100');
@@ -291,6 +297,7 @@ function parseVerify(value: unknown, key: string): VerifyConfig {
     smokeEtl: v.smokeEtl === undefined ? true : boolean(v.smokeEtl, `${key}.smokeEtl`),
     watchMinutes: v.watchMinutes === undefined ? 1 : minutes(v.watchMinutes, `${key}.watchMinutes`),
     degradeFactor,
+    degradeMinFailures,
     watchRetryMinutes: v.watchRetryMinutes === undefined ? 2 : minutes(v.watchRetryMinutes, `${key}.watchRetryMinutes`),
   };
 }

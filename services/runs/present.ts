@@ -19,6 +19,18 @@ export interface ApiRun {
   backup: { id: string; method: string; sizeBytes: number | null; sha256: string | null; verifiedAt: string | null } | null;
   error: RunRow['error'];
   progress: NonNullable<RunRow['progress']> | null;
+  /** The post-apply watch: null before it started; verdict null while it runs. */
+  watch: { startedAt: string; endsAt: string; verdict: 'healthy' | 'degraded' | null; endedAt: string | null; endedEarly: boolean } | null;
+}
+
+function presentWatch(row: RunRow): ApiRun['watch'] {
+  // The view query selects apply_state->'watch'; the services' full rows carry apply_state itself.
+  const watch = row.watch ?? (row as RunRow & { apply_state?: { watch?: RunRow['watch'] } }).apply_state?.watch ?? null;
+  if (!watch?.window) return null;
+  return {
+    startedAt: watch.window.startedAt, endsAt: watch.window.endsAt, verdict: watch.verdict ?? null,
+    endedAt: watch.endedAt ?? null, endedEarly: watch.endedEarly === true,
+  };
 }
 
 const iso = (value: string | Date | null): string | null => (value === null ? null : new Date(value).toISOString());
@@ -58,5 +70,6 @@ export function presentRun(row: RunRow): ApiRun {
     },
     error: row.error,
     progress: row.progress ?? null,
+    watch: presentWatch(row),
   };
 }

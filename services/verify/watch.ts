@@ -9,7 +9,10 @@ export interface EtlRates {
   from: string;
   to: string;
   processed: number;
+  /** Processing errors: what a migration can cause, and what degradation is judged on. */
   failed: number;
+  /** Bad client uploads (etl_errors.error_type 'invalid_snapshot'): the clients' fault, counted apart (absent in old reports). */
+  invalid?: number;
   backlog: number;
   processedPerMinute: number;
   failureRate: number;
@@ -55,8 +58,6 @@ export type Connect = <T>(fn: (client: pg.ClientBase) => Promise<T>) => Promise<
 
 // The baseline looks back at least this far, so a quiet minute is not a baseline.
 const BASELINE_MINUTES = 15;
-// A handful of failures is noise, whatever the rate.
-const MIN_FAILURES = 3;
 const MIN_FAILURE_RATE = 0.02;
 
 export async function etlRates(client: pg.ClientBase, from: Date, to: Date): Promise<EtlRates | null> {
@@ -64,8 +65,9 @@ export async function etlRates(client: pg.ClientBase, from: Date, to: Date): Pro
   for (const table of ['public.etl_errors', 'public.hero_snapshots']) {
     if (!(await one<{ exists: boolean }>(client, tableExists(table))).exists) return null;
   }
-  const a = await one<{ processed: number; failed: number; backlog: number }>(client, etlActivity(from, to));
+  const a = await one<{ processed: number; failed: number; invalid: number; backlog: number }>(client, etlActivity(from, to));
   const minutes = Math.max((to.getTime() - from.getTime()) / 60_000, 1 / 60);
+  // Invalid uploads are neither processed nor processing errors: they stay out of the rate.
   const attempts = a.processed + a.failed;
   return {
     from: from.toISOString(), to: to.toISOString(), ...a,
@@ -80,16 +82,30 @@ export function baselineWindow(applyStartedAt: Date, watchMinutes: number): { fr
   return { from: new Date(applyStartedAt.getTime() - minutes * 60_000), to: applyStartedAt };
 }
 
-/** Whether the watch shows a regression beyond `factor`, and why. */
-export function judge(baseline: EtlRates | null, during: EtlRates, factor: number): { degraded: boolean; detail: string } {
+export interface DegradeRule {
+  degradeFactor: number;
+  /** Fewer new processing errors than this is noise, whatever the ratio (verify.degradeMinFailures). */
+  degradeMinFailures: number;
+}
+
+/**
+ * Whether the watch shows a regression: degraded needs both at least
+ * `degradeMinFailures` processing errors and a failure rate beyond
+ * `degradeFactor` times the baseline's (or a throughput collapse with a
+ * backlog). Invalid client uploads never count: they say nothing about the
+ * migration.
+ */
+export function judge(baseline: EtlRates | null, during: EtlRates, rule: DegradeRule): { degraded: boolean; detail: string } {
+  const factor = rule.degradeFactor;
   const failLimit = Math.max(baseline?.failureRate ?? 0, MIN_FAILURE_RATE) * factor;
-  if (during.failed >= MIN_FAILURES && during.failureRate > failLimit) {
-    return { degraded: true, detail: `ETL failure rate ${during.failureRate} (${during.failed} failures) after the apply exceeds ${factor}x the baseline (${baseline?.failureRate ?? 0}).` };
+  const invalid = during.invalid ? ` ${during.invalid} invalid client upload(s) were rejected and are not counted as failures.` : '';
+  if (during.failed >= rule.degradeMinFailures && during.failureRate > failLimit) {
+    return { degraded: true, detail: `ETL failure rate ${during.failureRate} (${during.failed} processing errors, at least ${rule.degradeMinFailures} needed) after the apply exceeds ${factor}x the baseline (${baseline?.failureRate ?? 0}).${invalid}` };
   }
   if (baseline && baseline.processedPerMinute > 0 && during.backlog > 0 && during.processedPerMinute < baseline.processedPerMinute / factor) {
-    return { degraded: true, detail: `ETL processing fell to ${during.processedPerMinute}/min with a backlog of ${during.backlog}, below 1/${factor} of the baseline ${baseline.processedPerMinute}/min.` };
+    return { degraded: true, detail: `ETL processing fell to ${during.processedPerMinute}/min with a backlog of ${during.backlog}, below 1/${factor} of the baseline ${baseline.processedPerMinute}/min.${invalid}` };
   }
-  return { degraded: false, detail: `ETL healthy after the apply: ${during.processed} processed, ${during.failed} failed (rate ${during.failureRate}).` };
+  return { degraded: false, detail: `ETL healthy after the apply: ${during.processed} processed, ${during.failed} processing errors (rate ${during.failureRate}).${invalid}` };
 }
 
 export function watchWindow(from: Date, watchMinutes: number): WatchWindow {
@@ -122,7 +138,7 @@ async function pause(ms: number, signal: AbortSignal): Promise<boolean> {
  * a degraded run whose report says the ETL could not be observed.
  * Resolves null when `signal` stops the watch (the run stays monitoring).
  */
-export async function watchEtl(connect: Connect, baseline: EtlRates | null, window: WatchWindow, factor: number, opts: WatchOptions): Promise<WatchOutcome | null> {
+export async function watchEtl(connect: Connect, baseline: EtlRates | null, window: WatchWindow, rule: DegradeRule, opts: WatchOptions): Promise<WatchOutcome | null> {
   const startedAt = new Date(window.startedAt);
   const endsAt = new Date(window.endsAt);
   const outages: WatchOutage[] = [];
@@ -174,6 +190,6 @@ export async function watchEtl(connect: Connect, baseline: EtlRates | null, wind
     return { ...base, degraded: true, detail: `The ETL could not be observed after the apply: the target was still unreachable ${Math.round(opts.retryMs / 1000)} s after the watch ended, so its health is unknown.${outageNote}` };
   }
   if (!during) return { ...base, degraded: false, detail: `No ETL tables on the target: nothing to watch.${outageNote}` };
-  const verdict = judge(baseline, during, factor);
+  const verdict = judge(baseline, during, rule);
   return { ...base, ...verdict, detail: `${verdict.detail}${outageNote}` };
 }

@@ -1,3 +1,4 @@
+import { RUN_STATUSES } from '../../services/runs/state-machine.js';
 import { REQUEST_TIMEOUT_MS, type Client } from './client.js';
 import { enc } from './context.js';
 import { ApiError, UnreachableError } from './errors.js';
@@ -7,19 +8,37 @@ import { eventSubject, type AuditEvent, type Run } from './format.js';
 // `runs wait`: follow the run until it reaches a target, ends badly, or time runs out.
 
 export const WAIT_TARGETS = ['preflight', 'approved', 'applied', 'done'] as const;
-export type WaitTarget = (typeof WAIT_TARGETS)[number];
+export type WaitPoint = (typeof WAIT_TARGETS)[number];
+/** A named point of the good path, or the run statuses any of which ends the wait (e.g. restored, or rolled_back,restored). */
+export type WaitTarget = WaitPoint | readonly string[];
+
+/** Statuses a run never leaves: waiting on for any other status is hopeless. */
+const FINAL = ['rejected', 'cancelled', 'rolled_back', 'restored'];
+
+/** Parses --until: a point, or a comma-separated list of run statuses. */
+export function parseWaitTarget(value: string): WaitTarget | { error: string } {
+  if ((WAIT_TARGETS as readonly string[]).includes(value)) return value as WaitPoint;
+  const statuses = value.split(',').map((v) => v.trim()).filter(Boolean);
+  const unknown = statuses.filter((v) => !(RUN_STATUSES as readonly string[]).includes(v));
+  if (!statuses.length || unknown.length) {
+    return { error: `${unknown.length ? `Unknown status ${unknown.join(', ')}. ` : ''}Expected ${WAIT_TARGETS.join(', ')}, or run statuses separated by commas (${RUN_STATUSES.join(', ')}).` };
+  }
+  return statuses;
+}
+
+export const describeTarget = (target: WaitTarget): string => (typeof target === 'string' ? target : target.join(' or '));
 export type Verdict = 'wait' | 'ok' | 'bad';
 
 /** From approval onwards, the statuses of a run that is going well. */
 const GOOD_PATH = ['approved', 'scheduled', 'applying', 'verifying', 'monitoring', 'succeeded'];
 /** Statuses a run does not come back from (for our purposes): waiting longer cannot reach any target. */
 const BAD_END = ['preflight_failed', 'rejected', 'failed', 'verification_failed', 'degraded', 'cancelled', 'rolled_back', 'restored', 'interrupted'];
-const BEFORE: Record<Exclude<WaitTarget, 'done'>, string[]> = {
+const BEFORE: Record<Exclude<WaitPoint, 'done'>, string[]> = {
   preflight: ['created', 'preflight_running'],
   approved: ['created', 'preflight_running', 'awaiting_approval'],
   applied: ['created', 'preflight_running', 'awaiting_approval', 'approved', 'scheduled', 'applying', 'verifying'],
 };
-const REACHED: Record<Exclude<WaitTarget, 'done'>, string[]> = {
+const REACHED: Record<Exclude<WaitPoint, 'done'>, string[]> = {
   preflight: ['awaiting_approval', ...GOOD_PATH],
   approved: GOOD_PATH,
   applied: ['monitoring', 'succeeded'],
@@ -27,6 +46,11 @@ const REACHED: Record<Exclude<WaitTarget, 'done'>, string[]> = {
 
 /** Whether a run in `status` has reached `target`, must be waited on, or can no longer get there. */
 export function judge(target: WaitTarget, status: string): Verdict {
+  if (typeof target !== 'string') {
+    // Statuses asked for by name: reaching one is success, whatever it is (a restore followed to restored).
+    if (target.includes(status)) return 'ok';
+    return FINAL.includes(status) ? 'bad' : 'wait';
+  }
   if (BAD_END.includes(status)) return 'bad';
   if (target === 'done') return status === 'succeeded' ? 'ok' : 'wait';
   if (REACHED[target].includes(status)) return 'ok';
@@ -138,6 +162,8 @@ async function followStream(client: Client, id: string, opts: WaitOptions, state
         lastId = Math.max(lastId, event.id);
         if (seen.has(event.id)) continue;
         if (event.to) state.run = { ...state.run, status: event.to };
+        // The running step's progress lives on the run, not in the event: read it when a migration step changes.
+        if (event.type.startsWith('migration.')) await latest(client, id, state);
         if (isPhase(event)) state.report(event);
         if (event.to && judge(opts.target, event.to) !== 'wait') {
           // The run itself (not the event) is the answer.

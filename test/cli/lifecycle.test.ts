@@ -219,6 +219,16 @@ describe('sfm drives a run end to end', () => {
     const waited = await sfm(url, ['runs', 'wait', id, ...FAST], { as: 'vic' });
     exits(waited, 1, 'wait on a rolled back run');
     assert.match(waited.stderr, new RegExp(`^error: run ${id} ended rolled_back\n$`, 'm'));
+    // Asked to follow the rollback to its end: reaching one of the statuses named is success.
+    const followed = await sfm(url, ['runs', 'wait', id, '--until', 'rolled_back,restored', ...FAST], { as: 'vic' });
+    exits(followed, 0, 'wait --until rolled_back,restored');
+    assert.match(followed.stdout, new RegExp(`^run ${id} reached rolled_back or restored: status=rolled_back\n$`));
+    const notThere = await sfm(url, ['runs', 'wait', id, '--until', 'restored', ...FAST], { as: 'vic' });
+    exits(notThere, 1, 'wait --until restored on a rolled back run');
+    assert.match(notThere.stderr, new RegExp(`ended rolled_back before reaching restored`));
+    const unknown = await sfm(url, ['runs', 'wait', id, '--until', 'restored,finished', ...FAST], { as: 'vic' });
+    exits(unknown, 2, 'wait --until with an unknown status');
+    assert.match(unknown.stderr, /Unknown status finished/);
   });
 });
 

@@ -84,7 +84,7 @@ describe('validateCommandLine', () => {
       [['runs', 'override', ID, '--reject'], /--reject needs --comment/],
       [['--json', 'runs', 'report', ID, '--format', 'md'], /--json prints JSON/],
       [['runs', 'report', ID, '--format', 'html'], /Allowed choices are json, md/],
-      [['runs', 'wait', ID, '--until', 'finished'], /Allowed choices are preflight, approved, applied, done/],
+      [['runs', 'wait', ID, '--until', 'finished'], /Unknown status finished. Expected preflight, approved, applied, done, or run statuses/],
       [['runs', 'wait', ID, '--timeout', 'soon'], /duration/],
       [['windows'], /missing required argument 'environment'/],
       [['windows', 'production', '--count', '1000'], /whole number from 1 to 100/],

@@ -151,6 +151,7 @@ describe('environments in migration-config.js', () => {
     assert.equal(production!.databaseUrlEnv, 'PRODUCTION_DATABASE_URL');
     assert.match(production!.migrationsDir, /database\/migrations$/);
     assert.deepEqual(production!.verify.tables, ['hero_snapshots', 'user_profile_summary', 'user_troops']);
+    assert.equal(production!.verify.degradeMinFailures, 10, 'the default minimum of new processing errors');
     assert.equal(production!.apply.mode, 'confirm');
     assert.equal(staging!.apply.mode, 'auto');
   });
@@ -185,6 +186,9 @@ describe('environments in migration-config.js', () => {
     refuse(env({ workers: { pause: { method: 'command', pause: 'kubectl scale --replicas=0' } } }), 'environments.staging.workers.pause.resume');
     refuse(env({ verify: { tables: ['Robert"); DROP'] } }), 'environments.staging.verify.tables[0]');
     refuse(env({ verify: { degradeFactor: 0.5 } }), 'environments.staging.verify.degradeFactor');
+    refuse(env({ verify: { degradeMinFailures: 0 } }), 'environments.staging.verify.degradeMinFailures');
+    refuse(env({ verify: { degradeMinFailures: 2.5 } }), 'environments.staging.verify.degradeMinFailures');
+    refuse(env({ verify: { degradeMinFailures: '10' } }), 'environments.staging.verify.degradeMinFailures');
     refuse(env({ notify: [{ kind: 'pager', urlEnv: 'X' }] }), 'environments.staging.notify[0].kind');
     refuse({ environments: { a: { databaseUrlEnv: 'SAME' }, b: { databaseUrlEnv: 'SAME' } } }, 'environments.b.databaseUrlEnv');
   });

@@ -179,25 +179,57 @@ describe('post-apply verification', () => {
 });
 
 describe('post-apply watch and the in-process worker', () => {
-  test('failures rising after the apply mark the run degraded; the worker counts what it processed', async () => {
+  test('invalid client uploads after the apply are counted apart and do not degrade the run; the worker counts what it processed', async () => {
     await writeMigrations(dir, repo);
     t.app.services.etlWorkers.start();
     const id = await applyRun('staging', async () => {
-      // Workers are resumed and the watch runs: feed the worker snapshots that fail.
+      // Workers are resumed and the watch runs: feed the worker snapshots that are invalid (schemaVersion 2).
       for (let i = 0; i < 6; i++) {
         await t.targets.staging.query(`INSERT INTO hero_snapshots (user_id, raw) VALUES ($1, '{"schemaVersion": 2}')`, [`bad-${i}`]);
       }
       await t.targets.staging.query(`INSERT INTO hero_snapshots (user_id, raw) VALUES ('good', $1)`, [JSON.stringify({
         schemaVersion: 1, player: { id: 'good', name: 'Good', level: 1 }, heroes: [], troops: [],
       })]);
+      // Wait until the worker rejected all six, inside the watch window.
+      for (let i = 0; (await t.targets.staging.query(`SELECT count(*)::int AS n FROM etl_errors WHERE error_type = 'invalid_snapshot'`)).rows[0].n < 6; i++) {
+        assert.ok(i < 200, 'the worker never rejected the invalid snapshots');
+        await new Promise((r) => setTimeout(r, 10));
+      }
     });
-    assert.equal(await runStatus(id), 'degraded');
+    assert.equal(await runStatus(id), 'succeeded');
     const r = await report(id);
-    assert.equal(r.watch.degraded, true);
-    assert.match(r.watch.detail, /failure rate/);
-    assert.ok(r.watch.during.failed >= 6, JSON.stringify(r.watch.during));
+    assert.equal(r.watch.degraded, false, r.watch.detail);
+    assert.equal(r.watch.during.invalid, 6, JSON.stringify(r.watch.during));
+    assert.equal(r.watch.during.failed, 0, 'invalid uploads are not processing errors');
+    assert.match(r.watch.detail, /6 invalid client upload/);
     const metrics = t.app.services.metrics;
     assert.equal((await metrics.etlFailed.get()).values.find((v) => v.labels.environment === 'staging')?.value, 6);
     assert.ok(((await metrics.etlProcessed.get()).values.find((v) => v.labels.environment === 'staging')?.value ?? 0) >= 1);
+  });
+
+  test('processing errors beyond the minimum and the ratio degrade the run, and its report says DEGRADED', async () => {
+    await writeMigrations(dir, repo);
+    const id = await applyRun('staging', async () => {
+      await t.targets.staging.query(`INSERT INTO etl_errors (error_type, message) SELECT 'processing_error', 'deadlock detected ' || g FROM generate_series(1, 10) g`);
+    });
+    assert.equal(await runStatus(id), 'degraded');
+    const r = await report(id);
+    assert.equal(r.outcome, 'degraded');
+    assert.match(r.watch.detail, /10 processing errors, at least 10 needed/);
+    const md = (await api('get', `/v1/runs/${id}/report?format=md`, 'vic')).text;
+    assert.match(md, /Status: \*\*degraded\*\*/);
+    assert.match(md, /Outcome: \*\*DEGRADED\*\*/);
+    assert.doesNotMatch(md, /SUCCEEDED/);
+  });
+
+  test('fewer processing errors than verify.degradeMinFailures never degrade, whatever the ratio', async () => {
+    await writeMigrations(dir, repo);
+    const id = await applyRun('staging', async () => {
+      await t.targets.staging.query(`INSERT INTO etl_errors (error_type, message) SELECT 'processing_error', 'deadlock detected ' || g FROM generate_series(1, 9) g`);
+    });
+    assert.equal(await runStatus(id), 'succeeded');
+    const r = await report(id);
+    assert.equal(r.watch.during.failed, 9);
+    assert.equal(r.watch.degraded, false);
   });
 });

@@ -1,11 +1,21 @@
 import { writeFile } from 'node:fs/promises';
-import { Command, Option } from 'commander';
+import { Command, InvalidArgumentError, Option } from 'commander';
 import { RUN_STATUSES } from '../../../services/runs/state-machine.js';
 import { action, enc, globalsOf, type Runtime, type Session } from '../context.js';
 import { ApiError, LocalError, RunEndedError, UsageError, WaitTimeoutError } from '../errors.js';
 import { approvalsLine, block, eventRows, indent, runRows, showRun, table, time, truncate, type AuditEvent, type Run } from '../format.js';
 import { choiceParser, durationParser, formatDuration, intParser, isoTimeParser, isPlaceholder, textParser } from '../values.js';
-import { judge, waitForRun, WAIT_TARGETS, type WaitTarget } from '../wait.js';
+import { describeTarget, judge, parseWaitTarget, waitForRun, type WaitTarget } from '../wait.js';
+
+/** --until: a named point or a comma-separated list of run statuses. */
+function waitTargetParser(rt: { checking: boolean }) {
+  return (value: string): WaitTarget => {
+    if (rt.checking && isPlaceholder(value)) return 'done';
+    const parsed = parseWaitTarget(value);
+    if (typeof parsed === 'object' && 'error' in parsed) throw new InvalidArgumentError(parsed.error);
+    return parsed;
+  };
+}
 import { planText, type RollbackPlan } from '../plan-format.js';
 import { overrideCommand } from './override.js';
 
@@ -305,8 +315,8 @@ export function runsCommand(rt: Runtime, parent: Command): void {
     .command('wait')
     .description('wait until the run reaches a point; progress (status, phase) goes to stderr')
     .argument('<id>', 'run id')
-    .addOption(new Option('--until <point>', 'preflight (awaiting approval), approved, applied (verified, monitoring) or done (succeeded)')
-      .argParser(choiceParser(rt, WAIT_TARGETS)).default('done'))
+    .addOption(new Option('--until <point>', 'preflight (awaiting approval), approved, applied (verified, monitoring), done (succeeded), or run statuses separated by commas (e.g. restored, or succeeded,degraded)')
+      .argParser(waitTargetParser(rt)).default('done'))
     .addOption(new Option('--timeout <duration>', 'give up after this long, exit 4 (e.g. 90s, 30m, 2h)')
       .argParser(durationParser(rt, 1000, 7 * 24 * 3_600_000)).default(30 * 60_000, '30m'))
     .addOption(new Option('--interval <duration>', 'poll every (e.g. 500ms, 2s)').argParser(durationParser(rt, 100, 3_600_000)).default(2000, '2s'))
@@ -316,12 +326,12 @@ export function runsCommand(rt: Runtime, parent: Command): void {
       const run = result.run;
       if (s.json) s.io.out(`${JSON.stringify(run, null, 2)}\n`);
       if (result.outcome === 'timeout') {
-        throw new WaitTimeoutError(`timed out after ${formatDuration(opts.timeout)} waiting for run ${run.id} to reach ${opts.until} (status=${run.status})`);
+        throw new WaitTimeoutError(`timed out after ${formatDuration(opts.timeout)} waiting for run ${run.id} to reach ${describeTarget(opts.until)} (status=${run.status})`);
       }
       if (result.outcome === 'bad') {
         const why = run.error?.message ? `: ${run.error.message.replace(/\s+/g, ' ').trim()}` : '';
-        throw new RunEndedError(`run ${run.id} ended ${run.status}${opts.until === 'done' ? '' : ` before reaching ${opts.until}`}${why}`);
+        throw new RunEndedError(`run ${run.id} ended ${run.status}${opts.until === 'done' ? '' : ` before reaching ${describeTarget(opts.until)}`}${why}`);
       }
-      if (!s.json) s.io.out(`run ${run.id} ${judge(opts.until, run.status) === 'ok' ? 'reached' : 'is at'} ${opts.until}: status=${run.status}\n`);
+      if (!s.json) s.io.out(`run ${run.id} ${judge(opts.until, run.status) === 'ok' ? 'reached' : 'is at'} ${describeTarget(opts.until)}: status=${run.status}\n`);
     }));
 }
