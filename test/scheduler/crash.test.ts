@@ -110,15 +110,15 @@ test('kill -9 mid-apply: the next process marks the run interrupted with an accu
   const r = report.reconciliation;
   assert.equal(r.previousStatus, 'applying');
   assert.match(r.lease.owner, /:\d+:/);
-  // The apply ledgers a runner call's migrations when the call returns: 2000 landed, the ledger write never happened.
+  // The apply ledgers each migration as it commits (issue 17's live progress): 2000 landed and is ledgered.
   assert.deepEqual(r.migrations, [
-    { name: '2000_add-note', inTarget: true, inLedger: false },
+    { name: '2000_add-note', inTarget: true, inLedger: true },
     { name: '3000_slow-index', inTarget: false, inLedger: false },
     { name: '4000_add-score', inTarget: false, inLedger: false },
   ]);
   assert.deepEqual(r.landed, ['2000_add-note']);
-  assert.deepEqual(r.ledgerMismatch, ['2000_add-note']);
-  assert.deepEqual(r.ledgerRepaired, ['2000_add-note']);
+  assert.deepEqual(r.ledgerMismatch, []);
+  assert.deepEqual(r.ledgerRepaired, []);
   const ledger = await control.query('SELECT name, sha256, run_id FROM migration_ledger ORDER BY name');
   assert.deepEqual(ledger.rows, [{ name: '2000_add-note', sha256: run.migrations[0].sha256, run_id: id }], 'the ledger now records exactly what landed');
   assert.deepEqual(r.invalidIndexes, [{ index: 'accounts_slow_idx', table: 'accounts' }]);
@@ -137,7 +137,8 @@ test('kill -9 mid-apply: the next process marks the run interrupted with an accu
   const { rows: events } = await control.query('SELECT type FROM run_events WHERE run_id = $1 ORDER BY id', [id]);
   const types = events.map((e) => e.type as string);
   assert.equal(types.filter((x) => x === 'apply.started').length, 1);
-  assert.equal(types.filter((x) => x === 'ledger.reconciled').length, 1);
+  assert.equal(types.filter((x) => x === 'ledger.reconciled').length, 0, 'nothing to repair: the ledger was written as 2000 committed');
+  assert.equal(types.filter((x) => x === 'migration.applied').length, 1);
   assert.equal(types.filter((x) => x === 'run.interrupted').length, 1);
   const { rows: applied } = await target.query('SELECT name, count(*)::int AS n FROM pgmigrations GROUP BY name ORDER BY name');
   assert.deepEqual(applied.map((x) => [x.name, x.n]), [['1000_etl-control', 1], ['1100_create-accounts', 1], ['1200_slow-function', 1], ['2000_add-note', 1]]);
