@@ -10,7 +10,7 @@ import { migrate } from '../services/apply/migrate.js';
 import { listMigrationFiles } from '../services/migrations/files.js';
 import { diskSource } from '../services/migrations/source.js';
 import { parseMigrationConfig } from '../services/environments/model.js';
-import { PROJECT_ROOT } from '../src/paths.js';
+import { PROJECT_ROOT } from '../database/paths.js';
 import { benchServer, median, writeResult } from './support.js';
 
 const COUNT = Number(process.env.BENCH_APPLY_MIGRATIONS ?? 200);

@@ -7,7 +7,7 @@ import pg from 'pg';
 import { runner } from 'node-pg-migrate';
 import { processBatch } from '../services/etl/worker.js';
 import { parseMigrationConfig } from '../services/environments/model.js';
-import { PROJECT_ROOT } from '../src/paths.js';
+import { PROJECT_ROOT } from '../database/paths.js';
 import { benchServer, median, writeResult } from './support.js';
 
 const SNAPSHOTS = Number(process.env.BENCH_ETL_SNAPSHOTS ?? 20_000);

@@ -16,7 +16,7 @@ import { withDatabase } from '../database/db.js';
 import { buildApp } from '../src/app.js';
 import { loadConfig } from '../src/config/index.js';
 import { startEmbeddedPostgres, type EmbeddedServer } from '../src/embedded-postgres.js';
-import { PROJECT_ROOT } from '../src/paths.js';
+import { PROJECT_ROOT } from '../database/paths.js';
 import { freePort, summary, timedGet } from './support.js';
 
 const HISTORICAL_RUNS = 100_000;

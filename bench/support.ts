@@ -9,7 +9,7 @@ import { join, resolve } from 'node:path';
 import pg from 'pg';
 import { withDatabase } from '../database/db.js';
 import { startEmbeddedPostgres, type EmbeddedServer } from '../src/embedded-postgres.js';
-import { PROJECT_ROOT } from '../src/paths.js';
+import { PROJECT_ROOT } from '../database/paths.js';
 import { freePort } from '../test/support/net.js';
 export { freePort };
 

@@ -1,7 +1,7 @@
 import { resolve } from 'node:path';
 import pg from 'pg';
 import { runner } from 'node-pg-migrate';
-import { PROJECT_ROOT } from '../src/paths.js';
+import { PROJECT_ROOT } from './paths.js';
 
 export const CONTROL_MIGRATIONS_DIR = resolve(PROJECT_ROOT, 'database/control-migrations');
 export const CONTROL_MIGRATIONS_TABLE = 'sf_control_migrations';

@@ -10,7 +10,7 @@ import { createConnection } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { PROJECT_ROOT } from '../src/paths.js';
+import { PROJECT_ROOT } from '../database/paths.js';
 import { freePort } from './support/net.js';
 
 const SERVER = join(PROJECT_ROOT, 'dist/src/server.js');

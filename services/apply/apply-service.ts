@@ -4,7 +4,7 @@ import { invalidIndexes } from '../../database/sql/apply-target.js';
 import { latestReport } from '../../database/sql/reports.js';
 import { selectRun, type RunRow } from '../../database/sql/runs.js';
 import type { EnvironmentConfig } from '../environments/model.js';
-import { PROJECT_ROOT } from '../../src/paths.js';
+import { PROJECT_ROOT } from '../../database/paths.js';
 import { appendEvent } from '../audit.js';
 import { createBackground } from '../background.js';
 import { processRecorder, runApplicationName } from '../child-processes.js';

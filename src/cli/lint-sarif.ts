@@ -4,7 +4,7 @@ import { join, relative, sep } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { FileFinding } from '../../services/preflight/lint-files/index.js';
 import { RULE_CATALOG, ruleDocPath, ruleLevel, type RuleLevel } from '../../services/preflight/sql-analysis/rule-catalog.js';
-import { PROJECT_ROOT } from '../paths.js';
+import { PROJECT_ROOT } from '../../database/paths.js';
 
 // SARIF 2.1.0 for GitHub code scanning: one rule descriptor per lint rule
 // (its doc page as help), one result per finding at its file and line, an

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Command, CommanderError } from 'commander';
-import { PROJECT_ROOT } from '../paths.js';
+import { PROJECT_ROOT } from '../../database/paths.js';
 import { backfillCommands } from './commands/backfills.js';
 import { environmentCommands } from './commands/environments.js';
 import { etlCommands } from './commands/etl.js';

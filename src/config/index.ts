@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { isAbsolute, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { PROJECT_ROOT } from '../paths.js';
+import { PROJECT_ROOT } from '../../database/paths.js';
 import { parseAuthTokens, type TokenEntry } from './auth-tokens.js';
 import { ConfigError } from '../../services/environments/config-error.js';
 import { parseMigrationConfig, type EnvironmentConfig } from '../../services/environments/model.js';

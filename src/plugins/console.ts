@@ -2,7 +2,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import fastifyStatic, { type SetHeadersResponse } from '@fastify/static';
 import type { FastifyInstance, FastifyReply } from 'fastify';
-import { PROJECT_ROOT } from '../paths.js';
+import { PROJECT_ROOT } from '../../database/paths.js';
 import { sendProblem } from './errors.js';
 
 /** Where `npm run build` puts the console (console/vite.config.ts). */

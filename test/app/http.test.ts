@@ -7,7 +7,7 @@ import supertest from 'supertest';
 import { buildApp } from '../../src/app.js';
 import { loadConfig } from '../../src/config/index.js';
 import { generateOpenApiDocument } from '../../src/openapi.js';
-import { PROJECT_ROOT } from '../../src/paths.js';
+import { PROJECT_ROOT } from '../../database/paths.js';
 import { authenticate } from '../../src/plugins/auth.js';
 import { errorsPlugin } from '../../src/plugins/errors.js';
 import { bearer, startTestApp, tokenOf, type TestApp } from '../support/app.js';

@@ -10,7 +10,7 @@ import { withDatabase } from '../../database/db.js';
 import { BackupError, backupDirectory, createBackup, restoreBackup, verifyBackup, type BackupRecord } from '../../services/apply/backup.js';
 import { CommandError, runCommand } from '../../services/shell.js';
 import { parseMigrationConfig, type EnvironmentConfig } from '../../services/environments/model.js';
-import { PROJECT_ROOT } from '../../src/paths.js';
+import { PROJECT_ROOT } from '../../database/paths.js';
 import { adminUrl, createTestDatabase, type TestDatabase } from '../support/db.js';
 
 // One target database with the StarForge schema, backed up into a fresh temp

@@ -9,7 +9,7 @@ import { migrate, type MigrateOptions } from '../../services/apply/migrate.js';
 import { listMigrationFiles } from '../../services/migrations/files.js';
 import { diskSource } from '../../services/migrations/source.js';
 import { parseMigrationConfig, type EnvironmentConfig } from '../../services/environments/model.js';
-import { PROJECT_ROOT } from '../../src/paths.js';
+import { PROJECT_ROOT } from '../../database/paths.js';
 import { bearer, startTestApp, type TestApp } from '../support/app.js';
 import { createTestDatabase, type TestDatabase } from '../support/db.js';
 import { applyMigrations, FIXTURE_BASE, FIXTURES, migrationSource, writeMigrations } from '../support/migrations.js';

@@ -10,7 +10,7 @@ import { diskSource } from '../../services/migrations/source.js';
 import { migrate, type MigrateOptions } from '../../services/apply/migrate.js';
 import { backoffDelay, nextRetryDelay } from '../../services/apply/lock-retry.js';
 import { parseMigrationConfig, type EnvironmentConfig } from '../../services/environments/model.js';
-import { PROJECT_ROOT } from '../../src/paths.js';
+import { PROJECT_ROOT } from '../../database/paths.js';
 import { createTestDatabase, type TestDatabase } from '../support/db.js';
 import { applyMigrations, migrationSource, writeMigrations } from '../support/migrations.js';
 

@@ -7,7 +7,7 @@ import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { basename, join, resolve } from 'node:path';
 import { after, afterEach, before, describe, test } from 'node:test';
-import { PROJECT_ROOT } from '../../src/paths.js';
+import { PROJECT_ROOT } from '../../database/paths.js';
 import { bearer, startTestApp, type Subject, type TestApp } from '../support/app.js';
 import { applyMigrations, migrationSource, writeMigrations } from '../support/migrations.js';
 

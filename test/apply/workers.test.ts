@@ -13,7 +13,7 @@ import pg from 'pg';
 import { takeBatchLockShared } from '../../database/sql/etl-control.js';
 import { NO_ETL_CONTROL_NOTE, ALREADY_PAUSED_NOTE, WorkerPauseError, pauseWorkers, resumeWorkers, type PauseState } from '../../services/apply/workers.js';
 import { parseMigrationConfig, type EnvironmentConfig } from '../../services/environments/model.js';
-import { PROJECT_ROOT } from '../../src/paths.js';
+import { PROJECT_ROOT } from '../../database/paths.js';
 import { createTestDatabase, type TestDatabase } from '../support/db.js';
 
 let db: TestDatabase;

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { ConfigError, loadConfig } from '../../src/config/index.js';
 import { parseMigrationConfig } from '../../services/environments/model.js';
-import { PROJECT_ROOT } from '../../src/paths.js';
+import { PROJECT_ROOT } from '../../database/paths.js';
 
 const parse = (env: object) => parseMigrationConfig({ environments: { qa: { databaseUrlEnv: 'QA_DATABASE_URL', ...env } } }, PROJECT_ROOT).qa!;
 const refused = (fn: () => unknown, key: string) => assert.throws(fn, (err: unknown) => err instanceof ConfigError && err.message.includes(key), `expected ${key} to be refused`);

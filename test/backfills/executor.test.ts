@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { after, before, describe, test } from 'node:test';
 import pg from 'pg';
-import { PROJECT_ROOT } from '../../src/paths.js';
+import { PROJECT_ROOT } from '../../database/paths.js';
 import { scrape } from '../metrics/scrape.js';
 import { bearer, startTestApp, type TestApp } from '../support/app.js';
 import { applyMigrations } from '../support/migrations.js';

@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
-import { PROJECT_ROOT } from '../../src/paths.js';
+import { PROJECT_ROOT } from '../../database/paths.js';
 import { tokenOf, type Subject, type TestApp } from '../support/app.js';
 
 export const SFM = join(PROJECT_ROOT, 'dist/src/cli/sfm.js');

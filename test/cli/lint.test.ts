@@ -9,7 +9,7 @@ import { Ajv2020 } from 'ajv/dist/2020.js';
 import addFormats from 'ajv-formats';
 import { withDatabase } from '../../database/db.js';
 import { RULE_IDS } from '../../services/preflight/sql-analysis/rule-catalog.js';
-import { PROJECT_ROOT } from '../../src/paths.js';
+import { PROJECT_ROOT } from '../../database/paths.js';
 import { adminQuery, adminUrl, createTestDatabase, type TestDatabase } from '../support/db.js';
 import { sfm } from './helpers.js';
 

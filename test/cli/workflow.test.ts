@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { parse } from 'yaml';
 import { validateCommandLine } from '../../src/cli/program.js';
-import { PROJECT_ROOT } from '../../src/paths.js';
+import { PROJECT_ROOT } from '../../database/paths.js';
 import { parseMigrationConfig } from '../../services/environments/model.js';
 
 // .github/workflows/db-bootstrap.yml: valid YAML, the runbook's shape, and every

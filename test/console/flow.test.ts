@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { Page } from 'playwright-core';
-import { PROJECT_ROOT } from '../../src/paths.js';
+import { PROJECT_ROOT } from '../../database/paths.js';
 import { bearer, startTestApp, SUBJECTS, type Subject, type TestApp } from '../support/app.js';
 import { applyMigrations, FIXTURE_BASE, FIXTURES, writeMigrations } from '../support/migrations.js';
 import { createItems, definitionsDir, itemsDefinition, type DefinitionsDir } from '../backfills/helpers.js';

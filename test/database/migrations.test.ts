@@ -4,7 +4,7 @@ import { after, before, describe, test } from 'node:test';
 import { runner } from 'node-pg-migrate';
 import { readdir } from 'node:fs/promises';
 import { CONTROL_MIGRATIONS_DIR, CONTROL_MIGRATIONS_TABLE, migrateControlDatabase } from '../../database/control-migrate.js';
-import { PROJECT_ROOT } from '../../src/paths.js';
+import { PROJECT_ROOT } from '../../database/paths.js';
 import { createTestDatabase, type TestDatabase } from '../support/db.js';
 
 const TARGET_TABLES = ['backfill_failures', 'backfill_jobs', 'etl_control', 'etl_errors', 'hero_snapshots', 'user_profile_summary', 'user_troops'];

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import { join, relative } from 'node:path';
 import { test } from 'node:test';
-import { PROJECT_ROOT } from '../../src/paths.js';
+import { PROJECT_ROOT } from '../../database/paths.js';
 import { brokenLinks, headingAnchors, linkTargets, markdownFiles } from '../support/markdown-links.js';
 
 test('every relative link in *.md resolves inside the repository, #anchors included', async () => {

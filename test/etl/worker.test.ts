@@ -6,7 +6,7 @@ import pg from 'pg';
 import { processBatch } from '../../services/etl/worker.js';
 import { parseSnapshot } from '../../services/etl/snapshot.js';
 import { parseMigrationConfig, type EnvironmentConfig } from '../../services/environments/model.js';
-import { PROJECT_ROOT } from '../../src/paths.js';
+import { PROJECT_ROOT } from '../../database/paths.js';
 import { createTestDatabase, type TestDatabase } from '../support/db.js';
 
 let db: TestDatabase;

@@ -9,7 +9,7 @@ import { after, before, test } from 'node:test';
 import { parse as parseYaml } from 'yaml';
 import { windowOpenNow } from '../../services/metrics/state.js';
 import { DEFAULT_RUNBOOK_BASE } from '../../src/ops/alert-rules.js';
-import { PROJECT_ROOT } from '../../src/paths.js';
+import { PROJECT_ROOT } from '../../database/paths.js';
 import { bearer, startTestApp, type TestApp } from '../support/app.js';
 import { promtool, promtoolSkip } from '../support/promtool.js';
 import { scrape, type Scrape } from './scrape.js';

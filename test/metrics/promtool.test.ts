@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { DEFAULT_RUNBOOK_BASE, RenderError, renderAlertRules, runbookUrls } from '../../src/ops/alert-rules.js';
-import { PROJECT_ROOT } from '../../src/paths.js';
+import { PROJECT_ROOT } from '../../database/paths.js';
 import { promtool, promtoolSkip } from '../support/promtool.js';
 
 const RULES = join(PROJECT_ROOT, 'ops/prometheus/alerts.yml');

@@ -12,7 +12,7 @@ import pg from 'pg';
 import { migrateControlDatabase } from '../../database/control-migrate.js';
 import { checkBackupRoom } from '../../services/preflight/backup-room.js';
 import { parseMigrationConfig, type EnvironmentConfig } from '../../services/environments/model.js';
-import { PROJECT_ROOT } from '../../src/paths.js';
+import { PROJECT_ROOT } from '../../database/paths.js';
 import { createTestDatabase, type TestDatabase } from '../support/db.js';
 import { asNobody } from '../support/users.js';
 

@@ -6,7 +6,7 @@ import { lintMigration, type LintFinding, type LintInput } from '../../services/
 import { lintMigrationDetailed } from '../../services/preflight/sql-analysis/lint.js';
 import { RULE_CATALOG, RULE_IDS } from '../../services/preflight/sql-analysis/rule-catalog.js';
 import { emptyFacts, notNullCheckColumn, type SchemaFacts } from '../../services/preflight/sql-analysis/schema-facts.js';
-import { PROJECT_ROOT } from '../../src/paths.js';
+import { PROJECT_ROOT } from '../../database/paths.js';
 
 // What the linter knows beyond the statement text: catalog facts (column
 // types, NOT NULL checks, function volatility), the file type, the search_path

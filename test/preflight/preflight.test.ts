@@ -9,7 +9,7 @@ import pg from 'pg';
 import { withDatabase } from '../../database/db.js';
 import { PREFLIGHT_LOCK_CLASS, releaseRunLock, tryRunLock } from '../../database/sql/locks.js';
 import { createEphemeralDatabase, ownerTag, sweepOrphanedRehearsals } from '../../services/preflight/ephemeral.js';
-import { PROJECT_ROOT } from '../../src/paths.js';
+import { PROJECT_ROOT } from '../../database/paths.js';
 import { bearer, startTestApp, type TestApp } from '../support/app.js';
 import { adminQuery, adminUrl } from '../support/db.js';
 import { applyMigrations, migrationSource, writeMigrations as writeFiles } from '../support/migrations.js';

@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { runner } from 'node-pg-migrate';
 import type { Response } from 'supertest';
-import { PROJECT_ROOT } from '../../src/paths.js';
+import { PROJECT_ROOT } from '../../database/paths.js';
 import { bearer, type Subject, type TestApp } from '../support/app.js';
 import type { TestDatabase } from '../support/db.js';
 

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { promisify } from 'node:util';
-import { PROJECT_ROOT } from '../../src/paths.js';
+import { PROJECT_ROOT } from '../../database/paths.js';
 import { adminQuery, adminUrl, createTestDatabase, type TestDatabase } from '../support/db.js';
 import { FIXTURE_BASE, FIXTURES, migrationSource, writeMigrations } from '../support/migrations.js';
 
