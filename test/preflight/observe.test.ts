@@ -23,6 +23,8 @@ interface Run {
   method: string;
 }
 
+const OBSERVER_PASSWORD = 'sf-observer-test';
+
 describe('observed effects', () => {
   let target: TestDatabase;
   let dir: string;
@@ -51,7 +53,8 @@ describe('observed effects', () => {
       await copy.query(`ALTER DATABASE ${copy.name} OWNER TO ${as}; ALTER TABLE orders OWNER TO ${as}; ALTER SCHEMA app OWNER TO ${as}; ALTER TABLE app.accounts OWNER TO ${as};`);
       const u = new URL(withDatabase(adminUrl(), copy.name));
       u.username = as;
-      u.password = '';
+      // A password, so the role signs in where the server asks for one (the embedded test server does).
+      u.password = OBSERVER_PASSWORD;
       url = u.toString();
     }
     dir = await mkdtemp(join(tmpdir(), 'sf-observe-'));
@@ -157,7 +160,7 @@ describe('observed effects', () => {
 
   test('without superuser the observer samples pg_locks and compares relfilenodes, and says so', async () => {
     const role = `sf_observer_${randomBytes(3).toString('hex')}`;
-    await adminQuery(`CREATE ROLE ${role} LOGIN`);
+    await adminQuery(`CREATE ROLE ${role} LOGIN PASSWORD '${OBSERVER_PASSWORD}'`);
     try {
       const run = await rehearse({ '1700000000001_type.sql': sql('ALTER TABLE orders ALTER COLUMN total TYPE bigint;\nSELECT pg_sleep(0.3);') }, role);
       assert.equal(run.method, 'sampling');
