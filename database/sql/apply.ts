@@ -28,12 +28,14 @@ export interface NewBackup {
   sha256: string | null;
   createdAt: string;
   verifiedAt: string | null;
+  /** pg_dump: the target's size when the dump began (calibrates the next dump's expected size). */
+  databaseSizeBytes?: number | null;
 }
 
 export const insertBackup = (b: NewBackup): Query => ({
-  text: `INSERT INTO backups (id, run_id, environment, method, location, size_bytes, sha256, created_at, verified_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
-  values: [b.id, b.runId, b.environment, b.method, b.location, b.sizeBytes, b.sha256, b.createdAt, b.verifiedAt],
+  text: `INSERT INTO backups (id, run_id, environment, method, location, size_bytes, sha256, created_at, verified_at, database_size_bytes)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
+  values: [b.id, b.runId, b.environment, b.method, b.location, b.sizeBytes, b.sha256, b.createdAt, b.verifiedAt, b.databaseSizeBytes ?? null],
 });
 
 export const backupOfRun = (runId: string): Query => ({

@@ -1,4 +1,5 @@
 import type { Query } from '../db.js';
+import type { RunProgress } from './progress.js';
 
 export interface RunRow {
   id: string;
@@ -18,7 +19,7 @@ export interface RunRow {
   created_at: Date;
   updated_at: Date;
   /** The running step's progress (services/apply/progress.ts); null when none runs. */
-  progress?: { migration: string | null; phase: string; done: number; total: number; etaSeconds: number | null } | null;
+  progress?: RunProgress | null;
   /** apply_state.watch: the post-apply watch's window and, once it ended, its verdict. */
   watch?: { window?: { startedAt: string; endsAt: string }; verdict?: 'healthy' | 'degraded'; endedAt?: string; endedEarly?: boolean } | null;
   approvals: Array<{ subject: string; role: string; decision: string; comment: string; digest: string; at: string }>;

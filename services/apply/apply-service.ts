@@ -24,6 +24,7 @@ import { baselineWindow, etlRates, watchWindow } from '../verify/watch.js';
 import { finishApply, type ApplyReport } from './apply-report.js';
 import type { ApplyPhase, ApplyState } from './apply-state.js';
 import { createBackup } from './backup.js';
+import { trackBackup } from './backup-progress.js';
 import { checkDrift } from './drift.js';
 import { closeInterrupted } from './close-run.js';
 import { migrate, type MigrateFailure } from './migrate.js';
@@ -303,13 +304,14 @@ export function createApplyService(ctx: ServiceContext) {
     // 3. Backup: no verified backup, no apply.
     await phase('backup');
     const backupMetrics = ctx.metrics.backupAttempt(env.name);
+    const progress = progressReporter(control, runId, (p) => ctx.metrics.applyProgressOf(env.name, p));
     try {
       const counters = await snapshotWriteCounters(ctx.targets, env, log);
-      const backup = await createBackup({
+      const backup = await trackBackup({ control, runId, environment: env.name, method: env.backup.method, actor, progress }, (hooks) => createBackup({
         environment: env, targetUrl, runId, dataDir: config.dataDir, projectRoot: PROJECT_ROOT, log: runLog.phase('backup'),
-        applicationName: runApplicationName(runId, 'backup'), onSpawn: spawned('backup'),
+        applicationName: runApplicationName(runId, 'backup'), onSpawn: spawned('backup'), ...hooks,
         onFile: (file) => exec(control, mergeApplyState(runId, { pendingBackupFile: file })).then(() => undefined),
-      });
+      }));
       backupMetrics.succeeded(backup.sizeBytes);
       report.backup = backup;
       await transaction(control, async (client) => {
@@ -327,10 +329,6 @@ export function createApplyService(ctx: ServiceContext) {
     // 4. Migrate, lock-safe, recording each migration in the ledger as it lands.
     await phase('migrate');
     const endMigrate = ctx.metrics.phaseTimer(env.name, 'migrate');
-    const progress = progressReporter(control, runId, (ratio) => {
-      if (ratio === null) ctx.metrics.applyProgress.remove({ environment: env.name });
-      else ctx.metrics.applyProgress.set({ environment: env.name }, ratio);
-    });
     const result = await migrate({
       environment: env,
       targetUrl,

@@ -8,6 +8,8 @@ import type { EnvironmentConfig } from '../environments/model.js';
 import type { OnSpawn } from '../child-processes.js';
 import { runPgTool } from '../pg-tools.js';
 import { CommandError, runCommand } from '../shell.js';
+import { formatBytes } from '../format-bytes.js';
+import { readDatabaseSize, sampleFileGrowth, sampleReadPosition, type ToolSample } from './tool-progress.js';
 
 export interface BackupRecord {
   id: string;
@@ -18,6 +20,8 @@ export interface BackupRecord {
   sha256: string | null;
   createdAt: string;
   verifiedAt: string | null;
+  /** pg_dump: pg_database_size of the target when the dump began (null: not read). */
+  databaseSizeBytes?: number | null;
 }
 
 /** A backup could not be made, verified or restored; the message carries no URL or password. */
@@ -67,18 +71,6 @@ function backupId(env: EnvironmentConfig, runId: string, at: Date): string {
 
 const elapsed = (started: number) => `${Math.round(performance.now() - started)} ms`;
 
-function formatBytes(bytes: number): string {
-  if (bytes < 1024) return `${bytes} B`;
-  const units = ['KiB', 'MiB', 'GiB', 'TiB'];
-  let value = bytes / 1024;
-  let unit = 0;
-  while (value >= 1024 && unit < units.length - 1) {
-    value /= 1024;
-    unit += 1;
-  }
-  return `${value.toFixed(1)} ${units[unit]}`;
-}
-
 async function sha256File(file: string): Promise<string> {
   const hash = createHash('sha256');
   for await (const chunk of createReadStream(file)) hash.update(chunk as Buffer);
@@ -122,8 +114,11 @@ async function createDump(opts: CreateBackupOptions, id: string, createdAt: stri
   // Recorded before pg_dump writes: a process dying mid-dump leaves a file a reconciler must remove.
   await opts.onFile?.(file);
   try {
+    const databaseSizeBytes = await readDatabaseSize(opts.targetUrl, opts.applicationName, opts.log);
+    await opts.onStarted?.({ databaseSizeBytes });
     const started = performance.now();
-    opts.log(`pg_dump --format=custom --lock-wait-timeout=${lockWaitMs}ms of database "${databaseName(opts.targetUrl)}" to ${file}`);
+    opts.log(`pg_dump --format=custom --lock-wait-timeout=${lockWaitMs}ms of database "${databaseName(opts.targetUrl)}"${databaseSizeBytes === null ? '' : ` (${formatBytes(databaseSizeBytes)})`} to ${file}`);
+    const growth = opts.onProgress ? sampleFileGrowth(file, (sample) => opts.onProgress!({ ...sample, databaseSizeBytes })) : null;
     try {
       await runPgTool('pg_dump', ['--format=custom', `--lock-wait-timeout=${lockWaitMs}ms`, `--file=${file}`], opts.targetUrl, DUMP_TIMEOUT_MS, { applicationName: opts.applicationName, onSpawn: opts.onSpawn });
     } catch (err) {
@@ -132,11 +127,13 @@ async function createDump(opts: CreateBackupOptions, id: string, createdAt: stri
       const table = /LOCK TABLE (\S+) IN ACCESS SHARE MODE/.exec(text)?.[1];
       if (table && /due to (statement|lock) timeout/.test(text)) throw new BackupError(`backup with pg_dump failed: another session held a lock on ${table} for more than ${lockWaitMs} ms (backup.lockWaitTimeoutMs); find it in pg_stat_activity, then apply again`);
       throw err;
+    } finally {
+      await growth?.stop();
     }
     const { size } = await stat(file);
     const sha256 = await sha256File(file);
     opts.log(`pg_dump finished in ${elapsed(started)}: ${formatBytes(size)} (${size} bytes), sha256 ${sha256}`);
-    const record: BackupRecord = { id, method: 'pg_dump', location: file, sizeBytes: size, sha256, createdAt, verifiedAt: null };
+    const record: BackupRecord = { id, method: 'pg_dump', location: file, sizeBytes: size, sha256, createdAt, verifiedAt: null, databaseSizeBytes };
     return await verifyBackup(record, { environment: opts.environment, log: opts.log, onSpawn: opts.onSpawn });
   } catch (err) {
     // A half-written or unverifiable dump must not be mistaken for a backup later.
@@ -211,6 +208,8 @@ async function restoreDump(record: BackupRecord, opts: RestoreBackupOptions): Pr
   const database = databaseName(opts.targetUrl);
   const started = performance.now();
   opts.log(`pg_restore --clean --single-transaction of ${file} into database "${database}"`);
+  let pid: number | undefined;
+  const reading = opts.onProgress ? sampleReadPosition(() => pid, file, (sample) => opts.onProgress!({ ...sample, fileSizeBytes: record.sizeBytes })) : null;
   try {
     // One transaction with --exit-on-error: a restore that fails part-way
     // leaves the target exactly as it was.
@@ -219,10 +218,12 @@ async function restoreDump(record: BackupRecord, opts: RestoreBackupOptions): Pr
       ['--clean', '--if-exists', '--no-owner', '--single-transaction', '--exit-on-error', `--dbname=${database}`, file],
       opts.targetUrl,
       RESTORE_TIMEOUT_MS,
-      { applicationName: opts.applicationName, onSpawn: opts.onSpawn },
+      { applicationName: opts.applicationName, onSpawn: (spawned) => { pid = spawned.child.pid; opts.onSpawn?.(spawned); } },
     );
   } catch (err) {
     throw new BackupError(`pg_restore failed, the target was left unchanged: ${reason(err, [opts.targetUrl])}`);
+  } finally {
+    await reading?.stop();
   }
   opts.log(`pg_restore finished in ${elapsed(started)}`);
 }
@@ -261,6 +262,7 @@ async function createSnapshot(opts: CreateBackupOptions, id: string, createdAt: 
   if (backup.method !== 'external') throw new Error('not an external backup');
   const env = { STARFORGE_ENVIRONMENT: opts.environment.name, STARFORGE_RUN_ID: opts.runId, STARFORGE_BACKUP_ID: id };
   const create = { what: 'backup create', command: backup.createCommand, env, timeoutMs: SNAPSHOT_TIMEOUT_MS, secrets: [opts.targetUrl], onSpawn: opts.onSpawn };
+  await opts.onStarted?.({ databaseSizeBytes: null });
   const { stdout } = await runSnapshotCommand(create, opts.environment, opts.log);
   const snapshot = lastLine(stdout);
   if (!snapshot || !SNAPSHOT_ID.test(snapshot)) {
@@ -312,6 +314,18 @@ export interface CreateBackupOptions {
   onSpawn?: OnSpawn;
   /** Told the dump file's path before pg_dump starts writing it. */
   onFile?: (file: string) => Promise<void>;
+  /** Told just before pg_dump (or the snapshot command) starts, with the target's size (pg_dump only). */
+  onStarted?: (info: { databaseSizeBytes: number | null }) => Promise<void>;
+  /** pg_dump only: the dump file's size every ~500 ms while pg_dump runs, never after it ended. */
+  onProgress?: (sample: DumpSample) => void;
+}
+
+export interface DumpSample extends ToolSample {
+  databaseSizeBytes: number | null;
+}
+
+export interface RestoreSample extends ToolSample {
+  fileSizeBytes: number | null;
 }
 
 export interface VerifyBackupOptions {
@@ -327,6 +341,8 @@ export interface RestoreBackupOptions {
   /** pg_restore's session name on the target (PGAPPNAME). */
   applicationName?: string;
   onSpawn?: OnSpawn;
+  /** pg_dump backups on Linux: how far pg_restore has read the file, every ~500 ms while it runs. */
+  onProgress?: (sample: RestoreSample) => void;
 }
 
 /** Backs up the target and verifies the result: a record returned here is always verified. */

@@ -81,6 +81,7 @@ export interface StatementProgress {
   phase: string;
   done: number;
   total: number;
+  unit: 'blocks' | 'tuples';
 }
 
 export interface BlockerWatch {
@@ -149,7 +150,7 @@ export async function watchBlockers(opts: BlockerWatchOptions): Promise<BlockerW
     if (!p) return opts.onProgress(null);
     // Blocks when the phase counts them, else tuples (e.g. while sorting or loading the index).
     const byBlocks = (p.total ?? 0) > 0;
-    opts.onProgress({ command: p.command, phase: p.phase, done: (byBlocks ? p.done : p.tuples_done) ?? 0, total: (byBlocks ? p.total : p.tuples_total) ?? 0 });
+    opts.onProgress({ command: p.command, phase: p.phase, done: (byBlocks ? p.done : p.tuples_done) ?? 0, total: (byBlocks ? p.total : p.tuples_total) ?? 0, unit: byBlocks ? 'blocks' : 'tuples' });
   };
 
   const loop = (async () => {

@@ -1,26 +1,22 @@
 import type pg from 'pg';
 import { exec } from '../../database/db.js';
-import { setRunProgress } from '../../database/sql/progress.js';
+import { setRunProgress, type RunProgress } from '../../database/sql/progress.js';
 import type { StatementProgress } from './blockers.js';
 
-/** What GET /v1/runs/:id shows of a run's long step. */
-export interface RunProgress {
-  migration: string | null;
-  phase: string;
-  done: number;
-  total: number;
-  etaSeconds: number | null;
-}
+export type { RunProgress } from '../../database/sql/progress.js';
 
 const WRITE_EVERY_MS = 500;
+
+export type ProgressReporter = ReturnType<typeof progressReporter>;
 
 /**
  * Keeps runs.progress up to date from the apply's callbacks, writing at most
  * every half second (and at once when the migration or phase changes), and
- * hands the ratio to the metric. The ETA is the phase's elapsed time scaled by
- * what is left of it.
+ * hands each written value to `onWrite` (the metrics). A statement's ETA is
+ * its phase's elapsed time scaled by what is left of it; a backup or restore
+ * brings its own, from the tool's byte rate.
  */
-export function progressReporter(control: pg.Pool, runId: string, onRatio: (ratio: number | null) => void) {
+export function progressReporter(control: pg.Pool, runId: string, onWrite: (progress: RunProgress | null) => void) {
   let current: RunProgress | null = null;
   let phaseStarted = Date.now();
   let lastWrite = 0;
@@ -30,31 +26,35 @@ export function progressReporter(control: pg.Pool, runId: string, onRatio: (rati
     if (!force && Date.now() - lastWrite < WRITE_EVERY_MS) return;
     lastWrite = Date.now();
     const value = current;
-    onRatio(value && value.total > 0 ? Math.min(1, value.done / value.total) : null);
+    onWrite(value);
     chain = chain.then(() => exec(control, setRunProgress(runId, value))).catch(() => undefined);
   };
 
-  const set = (next: RunProgress) => {
+  const set = (next: RunProgress, extrapolate: boolean) => {
     const changed = !current || current.migration !== next.migration || current.phase !== next.phase;
     if (changed) phaseStarted = Date.now();
-    const elapsed = (Date.now() - phaseStarted) / 1000;
-    const ratio = next.total > 0 ? next.done / next.total : 0;
-    // Migrations differ too much in length to extrapolate from; a scan or a dump does not.
-    const estimable = next.phase !== 'migrating' && ratio > 0 && ratio < 1 && elapsed > 0;
-    current = { ...next, etaSeconds: estimable ? Math.round(elapsed * (1 - ratio) / ratio) : null };
+    if (extrapolate) {
+      const elapsed = (Date.now() - phaseStarted) / 1000;
+      const ratio = next.total > 0 ? next.done / next.total : 0;
+      const estimable = ratio > 0 && ratio < 1 && elapsed > 0;
+      next = { ...next, etaSeconds: estimable ? Math.round(elapsed * (1 - ratio) / ratio) : null };
+    }
+    current = next;
     write(changed);
   };
 
   return {
     migrationStarted(migration: string, index: number, total: number) {
-      set({ migration, phase: 'migrating', done: index, total, etaSeconds: null });
+      // Migrations differ too much in length to extrapolate from; a scan does not.
+      set({ migration, phase: 'migrating', done: index, total, unit: 'migrations', etaSeconds: null }, false);
     },
     statement(p: StatementProgress | null) {
       if (!current || !p) return;
-      set({ migration: current.migration, phase: `${p.command}: ${p.phase}`, done: p.done, total: p.total, etaSeconds: null });
+      set({ migration: current.migration, phase: `${p.command}: ${p.phase}`, done: p.done, total: p.total, unit: p.unit, etaSeconds: null }, true);
     },
-    backup(doneBytes: number, totalBytes: number) {
-      set({ migration: null, phase: 'backup', done: doneBytes, total: totalBytes, etaSeconds: null });
+    /** A backup's or restore's sample (services/apply/backup-progress.ts), its ETA already worked out. */
+    tool(p: RunProgress) {
+      set(p, false);
     },
     async clear() {
       current = null;

@@ -24,6 +24,7 @@ import { lockRunForUpdate, transition } from '../runs/transition.js';
 import { createLease } from '../scheduler/lease.js';
 import type { ApplyState, RollbackState } from './apply-state.js';
 import { restoreBackup } from './backup.js';
+import { trackRestore } from './backup-progress.js';
 import { migrate } from './migrate.js';
 import { finishRollback, type RollbackReport } from './rollback-report.js';
 import { completeRestore, restoreBackupFor, tableOids } from './restore-steps.js';
@@ -366,7 +367,7 @@ export function createRollbackService(ctx: ServiceContext) {
         // Before pg_restore: the ids its single transaction would change, so a crash can be told apart from a commit.
         const restoreOids = await tableOids(ctx, env, record) ?? undefined;
         await step({ phase: 'restore', backupId: record.id, restoreOids });
-        await restoreBackup(record, { environment: env, targetUrl, log: runLog.phase('restore'), applicationName: runApplicationName(run.id, 'restore'), onSpawn: spawned('restore') });
+        await trackRestore(control, run.id, (p) => ctx.metrics.applyProgressOf(env.name, p), (onProgress) => restoreBackup(record, { environment: env, targetUrl, log: runLog.phase('restore'), applicationName: runApplicationName(run.id, 'restore'), onSpawn: spawned('restore'), onProgress }));
         await step({ phase: 'cleanup' });
         const done = await completeRestore(ctx, env, run, record, paused, actor, runLog.phase('restore'));
         report.dropped = done.dropped;

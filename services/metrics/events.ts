@@ -61,7 +61,13 @@ export function createEventMetrics(registry: Registry) {
   });
   const applyProgress = new Gauge({
     name: 'starforge_apply_progress_ratio',
-    help: 'Done/total of the running apply step (migrations, an index build, CLUSTER/VACUUM FULL); absent when none runs.',
+    help: 'Done/total of the running step of an apply, rollback or restore (backup bytes, migrations, an index build, CLUSTER/VACUUM FULL, pg_restore bytes); absent when none runs.',
+    labelNames: ['environment'] as const,
+    registers,
+  });
+  const applyProgressEta = new Gauge({
+    name: 'starforge_apply_progress_eta_seconds',
+    help: 'Estimated seconds left of the running step (as etaSeconds of GET /v1/runs/:id); absent when none runs or it has no estimate.',
     labelNames: ['environment'] as const,
     registers,
   });
@@ -115,6 +121,14 @@ export function createEventMetrics(registry: Registry) {
     };
   }
 
+  /** The running step's progress (runs.progress) as the two gauges; null removes them. */
+  function applyProgressOf(environment: string, p: { done: number; total: number; etaSeconds: number | null } | null): void {
+    if (p && p.total > 0) applyProgress.set({ environment }, Math.min(1, p.done / p.total));
+    else applyProgress.remove({ environment });
+    if (p && p.etaSeconds !== null) applyProgressEta.set({ environment }, p.etaSeconds);
+    else applyProgressEta.remove({ environment });
+  }
+
   /** Starts timing a phase; the returned function observes it (once). */
   function phaseTimer(environment: string, phase: RunPhase): () => void {
     const end = phaseDuration.startTimer({ environment, phase });
@@ -142,7 +156,7 @@ export function createEventMetrics(registry: Registry) {
   }
 
   return {
-    phaseDuration, migrationsApplied, lockRetries, backups, backupFailures, backupBytes, backupSize, backupDuration, applyProgress,
+    phaseDuration, migrationsApplied, lockRetries, backups, backupFailures, backupBytes, backupSize, backupDuration, applyProgress, applyProgressEta, applyProgressOf,
     verificationFailures, httpDuration, backupAttempt, phaseTimer, verificationChecks, initEnvironments,
   };
 }

@@ -1,3 +1,4 @@
+import { formatBytes } from '../../services/format-bytes.js';
 import { RUN_STATUSES } from '../../services/runs/state-machine.js';
 import { REQUEST_TIMEOUT_MS, type Client } from './client.js';
 import { enc } from './context.js';
@@ -58,12 +59,29 @@ export function judge(target: WaitTarget, status: string): Verdict {
   return BEFORE[target].includes(status) ? 'wait' : 'bad';
 }
 
+/** Statuses in which a run has a step at work, whose progress is worth reading. */
+const WORKING = ['applying', 'verifying', 'rolling_back', 'restoring'];
+
+type StepProgress = NonNullable<Run['progress']>;
+
+/** How far the step is: 'migration 2/5', 'create index: building index: scanning table 40%', 'backup 31% 1.2 GiB of ~3.9 GiB at 40.0 MiB/s'. */
+function howFar(p: StepProgress): string {
+  if (p.phase === 'migrating') return `migration ${p.done + 1}/${p.total}`;
+  const percent = p.total > 0 ? `${Math.floor((100 * p.done) / p.total)}%` : null;
+  if (p.unit !== 'bytes') return `${p.phase} ${percent ?? p.done}`;
+  // A dump's total is an estimate: '~' calibrated on the last dump, 'at most' the database size.
+  const of = p.total <= 0 ? '' : ` of ${p.totalBasis === 'database-size' ? 'at most ' : p.totalBasis === 'previous-backup' ? '~' : ''}${formatBytes(p.total)}`;
+  const speed = p.bytesPerSecond ? ` at ${formatBytes(p.bytesPerSecond)}/s` : '';
+  return `${p.phase}${percent ? ` ${percent}` : ''} ${formatBytes(p.done)}${of}${speed}`;
+}
+
 export function progressLine(run: Pick<Run, 'status'> & { progress?: Run['progress'] }, newest: AuditEvent | undefined): string {
   // Progress belongs to a run at work: after it, the last step's numbers would be stale.
-  const p = ['applying', 'verifying', 'rolling_back', 'restoring'].includes(run.status) ? run.progress : null;
-  // The running step, when the service reports one: which migration, how far, how long still.
-  const how = !p ? '' : p.phase === 'migrating' ? `migration ${p.done + 1}/${p.total}` : `${p.phase} ${p.total > 0 ? `${Math.floor((100 * p.done) / p.total)}%` : p.done}`;
-  const step = p ? ` progress=${p.migration ?? '-'} ${how}${p.etaSeconds !== null ? ` eta=${p.etaSeconds}s` : ''}` : '';
+  const p = WORKING.includes(run.status) ? run.progress : null;
+  // The running step, when the service reports one: which migration, how far, how long still
+  // (at most that long when the total is an upper bound).
+  const eta = p && p.etaSeconds !== null ? ` eta${p.totalBasis === 'database-size' ? '<=' : '='}${p.etaSeconds}s` : '';
+  const step = p ? ` progress=${p.migration ?? '-'} ${howFar(p)}${eta}` : '';
   if (!newest) return `status=${run.status}${step}`;
   const subject = eventSubject(newest);
   return `status=${run.status} phase=${newest.type}${subject ? ` ${subject}` : ''}${step}`;
@@ -95,6 +113,10 @@ const isPhase = (e: AuditEvent) => !e.type.startsWith('notification.');
 
 interface Progress {
   run: Run;
+  /** The newest phase event reported. */
+  newest: AuditEvent | undefined;
+  /** Counts the stream's events handled: a read started before one may be older than what it brought. */
+  seen: number;
   /** Prints the status and phase line when it changed. */
   report(newest: AuditEvent | undefined): void;
   /** Prints a warning or note as it is. */
@@ -105,7 +127,10 @@ function tracker(run: Run, progress: (line: string) => void): Progress {
   let last = '';
   const state: Progress = {
     run,
+    newest: undefined,
+    seen: 0,
     report(newest) {
+      state.newest = newest;
       const line = progressLine(state.run, newest);
       if (line !== last) progress(line);
       last = line;
@@ -143,6 +168,15 @@ export async function waitForRun(client: Client, id: string, opts: WaitOptions, 
 
 /** The stream's verdict, or null when the caller should poll instead. */
 async function followStream(client: Client, id: string, opts: WaitOptions, state: Progress, seen: Set<number>, deadline: number): Promise<WaitResult | null> {
+  const stopRefresh = refreshWhileWorking(client, id, state, opts.intervalMs);
+  try {
+    return await readStream(client, id, opts, state, seen, deadline);
+  } finally {
+    stopRefresh();
+  }
+}
+
+async function readStream(client: Client, id: string, opts: WaitOptions, state: Progress, seen: Set<number>, deadline: number): Promise<WaitResult | null> {
   let failures = 0;
   // From the start of the run's trail: the stream sends it in an order that
   // is final, so an event that committed after the first read, below its
@@ -161,9 +195,10 @@ async function followStream(client: Client, id: string, opts: WaitOptions, state
         const event = JSON.parse(frame.data) as AuditEvent;
         lastId = Math.max(lastId, event.id);
         if (seen.has(event.id)) continue;
+        state.seen += 1;
         if (event.to) state.run = { ...state.run, status: event.to };
-        // The running step's progress lives on the run, not in the event: read it when a migration step changes.
-        if (event.type.startsWith('migration.')) await latest(client, id, state);
+        // The running step's progress lives on the run, not in the event: read it when a backup or migration step changes.
+        if (event.type.startsWith('migration.') || event.type.startsWith('backup.')) await latest(client, id, state);
         if (isPhase(event)) state.report(event);
         if (event.to && judge(opts.target, event.to) !== 'wait') {
           // The run itself (not the event) is the answer.
@@ -191,6 +226,28 @@ async function followStream(client: Client, id: string, opts: WaitOptions, state
       abort.abort();
     }
   }
+}
+
+/**
+ * A backup or an index build moves without any event (its samples are the
+ * run's state, not audit events), so while the run works it is re-read every
+ * `intervalMs` and the line printed when its progress changed. Returns the stop.
+ */
+function refreshWhileWorking(client: Client, id: string, state: Progress, intervalMs: number): () => void {
+  let busy = false;
+  const timer = setInterval(() => {
+    if (busy || !WORKING.includes(state.run.status)) return;
+    busy = true;
+    const before = state.seen;
+    client.request('GET', `/v1/runs/${enc(id)}`).then((res) => {
+      // An event handled meanwhile may have brought a newer status than this read.
+      if (state.seen !== before) return;
+      state.run = res.json as Run;
+      state.report(state.newest);
+    }, () => undefined).finally(() => { busy = false; });
+  }, intervalMs);
+  timer.unref();
+  return () => clearInterval(timer);
 }
 
 async function latest(client: Client, id: string, state: Progress): Promise<Run> {
