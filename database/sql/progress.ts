@@ -7,7 +7,7 @@ import type { Query } from '../db.js';
 export interface RunProgress {
   /** The running migration; null outside the migrate phase (backup, restore). */
   migration: string | null;
-  /** 'backup', 'restore', 'migrating', or the progress view's '<command>: <phase>' (e.g. 'create index: building index: scanning table'). */
+  /** 'backup', 'backup: verifying', 'restore', 'migrating', or the progress view's '<command>: <phase>' (e.g. 'create index: building index: scanning table'). */
   phase: string;
   done: number;
   total: number;
@@ -20,7 +20,8 @@ export interface RunProgress {
    * backup: what total is. 'previous-backup': the database's size now times the
    * dump/database size ratio of the environment's last pg_dump backup;
    * 'database-size': pg_database_size, an upper bound of a compressed dump
-   * (the ratio then runs low and the ETA high). restore: 'file-size', exact.
+   * (the ratio then runs low and the ETA high). 'backup: verifying' and
+   * restore: 'file-size', exact.
    */
   totalBasis?: 'previous-backup' | 'database-size' | 'file-size';
   /** backup: pg_database_size of the target when the dump began. */

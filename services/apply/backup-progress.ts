@@ -39,6 +39,10 @@ const eta = (done: number, total: number, perSecond: number) => (perSecond > 0 &
 /** A pg_dump sample as runs.progress shows it: bytes written of the expected dump size, rate, ETA. */
 export function backupProgress(sample: DumpSample, calibration: DumpCalibration | null): RunProgress {
   const done = sample.doneBytes;
+  if (sample.finished) {
+    // pg_dump is done; the file is being checked (sha256, pg_restore --list), which can take a while too.
+    return { migration: null, phase: 'backup: verifying', done, total: done, unit: 'bytes', etaSeconds: null, totalBasis: 'file-size' };
+  }
   const expected = expectedDump(sample.databaseSizeBytes, calibration);
   // A dump that outgrows its calibrated size (the data compresses worse than last time) falls back
   // to the upper bound; past even that, done is the total: never done > total.

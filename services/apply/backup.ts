@@ -131,6 +131,7 @@ async function createDump(opts: CreateBackupOptions, id: string, createdAt: stri
       await growth?.stop();
     }
     const { size } = await stat(file);
+    opts.onProgress?.({ doneBytes: size, elapsedSeconds: (performance.now() - started) / 1000, databaseSizeBytes, finished: true });
     const sha256 = await sha256File(file);
     opts.log(`pg_dump finished in ${elapsed(started)}: ${formatBytes(size)} (${size} bytes), sha256 ${sha256}`);
     const record: BackupRecord = { id, method: 'pg_dump', location: file, sizeBytes: size, sha256, createdAt, verifiedAt: null, databaseSizeBytes };
@@ -316,12 +317,14 @@ export interface CreateBackupOptions {
   onFile?: (file: string) => Promise<void>;
   /** Told just before pg_dump (or the snapshot command) starts, with the target's size (pg_dump only). */
   onStarted?: (info: { databaseSizeBytes: number | null }) => Promise<void>;
-  /** pg_dump only: the dump file's size every ~500 ms while pg_dump runs, never after it ended. */
+  /** pg_dump only: the dump file's size every ~500 ms while pg_dump runs, then once `finished`. */
   onProgress?: (sample: DumpSample) => void;
 }
 
 export interface DumpSample extends ToolSample {
   databaseSizeBytes: number | null;
+  /** Set once, when pg_dump has ended and the file is being verified: doneBytes is its size. */
+  finished?: boolean;
 }
 
 export interface RestoreSample extends ToolSample {

@@ -20,10 +20,18 @@ export function progressReporter(control: pg.Pool, runId: string, onWrite: (prog
   let current: RunProgress | null = null;
   let phaseStarted = Date.now();
   let lastWrite = 0;
+  let trailing: NodeJS.Timeout | undefined;
   let chain: Promise<unknown> = Promise.resolve();
 
   const write = (force: boolean) => {
-    if (!force && Date.now() - lastWrite < WRITE_EVERY_MS) return;
+    const wait = WRITE_EVERY_MS - (Date.now() - lastWrite);
+    if (!force && wait > 0) {
+      // The newest sample is written when the interval is up, even if no other one follows it.
+      trailing ??= setTimeout(() => write(true), wait).unref();
+      return;
+    }
+    clearTimeout(trailing);
+    trailing = undefined;
     lastWrite = Date.now();
     const value = current;
     onWrite(value);

@@ -136,6 +136,8 @@ describe('the expected dump size', () => {
     assert.deepEqual({ done: pastAll.done, total: pastAll.total, eta: pastAll.etaSeconds }, { done: 1200, total: 1200, eta: null });
     const unknown = backupProgress({ doneBytes: 10, elapsedSeconds: 1, databaseSizeBytes: null }, null);
     assert.deepEqual({ total: unknown.total, eta: unknown.etaSeconds, basis: unknown.totalBasis }, { total: 0, eta: null, basis: undefined });
+    assert.deepEqual(backupProgress({ doneBytes: 350, elapsedSeconds: 5, databaseSizeBytes: 1000, finished: true }, calibration),
+      { migration: null, phase: 'backup: verifying', done: 350, total: 350, unit: 'bytes', etaSeconds: null, totalBasis: 'file-size' }, 'pg_dump ended: the file is checked');
     assert.deepEqual(restoreProgress({ doneBytes: 25, elapsedSeconds: 1, fileSizeBytes: 100 }), { migration: null, phase: 'restore', done: 25, total: 100, unit: 'bytes', etaSeconds: 3, bytesPerSecond: 25, totalBasis: 'file-size' });
   });
 });
