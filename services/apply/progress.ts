@@ -7,6 +7,8 @@ export type { RunProgress } from '../../database/sql/progress.js';
 
 const WRITE_EVERY_MS = 500;
 
+const ratioOf = (p: { done: number; total: number }) => (p.total > 0 ? p.done / p.total : 0);
+
 export type ProgressReporter = ReturnType<typeof progressReporter>;
 
 /**
@@ -43,7 +45,7 @@ export function progressReporter(control: pg.Pool, runId: string, onWrite: (prog
     if (changed) phaseStarted = Date.now();
     if (extrapolate) {
       const elapsed = (Date.now() - phaseStarted) / 1000;
-      const ratio = next.total > 0 ? next.done / next.total : 0;
+      const ratio = ratioOf(next);
       const estimable = ratio > 0 && ratio < 1 && elapsed > 0;
       next = { ...next, etaSeconds: estimable ? Math.round(elapsed * (1 - ratio) / ratio) : null };
     }
@@ -58,11 +60,20 @@ export function progressReporter(control: pg.Pool, runId: string, onWrite: (prog
     },
     statement(p: StatementProgress | null) {
       if (!current || !p) return;
-      set({ migration: current.migration, phase: `${p.command}: ${p.phase}`, done: p.done, total: p.total, unit: p.unit, etaSeconds: null }, true);
+      const phase = `${p.command}: ${p.phase}`;
+      // PostgreSQL re-targets the counters for the next phase before it names it (a btree build's
+      // 'sorting live tuples' shows the scan's blocks done, then the tuples to load, 0 of n): within
+      // a phase, a sample that changes what is counted or goes backwards is the next phase's, not progress.
+      if (current.phase === phase && (current.unit !== p.unit || ratioOf(p) < ratioOf(current))) return;
+      set({ migration: current.migration, phase, done: p.done, total: p.total, unit: p.unit, etaSeconds: null }, true);
     },
     /** A backup's or restore's sample (services/apply/backup-progress.ts), its ETA already worked out. */
     tool(p: RunProgress) {
       set(p, false);
+    },
+    /** What runs.progress holds (or is about to, within the write interval). */
+    peek(): RunProgress | null {
+      return current;
     },
     async clear() {
       current = null;
