@@ -90,7 +90,8 @@ export interface BackupHooks {
  */
 export async function trackBackup<T>(opts: TrackBackupOptions, backup: (hooks: BackupHooks) => Promise<T>): Promise<T> {
   const { control, runId, environment, actor, progress } = opts;
-  const row = await maybeOne<{ dump_bytes: number; database_bytes: number }>(control, lastDumpCalibration(environment));
+  // Without it the database size is the total: progress must never keep a backup from being taken.
+  const row = await maybeOne<{ dump_bytes: number; database_bytes: number }>(control, lastDumpCalibration(environment)).catch(() => null);
   const calibration = row ? { dumpBytes: row.dump_bytes, databaseBytes: row.database_bytes } : null;
   try {
     return await backup({
