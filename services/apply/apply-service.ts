@@ -32,9 +32,9 @@ import { reconcileInFlight } from './reconcile.js';
 import { progressReporter } from './progress.js';
 import { runLogger } from './run-log.js';
 import { createStarter } from './start.js';
-import { completeWatch } from './watch-phase.js';
+import { completeWatch, nothingToWatch } from './watch-phase.js';
 import { endWatchEarly } from './watch-end.js';
-import { pauseWorkers, resumeWorkers, type PauseState } from './workers.js';
+import { pauseNotConfigured, pauseWorkers, resumeWorkers, WORKERS_NOT_CONFIGURED, type PauseState } from './workers.js';
 import { withPause } from './pauses.js';
 
 export type { ApplyReport } from './apply-report.js';
@@ -293,9 +293,14 @@ export function createApplyService(ctx: ServiceContext) {
     await exec(control, mergeApplyState(runId, { pauses }));
     try {
       paused = await pauseWorkers({ environment: env, targetUrl, runId, actor, reason, log: runLog.phase('workers'), applicationName: runApplicationName(runId, 'pause'), onSpawn: spawned('pause'), adopt: pauses });
-      report.workers = { method: paused.method, pausedAt: paused.pausedAt, previousReplicas: paused.previousReplicas, resumed: false, note: paused.note };
-      await exec(control, mergeApplyState(runId, { workersPaused: true, workers: paused }));
-      await event(runId, env.name, 'workers.paused', actor, { method: paused.method, previousReplicas: paused.previousReplicas, note: paused.note });
+      if (pauseNotConfigured(paused)) {
+        paused = null;
+        report.notes.push(WORKERS_NOT_CONFIGURED);
+      } else {
+        report.workers = { method: paused.method, pausedAt: paused.pausedAt, previousReplicas: paused.previousReplicas, resumed: false, note: paused.note };
+        await exec(control, mergeApplyState(runId, { workersPaused: true, workers: paused }));
+        await event(runId, env.name, 'workers.paused', actor, { method: paused.method, previousReplicas: paused.previousReplicas, note: paused.note });
+      }
     } catch (err) {
       return fail('workers', 'workers-pause-failed', `Pausing workers failed, so nothing was applied: ${(err as Error).message}`);
     }
@@ -396,6 +401,13 @@ export function createApplyService(ctx: ServiceContext) {
     await resume('apply succeeded');
     report.outcome = 'succeeded';
     await runLog.write('apply', 'info', `applied ${result.steps.length} migration(s) with ${result.lockRetries} lock retr${result.lockRetries === 1 ? 'y' : 'ies'}`);
+    const unwatched = await nothingToWatch(ctx, env);
+    if (unwatched) {
+      report.notes.push(unwatched);
+      await runLog.write('monitor', 'info', unwatched);
+      fenced();
+      return finish('succeeded', null);
+    }
     // The watch's window, baseline and the report so far go with the run: any replica can end the watch on time.
     const watch = { window: watchWindow(new Date(), env.verify.watchMinutes), baseline };
     fenced();

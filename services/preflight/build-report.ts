@@ -7,6 +7,7 @@ import { materializeSnapshot } from '../migrations/snapshot.js';
 import { checkTarget, serverFactsOf } from './checks.js';
 import { ownerTag } from './ephemeral.js';
 import { estimateImpact } from './impact.js';
+import { smokeReport } from './etl-checks.js';
 import { rehearse, type RehearsalResult } from './rehearsal.js';
 import { sealForPreflight } from './seal-snapshot.js';
 import type { Finding, PreflightCheck, PreflightReport } from './report.js';
@@ -134,14 +135,10 @@ export async function buildPreflightReport(ctx: ServiceContext, run: RunRow): Pr
     detail: `${rehearsal.steps.filter((s) => s.ok).length}/${pendingNames.length * 3} steps (up, down, up) succeeded on a copy seeded by ${rehearsal.seededFrom} in ${rehearsal.durationMs} ms.`,
   });
   if (rehearsal.seedNote) notes.push(rehearsal.seedNote);
-  if (rehearsal.smoke?.ran) {
-    checks.push({ id: 'rehearsal-smoke-etl', status: rehearsal.smoke.ok ? 'pass' : 'fail', detail: rehearsal.smoke.detail });
-    if (!rehearsal.smoke.ok) fail('rehearsal-smoke-etl-failed', `On the rehearsal copy, ${rehearsal.smoke.detail} The migrations would break the ETL; the target was not touched.`);
-  } else if (rehearsal.smoke) {
-    notes.push(`Smoke ETL on the rehearsal copy not run: ${rehearsal.smoke.detail}`);
-  } else if (!rehearsal.failed && env.verify.smokeEtl) {
-    notes.push('Smoke ETL on the rehearsal copy not run.');
-  }
+  const smoke = smokeReport(rehearsal.smoke, env, rehearsal.failed !== null);
+  if (smoke.check) checks.push(smoke.check);
+  if (smoke.finding) findings.push(smoke.finding);
+  if (smoke.note) notes.push(smoke.note);
 
   const texts = sources(files, pendingNames);
   const lint: Finding[] = [];
@@ -167,7 +164,7 @@ export async function buildPreflightReport(ctx: ServiceContext, run: RunRow): Pr
   let targetChecks;
   try {
     targetChecks = await ctx.targets.withClient(env, async (client) => ({
-      checked: await checkTarget(client, ctx.control, env, files, set.applied.map((a) => a.name), extensions, ctx.config.dataDir),
+      checked: await checkTarget(client, ctx.control, env, files, set.applied.map((a) => a.name), extensions, ctx.config.dataDir, rehearsal.created?.tables ?? []),
       impact: await estimateImpact(client, rehearsal, pendingNames),
       preExisting: await readPreExisting(client, observations),
     }));

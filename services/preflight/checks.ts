@@ -5,6 +5,7 @@ import type { EnvironmentConfig } from '../environments/model.js';
 import type { MigrationFile } from '../migrations/files.js';
 import { toolMajorVersion } from '../pg-tools.js';
 import { checkBackupRoom } from './backup-room.js';
+import { etlTargetChecks } from './etl-checks.js';
 import type { Finding, PreflightCheck } from './report.js';
 
 export interface ServerFacts {
@@ -41,6 +42,8 @@ export async function checkTarget(
   extensions: string[],
   /** DATA_DIR, under which pg_dump backups go (default and relative backup.dir). */
   dataDir?: string,
+  /** Tables the pending migrations create (the rehearsal's created.tables): what the ETL checks count as coming. */
+  createdTables: readonly string[] = [],
 ): Promise<CheckResults> {
   const facts = await serverFactsOf(client);
   const major = Math.floor(facts.version_num / 10000);
@@ -111,5 +114,6 @@ export async function checkTarget(
     checks.push(room.check);
     if (room.finding) findings.push(room.finding);
   }
+  checks.push(...(await etlTargetChecks(client, env, createdTables)));
   return { facts, checks, findings };
 }

@@ -1,7 +1,7 @@
 import type { ApiRun } from '../runs/present.js';
 import type { PreflightReport } from './report.js';
 
-const STATUS: Record<string, string> = { pass: 'PASS', warn: 'WARN', fail: 'FAIL' };
+const STATUS: Record<string, string> = { pass: 'PASS', warn: 'WARN', fail: 'FAIL', skip: 'SKIP' };
 const cell = (text: string | null | undefined) => (text ?? '').replace(/\|/g, '\\|').replace(/\s*\n\s*/g, ' ');
 const code = (text: string | null | undefined) => (text ? `\`${cell(text).slice(0, 160).replace(/`/g, "'")}\`` : '');
 const SEVERITY_ORDER = { error: 0, warning: 1, info: 2 } as const;

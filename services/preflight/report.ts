@@ -1,6 +1,7 @@
 import type { RehearsalResult } from './rehearsal.js';
 
-export type CheckStatus = 'pass' | 'warn' | 'fail';
+/** skip: the check does not apply to this target (not configured, e.g. no StarForge ETL); the detail says why. */
+export type CheckStatus = 'pass' | 'warn' | 'fail' | 'skip';
 
 export interface PreflightCheck {
   id: string;
