@@ -1,6 +1,7 @@
 import { exec, maybeOne, rows, transaction } from '../../database/db.js';
 import { insertBackup, mergeApplyState, openRollbackRequest, upsertLedger } from '../../database/sql/apply.js';
 import { invalidIndexes } from '../../database/sql/apply-target.js';
+import { recordBackupTiming, recordMigrationTiming } from '../../database/sql/estimates.js';
 import { latestReport } from '../../database/sql/reports.js';
 import { selectRun, type RunRow } from '../../database/sql/runs.js';
 import type { EnvironmentConfig } from '../environments/model.js';
@@ -320,6 +321,7 @@ export function createApplyService(ctx: ServiceContext) {
       await transaction(control, async (client) => {
         await exec(client, insertBackup({ ...backup, runId, environment: env.name }));
         await recordWriteCounters(client, backup.id, counters);
+        await exec(client, recordBackupTiming(backup.id, runId));
         // The backup a restore puts back: the newest one taken before any of the run's migrations landed.
         await exec(client, mergeApplyState(runId, drift.landed.length ? { pendingBackupFile: null } : { pendingBackupFile: null, pristineBackupId: backup.id }));
         await appendEvent(client, { runId, environment: env.name, type: 'backup.verified', actor, details: { id: backup.id, method: backup.method, sizeBytes: backup.sizeBytes, sha256: backup.sha256 } });
@@ -356,6 +358,8 @@ export function createApplyService(ctx: ServiceContext) {
         applied.push(step.name);
         await transaction(control, async (client) => {
           await exec(client, upsertLedger(env.name, step.name, step.sha256, runId));
+          // Beside preflight's estimate: what later preflights of this environment calibrate with.
+          await exec(client, recordMigrationTiming(env.name, runId, step.name, step.durationMs));
           await exec(client, mergeApplyState(runId, { applied }));
           await appendEvent(client, { runId, environment: env.name, type: 'migration.applied', actor, details: { ...step } });
         });

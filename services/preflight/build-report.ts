@@ -8,6 +8,7 @@ import { checkTarget, serverFactsOf } from './checks.js';
 import { ownerTag } from './ephemeral.js';
 import { estimateImpact } from './impact.js';
 import { smokeReport } from './etl-checks.js';
+import { timeoutFindings } from './estimate/timeouts.js';
 import { rehearse, type RehearsalResult } from './rehearsal.js';
 import { sealForPreflight } from './seal-snapshot.js';
 import type { Finding, PreflightCheck, PreflightReport } from './report.js';
@@ -165,7 +166,7 @@ export async function buildPreflightReport(ctx: ServiceContext, run: RunRow): Pr
   try {
     targetChecks = await ctx.targets.withClient(env, async (client) => ({
       checked: await checkTarget(client, ctx.control, env, files, set.applied.map((a) => a.name), extensions, ctx.config.dataDir, rehearsal.created?.tables ?? []),
-      impact: await estimateImpact(client, rehearsal, pendingNames),
+      impact: await estimateImpact(client, rehearsal, pendingNames, { control: ctx.control, env }),
       preExisting: await readPreExisting(client, observations),
     }));
   } catch (err) {
@@ -182,6 +183,6 @@ export async function buildPreflightReport(ctx: ServiceContext, run: RunRow): Pr
   findings.splice(0, findings.length, ...mergeObserved(findings, observed));
   const methods = [...new Set(observations.map((o) => o.method))];
   if (methods.length) notes.push(`Observed effects: ${methods.join(', ')}${observations[0]?.notes.length ? ` (${observations[0].notes.join('; ')})` : ''}.`);
-  findings.push(...checked.findings);
+  findings.push(...checked.findings, ...timeoutFindings(impact, env));
   return finish(set, { server: { version: facts.version }, rehearsal: rehearsalSummary, impact });
 }
