@@ -99,6 +99,10 @@ describe('a target without the StarForge ETL', () => {
     assert.equal(status['etl-workers'], 'skip');
     assert.equal(status['etl-watch'], 'skip');
     for (const c of report.checks.filter((c: { status: string }) => c.status === 'skip')) assert.match(c.detail, /^Not configured: /);
+    // Both applied migrations ran outside the service: no ledger entry to compare their files with, and the check says so.
+    const checksums = report.checks.find((c: { id: string }) => c.id === 'applied-checksums');
+    assert.equal(checksums.status, 'pass');
+    assert.equal(checksums.detail, 'None of the 2 applied migration(s) has a ledger entry; 2 were applied outside the service (no ledger entry), so their files could not be checked: 1000_users, 1100_orders.');
     assert.deepEqual(report.checks.filter((c: { status: string }) => c.status === 'warn' || c.status === 'fail'), [], 'no check warns or fails');
     const etlText = /etl|smoke|pgcrypto|watch/i;
     assert.deepEqual(report.findings.filter((f: { rule: string; message: string }) => etlText.test(f.rule) || etlText.test(f.message)), []);
