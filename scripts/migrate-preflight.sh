@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # The runbook's preflight helper (RUNBOOK-apply-migrations.md, "Run preflight
-# locally"): connectivity, pgcrypto availability, pending migrations, a
-# rehearsal (up, down, up) on a throw-away copy with the smoke ETL, and lint,
-# for one environment of MIGRATION_CONFIG (default database/migration-config.js).
+# locally"): connectivity, pending migrations, a rehearsal (up, down, up) on a
+# throw-away copy with the smoke ETL where the target has one, lint, and the
+# target checks (each extension a pending migration creates, pgcrypto
+# included), for one environment of MIGRATION_CONFIG (default
+# database/migration-config.js). Steps a project does not use say SKIP.
 # Nothing is applied to the target.
 #
 #   PRODUCTION_DATABASE_URL=postgres://... scripts/migrate-preflight.sh --environment production

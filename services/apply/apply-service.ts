@@ -1,6 +1,7 @@
 import { exec, maybeOne, rows, transaction } from '../../database/db.js';
 import { insertBackup, mergeApplyState, openRollbackRequest, upsertLedger } from '../../database/sql/apply.js';
 import { invalidIndexes } from '../../database/sql/apply-target.js';
+import { recordBackupTiming, recordMigrationTiming } from '../../database/sql/estimates.js';
 import { latestReport } from '../../database/sql/reports.js';
 import { selectRun, type RunRow } from '../../database/sql/runs.js';
 import type { EnvironmentConfig } from '../environments/model.js';
@@ -33,9 +34,9 @@ import { reconcileInFlight } from './reconcile.js';
 import { progressReporter } from './progress.js';
 import { runLogger } from './run-log.js';
 import { createStarter } from './start.js';
-import { completeWatch } from './watch-phase.js';
+import { completeWatch, nothingToWatch } from './watch-phase.js';
 import { endWatchEarly } from './watch-end.js';
-import { pauseWorkers, resumeWorkers, type PauseState } from './workers.js';
+import { pauseNotConfigured, pauseWorkers, resumeWorkers, WORKERS_NOT_CONFIGURED, type PauseState } from './workers.js';
 import { withPause } from './pauses.js';
 
 export type { ApplyReport } from './apply-report.js';
@@ -294,9 +295,14 @@ export function createApplyService(ctx: ServiceContext) {
     await exec(control, mergeApplyState(runId, { pauses }));
     try {
       paused = await pauseWorkers({ environment: env, targetUrl, runId, actor, reason, log: runLog.phase('workers'), applicationName: runApplicationName(runId, 'pause'), onSpawn: spawned('pause'), adopt: pauses });
-      report.workers = { method: paused.method, pausedAt: paused.pausedAt, previousReplicas: paused.previousReplicas, resumed: false, note: paused.note };
-      await exec(control, mergeApplyState(runId, { workersPaused: true, workers: paused }));
-      await event(runId, env.name, 'workers.paused', actor, { method: paused.method, previousReplicas: paused.previousReplicas, note: paused.note });
+      if (pauseNotConfigured(paused)) {
+        paused = null;
+        report.notes.push(WORKERS_NOT_CONFIGURED);
+      } else {
+        report.workers = { method: paused.method, pausedAt: paused.pausedAt, previousReplicas: paused.previousReplicas, resumed: false, note: paused.note };
+        await exec(control, mergeApplyState(runId, { workersPaused: true, workers: paused }));
+        await event(runId, env.name, 'workers.paused', actor, { method: paused.method, previousReplicas: paused.previousReplicas, note: paused.note });
+      }
     } catch (err) {
       return fail('workers', 'workers-pause-failed', `Pausing workers failed, so nothing was applied: ${(err as Error).message}`);
     }
@@ -317,6 +323,7 @@ export function createApplyService(ctx: ServiceContext) {
       await transaction(control, async (client) => {
         await exec(client, insertBackup({ ...backup, runId, environment: env.name }));
         await recordWriteCounters(client, backup.id, counters);
+        await exec(client, recordBackupTiming(backup.id, runId));
         // The backup a restore puts back: the newest one taken before any of the run's migrations landed.
         await exec(client, mergeApplyState(runId, drift.landed.length ? { pendingBackupFile: null } : { pendingBackupFile: null, pristineBackupId: backup.id }));
         await appendEvent(client, { runId, environment: env.name, type: 'backup.verified', actor, details: { id: backup.id, method: backup.method, sizeBytes: backup.sizeBytes, sha256: backup.sha256 } });
@@ -349,6 +356,8 @@ export function createApplyService(ctx: ServiceContext) {
         applied.push(step.name);
         await transaction(control, async (client) => {
           await exec(client, upsertLedger(env.name, step.name, step.sha256, runId));
+          // Beside preflight's estimate: what later preflights of this environment calibrate with.
+          await exec(client, recordMigrationTiming(env.name, runId, step.name, step.durationMs));
           await exec(client, mergeApplyState(runId, { applied }));
           await appendEvent(client, { runId, environment: env.name, type: 'migration.applied', actor, details: { ...step } });
         });
@@ -394,6 +403,13 @@ export function createApplyService(ctx: ServiceContext) {
     await resume('apply succeeded');
     report.outcome = 'succeeded';
     await runLog.write('apply', 'info', `applied ${result.steps.length} migration(s) with ${result.lockRetries} lock retr${result.lockRetries === 1 ? 'y' : 'ies'}`);
+    const unwatched = await nothingToWatch(ctx, env);
+    if (unwatched) {
+      report.notes.push(unwatched);
+      await runLog.write('monitor', 'info', unwatched);
+      fenced();
+      return finish('succeeded', null);
+    }
     // The watch's window, baseline and the report so far go with the run: any replica can end the watch on time.
     const watch = { window: watchWindow(new Date(), env.verify.watchMinutes), baseline };
     fenced();

@@ -1,6 +1,7 @@
 import type { ApiRun } from '../runs/present.js';
 import type { ApplyReport } from './apply-service.js';
 import type { RollbackReport } from './rollback-service.js';
+import { WORKERS_NOT_CONFIGURED } from './workers.js';
 
 const cell = (text: string | null | undefined) => (text ?? '').replace(/\|/g, '\\|').replace(/\s*\n\s*/g, ' ');
 
@@ -13,7 +14,7 @@ export function renderApplyMarkdown(run: ApiRun, apply: ApplyReport | null, roll
       // Reports stored before 'degraded' was an outcome said succeeded with a degraded watch.
       `- Outcome: **${(apply.watch?.degraded && apply.outcome === 'succeeded' ? 'degraded' : apply.outcome).toUpperCase()}**`,
       `- Backup: ${apply.backup ? `\`${apply.backup.id}\` (${apply.backup.method}${apply.backup.sizeBytes !== null ? `, ${apply.backup.sizeBytes} bytes` : ''}${apply.backup.sha256 ? `, sha256 ${apply.backup.sha256.slice(0, 12)}…` : ''}, verified ${apply.backup.verifiedAt ?? 'no'})` : 'none'}`,
-      `- Workers: ${apply.workers ? `paused via ${apply.workers.method}${apply.workers.note ? ` (${apply.workers.note})` : ''}; ${apply.workers.resumed ? 'resumed' : 'NOT resumed'}` : 'not paused'}`,
+      `- Workers: ${apply.workers ? `paused via ${apply.workers.method}${apply.workers.note ? ` (${apply.workers.note})` : ''}; ${apply.workers.resumed ? 'resumed' : 'NOT resumed'}` : apply.notes.includes(WORKERS_NOT_CONFIGURED) ? 'not configured (no etl_control table on the target)' : 'not paused'}`,
       `- Lock retries: ${apply.lockRetries}`,
       '',
       '## Migrations applied',
@@ -29,7 +30,7 @@ export function renderApplyMarkdown(run: ApiRun, apply: ApplyReport | null, roll
     }
     out.push('', '## Verification', '', '| check | status | detail | query |', '|---|---|---|---|',
       ...apply.verification.map((c) => `| ${c.id} | ${c.status.toUpperCase()} | ${cell(c.detail)} | \`${cell(c.query).slice(0, 200)}\` |`));
-    if (apply.smoke) out.push('', `Smoke ETL: **${apply.smoke.ok ? 'PASS' : apply.smoke.ran ? 'FAIL' : 'NOT RUN'}**: ${cell(apply.smoke.detail)} (${apply.smoke.durationMs} ms)`);
+    if (apply.smoke) out.push('', `Smoke ETL: **${apply.smoke.ok ? 'PASS' : apply.smoke.notConfigured ? 'NOT CONFIGURED' : apply.smoke.ran ? 'FAIL' : 'NOT RUN'}**: ${cell(apply.smoke.detail)} (${apply.smoke.durationMs} ms)`);
     if (apply.watch) {
       out.push('', '## Post-apply watch', '', `- Watched ${apply.watch.watchedSeconds} s: **${apply.watch.degraded ? 'DEGRADED' : 'healthy'}**. ${cell(apply.watch.detail)}`);
       if (apply.watch.baseline) out.push(`- Baseline: ${apply.watch.baseline.processedPerMinute}/min processed, failure rate ${apply.watch.baseline.failureRate}`);

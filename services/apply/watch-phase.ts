@@ -7,6 +7,8 @@ import { watchEtl } from '../verify/watch.js';
 import { finishApply, RunMovedOn, type ApplyReport } from './apply-report.js';
 import type { ApplyState } from './apply-state.js';
 import { runApplicationName } from '../child-processes.js';
+import type { EnvironmentConfig } from '../environments/model.js';
+import { etlPresence, WATCHED_TABLES } from '../etl/presence.js';
 import { runLogger } from './run-log.js';
 import { resumeWorkers } from './workers.js';
 
@@ -14,6 +16,19 @@ const RUNBOOK_ON_DEGRADED =
   'Runbook decision flow: if the migration has a safe down, ask for a rollback (mode "down"); if not, restore the backup (mode "restore").';
 
 export type WatchPhaseResult = 'finished' | 'handed-off';
+
+/**
+ * Why the run needs no post-apply watch, or null when it has one: a target
+ * without the ETL tables the watch reads (after the run's own migrations) has
+ * nothing to watch, so the run ends succeeded right after verification
+ * instead of sitting in monitoring for watchMinutes. A target that cannot be
+ * read now is watched as usual (the watch records outages).
+ */
+export async function nothingToWatch(ctx: ServiceContext, env: EnvironmentConfig): Promise<string | null> {
+  const presence = await ctx.targets.withClient(env, etlPresence).catch(() => null);
+  if (!presence || presence.watch) return null;
+  return `No post-apply watch: the target has no StarForge ETL (${WATCHED_TABLES.filter((t) => !presence.present.includes(t)).join(', ')} missing), so there was nothing to watch; the run succeeded once verification passed.`;
+}
 
 /**
  * The post-apply watch of a run in `monitoring`, from its stored window and

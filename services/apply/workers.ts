@@ -52,6 +52,17 @@ export interface WorkerOptions {
 
 /** The note of a pause that found nothing to pause; resuming such a state does nothing. */
 export const NO_ETL_CONTROL_NOTE = 'no etl_control table yet: no workers to pause';
+/** What an apply or rollback report says when the sql method found no etl_control table. */
+export const WORKERS_NOT_CONFIGURED = 'Workers: not configured (no etl_control table on the target when the work started): nothing was paused, nothing to resume.';
+
+/**
+ * The sql method on a target without etl_control: a project with no
+ * StarForge ETL has no workers to pause, which is "not configured", not a pause.
+ */
+export function pauseNotConfigured(state: PauseState): boolean {
+  return state.method === 'sql' && state.note === NO_ETL_CONTROL_NOTE;
+}
+
 /** Prefix of the note when workers were paused before the run: resume then leaves them paused. */
 export const ALREADY_PAUSED_NOTE = 'already paused before this run';
 
@@ -129,7 +140,7 @@ async function pauseSql(opts: WorkerOptions): Promise<PauseState> {
   return withClient(opts, 'pausing ETL workers', async (client) => {
     const { exists } = await one<{ exists: boolean }>(client, etlControlExists());
     if (!exists) {
-      opts.log(`${NO_ETL_CONTROL_NOTE}; nothing paused`);
+      opts.log('workers: not configured (no etl_control table on the target); nothing paused');
       return { method: 'sql', pausedAt: new Date().toISOString(), previousReplicas: null, note: NO_ETL_CONTROL_NOTE };
     }
     // Someone (an operator during an incident, say) paused workers already:

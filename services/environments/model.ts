@@ -45,7 +45,12 @@ export interface WorkersConfig {
 export interface VerifyConfig {
   tables: string[];
   indexes: string[];
-  smokeEtl: boolean;
+  /**
+   * The runbook's smoke ETL (rehearsal copy and verification). 'auto' (the
+   * default): where the StarForge ETL tables exist, else reported as not
+   * configured; true: required (missing tables are a warning); false: never.
+   */
+  smokeEtl: boolean | 'auto';
   watchMinutes: number;
   degradeFactor: number;
   /** The fewest new ETL processing errors that can make a run degraded, whatever the ratio. */
@@ -173,6 +178,11 @@ function boolean(value: unknown, key: string): boolean {
   return value;
 }
 
+function booleanOr(value: unknown, key: string, other: string): boolean {
+  if (typeof value !== 'boolean') throw new ConfigError(key, `must be true, false or ${other}`);
+  return value;
+}
+
 function array<T>(value: unknown, key: string, item: (v: unknown, k: string) => T): T[] {
   if (value === undefined) return [];
   if (!Array.isArray(value)) throw new ConfigError(key, 'must be an array');
@@ -294,7 +304,7 @@ function parseVerify(value: unknown, key: string): VerifyConfig {
   return {
     tables: array(v.tables, `${key}.tables`, (t, k) => string(t, k, QUALIFIED_SQL_NAME, 'a lower-case table name, optionally schema-qualified')),
     indexes: array(v.indexes, `${key}.indexes`, (t, k) => string(t, k, QUALIFIED_SQL_NAME, 'a lower-case index name, optionally schema-qualified')),
-    smokeEtl: v.smokeEtl === undefined ? true : boolean(v.smokeEtl, `${key}.smokeEtl`),
+    smokeEtl: v.smokeEtl === undefined || v.smokeEtl === 'auto' ? 'auto' : booleanOr(v.smokeEtl, `${key}.smokeEtl`, "'auto'"),
     watchMinutes: v.watchMinutes === undefined ? 1 : minutes(v.watchMinutes, `${key}.watchMinutes`),
     degradeFactor,
     degradeMinFailures,

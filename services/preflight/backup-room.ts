@@ -1,6 +1,7 @@
 import { constants } from 'node:fs';
-import { access, stat, statfs } from 'node:fs/promises';
-import { dirname } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { access, open, rm, stat, statfs } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 import type pg from 'pg';
 import { maybeOne, one } from '../../database/db.js';
 import { lastDumpSize, tableDataBytes } from '../../database/sql/backup-room.js';
@@ -61,14 +62,36 @@ export async function backupDirWritable(dir: string): Promise<Writable> {
     return { ok: false, reason: `cannot be examined (${(err as NodeJS.ErrnoException).code ?? 'error'})` };
   }
   if (!found.isDir) return { ok: false, reason: `cannot be created: ${found.path} is not a directory` };
+  const notWritable = (code: string) =>
+    ({ ok: false, reason: `${found.path === dir ? 'is not writable' : `cannot be created: ${found.path} is not writable`} by this process (${code}${WHY[code] ? `: ${WHY[code]}` : ''})` }) as const;
   try {
     await access(found.path, constants.W_OK | constants.X_OK);
   } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code ?? 'error';
-    return { ok: false, reason: `${found.path === dir ? 'is not writable' : `cannot be created: ${found.path} is not writable`} by this process (${code})` };
+    return notWritable((err as NodeJS.ErrnoException).code ?? 'error');
   }
+  // access() answers from the mode bits, and for root it says yes almost
+  // everywhere: a read-only mount, /proc or /sys only refuse the write itself.
+  // So a file is really created (and removed) where pg_dump would write.
+  const probe = join(found.path, `.starforge-write-probe-${process.pid}-${randomBytes(4).toString('hex')}`);
+  try {
+    const handle = await open(probe, 'wx', 0o600);
+    await handle.close();
+  } catch (err) {
+    return notWritable((err as NodeJS.ErrnoException).code ?? 'error');
+  }
+  await rm(probe, { force: true }).catch(() => undefined);
   return { ok: true, at: found.path };
 }
+
+/** What an errno means for a backup directory, in words. */
+const WHY: Record<string, string> = {
+  EROFS: 'read-only file system',
+  EACCES: 'permission denied',
+  EPERM: 'operation not permitted',
+  ENOSPC: 'no space left on the device',
+  EDQUOT: 'disk quota exceeded',
+  ENOENT: 'the file system accepts no new files here',
+};
 
 async function estimateDump(client: pg.ClientBase, control: pg.Pool, env: EnvironmentConfig): Promise<{ bytes: number; basis: string }> {
   const last = await maybeOne<{ size_bytes: string }>(control, lastDumpSize(env.name));

@@ -7,6 +7,8 @@ import { materializeSnapshot } from '../migrations/snapshot.js';
 import { checkTarget, serverFactsOf } from './checks.js';
 import { ownerTag } from './ephemeral.js';
 import { estimateImpact } from './impact.js';
+import { smokeReport } from './etl-checks.js';
+import { timeoutFindings } from './estimate/timeouts.js';
 import { rehearse, type RehearsalResult } from './rehearsal.js';
 import { sealForPreflight } from './seal-snapshot.js';
 import type { Finding, PreflightCheck, PreflightReport } from './report.js';
@@ -134,14 +136,10 @@ export async function buildPreflightReport(ctx: ServiceContext, run: RunRow): Pr
     detail: `${rehearsal.steps.filter((s) => s.ok).length}/${pendingNames.length * 3} steps (up, down, up) succeeded on a copy seeded by ${rehearsal.seededFrom} in ${rehearsal.durationMs} ms.`,
   });
   if (rehearsal.seedNote) notes.push(rehearsal.seedNote);
-  if (rehearsal.smoke?.ran) {
-    checks.push({ id: 'rehearsal-smoke-etl', status: rehearsal.smoke.ok ? 'pass' : 'fail', detail: rehearsal.smoke.detail });
-    if (!rehearsal.smoke.ok) fail('rehearsal-smoke-etl-failed', `On the rehearsal copy, ${rehearsal.smoke.detail} The migrations would break the ETL; the target was not touched.`);
-  } else if (rehearsal.smoke) {
-    notes.push(`Smoke ETL on the rehearsal copy not run: ${rehearsal.smoke.detail}`);
-  } else if (!rehearsal.failed && env.verify.smokeEtl) {
-    notes.push('Smoke ETL on the rehearsal copy not run.');
-  }
+  const smoke = smokeReport(rehearsal.smoke, env, rehearsal.failed !== null);
+  if (smoke.check) checks.push(smoke.check);
+  if (smoke.finding) findings.push(smoke.finding);
+  if (smoke.note) notes.push(smoke.note);
 
   const texts = sources(files, pendingNames);
   const lint: Finding[] = [];
@@ -167,8 +165,8 @@ export async function buildPreflightReport(ctx: ServiceContext, run: RunRow): Pr
   let targetChecks;
   try {
     targetChecks = await ctx.targets.withClient(env, async (client) => ({
-      checked: await checkTarget(client, ctx.control, env, files, set.applied.map((a) => a.name), extensions, ctx.config.dataDir),
-      impact: await estimateImpact(client, rehearsal, pendingNames),
+      checked: await checkTarget(client, ctx.control, env, files, set.applied.map((a) => a.name), extensions, ctx.config.dataDir, rehearsal.created?.tables ?? []),
+      impact: await estimateImpact(client, rehearsal, pendingNames, { control: ctx.control, env }),
       preExisting: await readPreExisting(client, observations),
     }));
   } catch (err) {
@@ -185,6 +183,6 @@ export async function buildPreflightReport(ctx: ServiceContext, run: RunRow): Pr
   findings.splice(0, findings.length, ...mergeObserved(findings, observed));
   const methods = [...new Set(observations.map((o) => o.method))];
   if (methods.length) notes.push(`Observed effects: ${methods.join(', ')}${observations[0]?.notes.length ? ` (${observations[0].notes.join('; ')})` : ''}.`);
-  findings.push(...checked.findings);
+  findings.push(...checked.findings, ...timeoutFindings(impact, env));
   return finish(set, { server: { version: facts.version }, rehearsal: rehearsalSummary, impact });
 }

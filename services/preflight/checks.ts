@@ -5,6 +5,7 @@ import type { EnvironmentConfig } from '../environments/model.js';
 import type { MigrationFile } from '../migrations/files.js';
 import { toolMajorVersion } from '../pg-tools.js';
 import { checkBackupRoom } from './backup-room.js';
+import { etlTargetChecks } from './etl-checks.js';
 import type { Finding, PreflightCheck } from './report.js';
 
 export interface ServerFacts {
@@ -27,6 +28,32 @@ const EXTENSION_MITIGATION =
   'Runbook mitigation: check provider support; if the extension is unsupported use application-side UUID generation, ' +
   'or request the privilege (CREATE on the database for trusted extensions, else superuser); revert or skip the extension creation if planned.';
 
+/**
+ * What the checksum comparison covered: the applied migrations with a ledger
+ * entry (the service applied them) were compared; those without one were
+ * applied outside the service (node-pg-migrate by hand, an older tool) and
+ * have nothing to compare their file with.
+ */
+function appliedChecksumsDetail(appliedNames: string[], ledger: Array<{ name: string }>, files: Map<string, string>, drifted: number): string {
+  const ledgered = new Set(ledger.map((l) => l.name));
+  const compared = appliedNames.filter((n) => ledgered.has(n) && files.has(n));
+  const unledgered = appliedNames.filter((n) => !ledgered.has(n));
+  if (appliedNames.length === 0) return 'No migration is applied yet: nothing to compare.';
+  const parts = [
+    drifted
+      ? `${drifted} applied migration(s) changed since they ran`
+      : compared.length
+        ? `${compared.length} of ${appliedNames.length} applied migration(s) match their ledger checksums`
+        : `none of the ${appliedNames.length} applied migration(s) has a ledger entry`,
+  ];
+  if (unledgered.length) {
+    const list = unledgered.slice(0, 5).join(', ') + (unledgered.length > 5 ? `, … (${unledgered.length - 5} more)` : '');
+    parts.push(`${unledgered.length} were applied outside the service (no ledger entry), so their files could not be checked: ${list}`);
+  }
+  const text = parts.join('; ');
+  return `${text[0]!.toUpperCase()}${text.slice(1)}.`;
+}
+
 export async function serverFactsOf(client: pg.ClientBase): Promise<ServerFacts> {
   return one<ServerFacts>(client, serverFacts());
 }
@@ -41,6 +68,8 @@ export async function checkTarget(
   extensions: string[],
   /** DATA_DIR, under which pg_dump backups go (default and relative backup.dir). */
   dataDir?: string,
+  /** Tables the pending migrations create (the rehearsal's created.tables): what the ETL checks count as coming. */
+  createdTables: readonly string[] = [],
 ): Promise<CheckResults> {
   const facts = await serverFactsOf(client);
   const major = Math.floor(facts.version_num / 10000);
@@ -93,7 +122,7 @@ export async function checkTarget(
   const byName = new Map(files.map((f) => [f.name, f.sha256]));
   const applied = new Set(appliedNames);
   const drifted = ledger.filter((l) => applied.has(l.name) && byName.has(l.name) && byName.get(l.name) !== l.sha256);
-  checks.push({ id: 'applied-checksums', status: drifted.length ? 'fail' : 'pass', detail: drifted.length ? `${drifted.length} applied migration(s) changed since they ran.` : `${ledger.length} ledger entries match their files.` });
+  checks.push({ id: 'applied-checksums', status: drifted.length ? 'fail' : 'pass', detail: appliedChecksumsDetail(appliedNames, ledger, byName, drifted.length) });
   for (const d of drifted) {
     finding('applied-migration-changed', 'error', `Migration ${d.name} was applied with sha256 ${d.sha256.slice(0, 12)}…, but its file now differs; restore the file or write a new migration for the change.`, d.name);
   }
@@ -111,5 +140,6 @@ export async function checkTarget(
     checks.push(room.check);
     if (room.finding) findings.push(room.finding);
   }
+  checks.push(...(await etlTargetChecks(client, env, createdTables)));
   return { facts, checks, findings };
 }

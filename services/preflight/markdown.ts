@@ -1,7 +1,8 @@
 import type { ApiRun } from '../runs/present.js';
 import type { PreflightReport } from './report.js';
+import { formatRows } from './estimate/row-counts.js';
 
-const STATUS: Record<string, string> = { pass: 'PASS', warn: 'WARN', fail: 'FAIL' };
+const STATUS: Record<string, string> = { pass: 'PASS', warn: 'WARN', fail: 'FAIL', skip: 'SKIP' };
 const cell = (text: string | null | undefined) => (text ?? '').replace(/\|/g, '\\|').replace(/\s*\n\s*/g, ' ');
 const code = (text: string | null | undefined) => (text ? `\`${cell(text).slice(0, 160).replace(/`/g, "'")}\`` : '');
 const SEVERITY_ORDER = { error: 0, warning: 1, info: 2 } as const;
@@ -37,7 +38,7 @@ export function renderPreflightMarkdown(run: ApiRun, report: PreflightReport): s
     `- Requested by: ${run.requestedBy}`,
     `- Digest: \`${report.digest ?? 'n/a'}\``,
     `- Server: ${report.server ? `PostgreSQL ${report.server.version}` : 'not reached'}`,
-    `- Estimated apply time: ${report.impact ? duration(report.impact.totalEstimatedMs) : 'n/a'}`,
+    `- Estimated apply time: ${report.impact ? `${duration(report.impact.totalEstimatedMs)}${report.impact.backup ? ` (backup ${duration(report.impact.backup.estimatedMs)}, migrations ${duration(report.impact.migrationsEstimatedMs ?? report.impact.totalEstimatedMs - report.impact.backup.estimatedMs)})` : ''}` : 'n/a'}`,
     `- Checked: ${report.startedAt} to ${report.finishedAt}`,
     '',
     '## Findings',
@@ -61,7 +62,12 @@ export function renderPreflightMarkdown(run: ApiRun, report: PreflightReport): s
     })),
   ];
   if (report.impact?.tables.length) {
-    out.push('', '## Tables touched', '', ...table(['table', 'rows (est.)', 'size', 'exists'], report.impact.tables.map((t) => [t.table, String(t.rows), bytes(t.bytes), t.exists ? 'yes' : 'new'])));
+    out.push('', '## Tables touched', '', ...table(['table', 'rows', 'size', 'exists'], report.impact.tables.map((t) => [
+      t.table, t.exists ? `${formatRows(t.rows, t.rowsSource)}${t.rowsSource === 'reltuples' || t.rowsSource === 'n_live_tup' ? ' (est.)' : ''}` : '0', bytes(t.bytes), t.exists ? 'yes' : 'new',
+    ])));
+  }
+  if (report.impact) {
+    if (report.impact.calibration) out.push('', `Estimates calibrated by: ${cell(report.impact.calibration.summary)}.`);
     out.push('', `_${report.impact.assumptions}_`);
   }
   if (report.rehearsal) {

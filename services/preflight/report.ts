@@ -1,6 +1,9 @@
 import type { RehearsalResult } from './rehearsal.js';
+import type { BackupEstimate } from './estimate/backup.js';
+import type { HistoryCalibration } from './estimate/history.js';
 
-export type CheckStatus = 'pass' | 'warn' | 'fail';
+/** skip: the check does not apply to this target (not configured, e.g. no StarForge ETL); the detail says why. */
+export type CheckStatus = 'pass' | 'warn' | 'fail' | 'skip';
 
 export interface PreflightCheck {
   id: string;
@@ -25,13 +28,19 @@ export interface StatementEstimate {
   rewritesTable: boolean;
   buildsIndex: boolean;
   scansTable: boolean;
+  /** Size-dependent time on the target, calibrated (see ImpactEstimate.calibration). */
   estimatedMs: number;
+  /** How estimatedMs was derived (the sample or default rate, before the history ratio). */
+  basis?: string;
 }
 
 export interface MigrationImpact {
   migration: string;
   transactional: boolean;
   rehearsalMs: number | null;
+  /** The statements' size-dependent time as the model predicts it, before the history ratio. */
+  workMs?: number;
+  /** rehearsalMs plus the statements' calibrated estimates. */
   estimatedMs: number;
   strongestLock: string;
   statements: StatementEstimate[];
@@ -41,13 +50,33 @@ export interface TableImpact {
   table: string;
   exists: boolean;
   rows: number;
+  /**
+   * Where `rows` comes from: reltuples (fresh statistics), count (exact),
+   * count-bounded (at least `rows`: the count stopped there), n_live_tup
+   * (a count that timed out). Absent in older reports.
+   */
+  rowsSource?: 'reltuples' | 'count' | 'count-bounded' | 'n_live_tup';
   bytes: number;
+}
+
+export interface ImpactCalibration {
+  /** Tables whose pages were sampled (timed read and sort) on the target. */
+  sampledTables: string[];
+  /** The measured-over-predicted ratio of this environment's earlier migrations, applied to every estimate; null: no history yet. */
+  history: HistoryCalibration | null;
+  /** One line for the report. */
+  summary: string;
 }
 
 export interface ImpactEstimate {
   tables: TableImpact[];
   migrations: MigrationImpact[];
-  /** What the scheduler uses to decide whether the run fits a window. */
+  /** The migrations alone (sum of their estimates). */
+  migrationsEstimatedMs?: number;
+  /** The pre-apply backup, in the total. */
+  backup?: BackupEstimate | null;
+  calibration?: ImpactCalibration;
+  /** Backup plus migrations: what the scheduler fits into a window. */
   totalEstimatedMs: number;
   assumptions: string;
 }

@@ -24,7 +24,8 @@ const TRANSITIONS: Record<RunStatus, readonly RunStatus[]> = {
   approved: ['scheduled', 'applying', 'cancelled', 'preflight_running'],
   scheduled: ['applying', 'approved', 'cancelled', 'preflight_running'],
   applying: ['verifying', 'failed', 'interrupted'],
-  verifying: ['monitoring', 'verification_failed', 'failed', 'interrupted'],
+  // verifying -> succeeded: a target with no ETL to watch needs no monitoring phase.
+  verifying: ['monitoring', 'succeeded', 'verification_failed', 'failed', 'interrupted'],
   monitoring: ['succeeded', 'degraded', 'interrupted'],
   succeeded: ['rolling_back', 'restoring'],
   failed: ['rolling_back', 'restoring'],

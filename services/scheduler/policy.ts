@@ -25,8 +25,9 @@ export type TickDecision =
   | { kind: 'reschedule'; reason: string; next: Slot | null };
 
 /**
- * Room kept free in a window beyond the estimate: backup, verification and
- * estimation error are not in the estimate. A quarter of it, at least a minute.
+ * Room kept free in a window beyond the estimate (which holds the backup and
+ * the migrations, services/preflight/impact.ts): verification, the worker
+ * pause and estimation error are not in it. A quarter of it, at least a minute.
  */
 export function marginFor(estimateMs: number): number {
   return Math.max(60_000, Math.ceil(Math.max(0, estimateMs) * 0.25));

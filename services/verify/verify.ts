@@ -16,7 +16,8 @@ export type { SmokeOutcome } from '../etl/smoke.js';
 
 export interface VerificationCheck {
   id: string;
-  status: 'pass' | 'warn' | 'fail';
+  /** skip: the check does not apply to this target (not configured: e.g. no ETL to smoke-test). */
+  status: 'pass' | 'warn' | 'fail' | 'skip';
   /** The SQL the check ran, so the report can be pasted into the PR as the runbook asks. */
   query: string;
   observed: unknown;
@@ -79,11 +80,14 @@ export async function verifyApply(ctx: ServiceContext, run: RunRow, env: Environ
     checks.push(check('invalid-indexes', invalid.length ? 'fail' : 'pass', invalidIndexList(), invalid,
       invalid.length ? `INVALID indexes: ${invalid.join(', ')} (drop and rebuild them CONCURRENTLY).` : 'No INVALID index.'));
 
-    // 5. Smoke ETL.
+    // 5. Smoke ETL, where the target has the ETL (or the environment requires it).
     let smoke: SmokeOutcome | null = null;
+    const smokeQuery = 'INSERT INTO hero_snapshots … ; worker batch ; SELECT … ; DELETE smoke rows';
     if (env.verify.smokeEtl) {
       smoke = await smokeEtl(client, env, run.id);
-      checks.push(check('smoke-etl', smoke.ran ? (smoke.ok ? 'pass' : 'fail') : 'warn', 'INSERT INTO hero_snapshots … ; worker batch ; SELECT … ; DELETE smoke rows', smoke, smoke.detail));
+      checks.push(check('smoke-etl', smoke.notConfigured ? 'skip' : smoke.ran ? (smoke.ok ? 'pass' : 'fail') : 'warn', smokeQuery, smoke, smoke.detail));
+    } else {
+      checks.push(check('smoke-etl', 'skip', smokeQuery, null, 'Not configured: verify.smokeEtl is false.'));
     }
 
     // 6. No new etl_errors since the apply started.
@@ -91,6 +95,8 @@ export async function verifyApply(ctx: ServiceContext, run: RunRow, env: Environ
       const errors = await rows<{ id: string; error_type: string; message: string }>(client, etlErrorsSince(applyStartedAt, null));
       checks.push(check('new-etl-errors', errors.length ? 'fail' : 'pass', etlErrorsSince(applyStartedAt, null), errors,
         errors.length ? `${errors.length} etl_errors row(s) since the apply started: ${errors.slice(0, 3).map((e) => `${e.error_type}: ${e.message}`).join('; ')}.` : 'No etl_errors since the apply started.'));
+    } else {
+      checks.push(check('new-etl-errors', 'skip', tableExists('public.etl_errors'), null, 'Not configured: the target has no etl_errors table (no StarForge ETL).'));
     }
     return { checks, smoke };
   });

@@ -1,8 +1,12 @@
 // `scripts/migrate-preflight.sh`: the runbook's local preflight, runnable by
 // hand against one environment's database, no running service needed.
 //
-//   connectivity -> pgcrypto availability -> pending migrations ->
-//   rehearsal (up, down, up on a throw-away copy) with the smoke ETL -> lint
+//   connectivity -> pending migrations -> rehearsal (up, down, up on a
+//   throw-away copy) with the smoke ETL -> lint -> target checks, among them
+//   each extension a pending migration creates (pgcrypto for StarForge)
+//
+// The StarForge-specific steps (pgcrypto, the smoke ETL) say "not
+// configured" (SKIP) on a project that does not use them.
 //
 // It runs the service's own preflight on a private, throw-away control
 // database (a temporary database on PREFLIGHT_DATABASE_URL's server when set,
@@ -33,9 +37,10 @@ export const EXIT = { ok: 0, findings: 1, usage: 2, unreachable: 3, internal: 4 
 const USAGE = `usage: scripts/migrate-preflight.sh [--environment <name>] [--format text|md|json] [--output <file>] [--strict]
 
 Runs the service's preflight for one environment of MIGRATION_CONFIG against
-the database named by its databaseUrlEnv: connectivity, pgcrypto availability,
-pending migrations, a rehearsal (up, down, up) on a throw-away copy with the
-smoke ETL, and lint. Nothing is applied to the target.
+the database named by its databaseUrlEnv: connectivity, pending migrations, a
+rehearsal (up, down, up) on a throw-away copy with the smoke ETL where the
+target has one, lint, and the target checks (each extension a pending
+migration creates, pgcrypto included). Nothing is applied to the target.
 
   --environment  environment name (default: staging)
   --format       text (default) prints a summary; md or json print the report
@@ -85,8 +90,8 @@ function options(argv: string[]): Options {
   return { environment: v.environment!, format: v.format as Options['format'], output: v.output, strict: v.strict! };
 }
 
-/** Connectivity and pgcrypto, straight from the target; the URL is never printed. */
-async function probeTarget(url: string, envName: string): Promise<{ version: string; findings: string[] }> {
+/** Connectivity, straight from the target; the URL is never printed. Also whether pgcrypto is installed (StarForge's one extension). */
+async function probeTarget(url: string, envName: string): Promise<{ version: string; pgcryptoInstalled: boolean }> {
   const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 10_000, application_name: 'starforge-preflight-script' });
   client.on('error', () => undefined);
   try {
@@ -97,18 +102,21 @@ async function probeTarget(url: string, envName: string): Promise<{ version: str
   try {
     const facts = await one<{ version: string; role: string; connections: number; max_connections: number }>(client, serverFacts());
     say(`PASS connectivity: PostgreSQL ${facts.version} as ${facts.role} (${facts.connections}/${facts.max_connections} connections)`);
-    const pgcrypto = await maybeOne<{ installed: boolean; trusted: boolean }>(client, extensionsInfo(['pgcrypto']));
-    const findings: string[] = [];
-    if (!pgcrypto) {
-      findings.push('pgcrypto is not available on this server (install the PostgreSQL contrib package)');
-      say('FAIL pgcrypto: not available on this server');
-    } else {
-      say(`PASS pgcrypto: ${pgcrypto.installed ? 'installed' : `available, not installed yet${pgcrypto.trusted ? ' (trusted: a database owner may create it)' : ' (creating it needs a superuser)'}`}`);
-    }
-    return { version: facts.version, findings };
+    const pgcrypto = await maybeOne<{ installed: boolean }>(client, extensionsInfo(['pgcrypto']));
+    return { version: facts.version, pgcryptoInstalled: pgcrypto?.installed === true };
   } finally {
     await client.end().catch(() => undefined);
   }
+}
+
+/**
+ * pgcrypto only matters where a pending migration creates it (the preflight's
+ * extension:pgcrypto check, which fails when it is unavailable or not
+ * creatable) or where it is installed already; elsewhere it is not configured.
+ */
+function pgcryptoLine(report: PreflightReport, installed: boolean): string | null {
+  if (report.checks.some((c) => c.id === 'extension:pgcrypto')) return null;
+  return installed ? 'PASS pgcrypto: installed' : 'SKIP pgcrypto: not configured (not installed, and no pending migration creates it)';
 }
 
 /** A private control database for this one preflight, gone afterwards. */
@@ -193,7 +201,7 @@ async function main(argv: string[]): Promise<number> {
     } catch (err) {
       if (err instanceof ServiceError && err.statusCode === 422) {
         say(`PASS pending migrations: none; ${env.name} is up to date.`);
-        return probe.findings.length ? EXIT.findings : EXIT.ok;
+        return EXIT.ok;
       }
       if (err instanceof ServiceError && err.statusCode === 503) throw new Exit(EXIT.unreachable, `FAIL connectivity: ${err.message}`);
       throw err;
@@ -202,13 +210,15 @@ async function main(argv: string[]): Promise<number> {
     const { report } = await services.preflight.report(runId);
     const run = await services.runs.get(runId);
     for (const line of summary(report)) say(line);
+    const pgcrypto = pgcryptoLine(report, probe.pgcryptoInstalled);
+    if (pgcrypto) say(pgcrypto);
     const body = opts.format === 'md' ? renderPreflightMarkdown(run, report) : opts.format === 'json' ? `${JSON.stringify(report, null, 2)}\n` : null;
     if (body !== null && opts.output) await writeFile(opts.output, body);
     else if (body !== null) process.stdout.write(body);
     const errors = report.findings.filter((f) => f.severity === 'error' && !f.acknowledged).length;
     const warnings = report.findings.filter((f) => f.severity === 'warning' && !f.acknowledged).length;
-    const bad = errors + probe.findings.length + (opts.strict ? warnings : 0);
-    say(`${bad ? 'FAILED' : 'PASSED'}: ${errors} error(s), ${warnings} warning(s)${probe.findings.length ? `, ${probe.findings.length} server problem(s)` : ''}.`);
+    const bad = errors + (opts.strict ? warnings : 0);
+    say(`${bad ? 'FAILED' : 'PASSED'}: ${errors} error(s), ${warnings} warning(s).`);
     return bad ? EXIT.findings : EXIT.ok;
   } finally {
     await services?.close();

@@ -15,6 +15,8 @@ import { parseMigrationConfig, type EnvironmentConfig } from '../../services/env
 import { PROJECT_ROOT } from '../../database/paths.js';
 import { createTestDatabase, type TestDatabase } from '../support/db.js';
 import { asNobody } from '../support/users.js';
+import { bearer, startTestApp } from '../support/app.js';
+import { migrationSource, writeMigrations } from '../support/migrations.js';
 
 let control: TestDatabase;
 let target: TestDatabase;
@@ -125,6 +127,61 @@ describe('the backup-space preflight check', () => {
       assert.equal(run(join(dataDir, 'backups')).ok, true, 'DATA_DIR is');
     } finally {
       await rm(root, { recursive: true, force: true });
+    }
+  });
+});
+
+// Tests run as root, for whom access(W_OK) says yes on a read-only mount's
+// mode bits, on /proc and on /sys: only a real write is refused there.
+describe('backup directories that refuse writes even to root', () => {
+  test('a directory under /proc (access() says writable, creating a file fails): fails preflight naming the directory', async () => {
+    const room = await checkBackupRoom(client, pool, environment({ method: 'pg_dump', dir: '/proc/starforge-backups' }), tmp);
+    assert.equal(room!.check.status, 'fail', room!.check.detail);
+    assert.equal(room!.finding?.rule, 'backup-dir-not-writable');
+    assert.equal(room!.finding?.severity, 'error');
+    assert.match(room!.finding!.message, /^The backup directory \/proc\/starforge-backups cannot be created: \/proc is not writable by this process \(ENOENT/);
+  });
+
+  const mountPoint = join(tmpdir(), `sf-backup-ro-${process.pid}`);
+  let mounted = false;
+  before(async () => {
+    await mkdir(mountPoint, { recursive: true });
+    mounted = spawnSync('mount', ['-t', 'tmpfs', '-o', 'ro,size=1m', 'tmpfs', mountPoint]).status === 0;
+  });
+  after(async () => {
+    if (mounted) spawnSync('umount', [mountPoint]);
+    await rm(mountPoint, { recursive: true, force: true });
+  });
+
+  test('a read-only mount (EROFS): fails preflight, and a run on it fails its preflight instead of its apply', async (t) => {
+    if (!mounted) return t.skip('cannot mount a read-only tmpfs here (needs CAP_SYS_ADMIN)');
+    const room = await checkBackupRoom(client, pool, environment({ method: 'pg_dump', dir: join(mountPoint, 'backups') }), tmp);
+    assert.equal(room!.check.status, 'fail', room!.check.detail);
+    assert.equal(room!.finding?.rule, 'backup-dir-not-writable');
+    assert.match(room!.finding!.message, /is not writable by this process \(EROFS: read-only file system\)/);
+
+    const migrations = await mkdtemp(join(tmpdir(), 'sf-backup-ro-migrations-'));
+    await writeMigrations(migrations, { '1000_t': migrationSource('CREATE TABLE t (id int)', 'DROP TABLE t') });
+    const app = await startTestApp({
+      label: 'backup_ro',
+      migrationConfigSource: `export default { environments: {
+        staging: { databaseUrlEnv: 'STAGING_DATABASE_URL', migrationsDir: ${JSON.stringify(migrations)}, approvals: { required: ['any'] },
+          backup: { method: 'pg_dump', dir: ${JSON.stringify(mountPoint)} } },
+        production: { databaseUrlEnv: 'PRODUCTION_DATABASE_URL', migrationsDir: ${JSON.stringify(migrations)} } } };`,
+    });
+    try {
+      const created = await app.http().post('/v1/runs').set('authorization', bearer('alice')).send({ environment: 'staging', description: 'read-only backups' });
+      assert.equal(created.status, 201, created.text);
+      await app.settle();
+      const run = (await app.http().get(`/v1/runs/${created.body.id}`).set('authorization', bearer('vic'))).body;
+      assert.equal(run.status, 'preflight_failed');
+      const report = (await app.http().get(`/v1/runs/${run.id}/preflight`).set('authorization', bearer('vic'))).body.report;
+      const finding = report.findings.find((f: { rule: string }) => f.rule === 'backup-dir-not-writable');
+      assert.ok(finding, JSON.stringify(report.findings));
+      assert.match(finding.message, /EROFS: read-only file system/);
+    } finally {
+      await app.close();
+      await rm(migrations, { recursive: true, force: true });
     }
   });
 });

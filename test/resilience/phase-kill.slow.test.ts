@@ -19,6 +19,7 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import pg from 'pg';
 import { createTestDatabase, type TestDatabase } from '../support/db.js';
+import { WATCHED_BASE } from '../support/migrations.js';
 import { serverSetup, startServer, testEnvironment, waitFor, type ServerProcess } from '../scheduler/server-process.js';
 import {
   addPending, alive, appliedOnTarget, call, clearSlow, groupAlive, leftovers, PENDING_NAMES, prepareTarget, recordedProcess, rollBack,
@@ -28,7 +29,7 @@ import {
 const ROUNDS = Number(process.env.PHASE_KILL_ROUNDS ?? 10);
 const PHASES = ['pause', 'backup', 'migrate', 'verify', 'watch', 'down', 'restore'] as const;
 type Phase = (typeof PHASES)[number];
-const BASE_APPLIED: Array<[string, number]> = [['1000_etl-control', 1], ['1100_create-accounts', 1]];
+const BASE_APPLIED: Array<[string, number]> = [['1000_etl-control', 1], ['1050_etl-activity', 1], ['1100_create-accounts', 1]];
 
 let control: TestDatabase;
 const targets = {} as Record<Phase, TestDatabase>;
@@ -56,13 +57,13 @@ async function release(client: pg.Client | undefined): Promise<void> {
 before(async () => {
   control = await createTestDatabase('phasekill_ctl');
   dir = await mkdtemp(join(tmpdir(), 'sf-phasekill-'));
-  const migrations = await writeFixtureMigrations(dir);
+  // With the ETL activity tables, so the run killed in its watch has one.
+  const migrations = await writeFixtureMigrations(dir, WATCHED_BASE);
   for (const p of PHASES) {
     targets[p] = await createTestDatabase(`phasekill_${p}`);
-    await prepareTarget(targets[p], migrations);
+    await prepareTarget(targets[p], migrations, WATCHED_BASE);
   }
-  // Verification's last check reads etl_errors: the test holds it there.
-  await targets.verify.query('CREATE TABLE etl_errors (id bigserial PRIMARY KEY, snapshot_id uuid, error_type text, message text, created_at timestamptz NOT NULL DEFAULT now())');
+  // Verification's last check reads etl_errors (the base creates it): the test holds it there.
   await addPending(migrations);
   const sql = { workers: { pause: { method: 'sql' }, pauseTimeoutMs: 5000 } };
   const environments: Record<string, object> = {};

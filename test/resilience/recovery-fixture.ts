@@ -20,17 +20,20 @@ export const PENDING = {
 };
 export const PENDING_NAMES = Object.keys(PENDING);
 
-/** Writes base + pending migrations to `dir`/migrations (returned). */
-export async function writeFixtureMigrations(dir: string): Promise<string> {
+/**
+ * Writes the base migrations to `dir`/migrations (returned): FIXTURE_BASE
+ * (etl_control, accounts), or WATCHED_BASE where a run must be watched.
+ */
+export async function writeFixtureMigrations(dir: string, base: Record<string, string> = FIXTURE_BASE): Promise<string> {
   const migrations = join(dir, 'migrations');
   await mkdir(migrations, { recursive: true });
-  for (const [name, source] of Object.entries(FIXTURE_BASE)) await writeFile(join(migrations, `${name}.js`), source);
+  for (const [name, source] of Object.entries(base)) await writeFile(join(migrations, `${name}.js`), source);
   return migrations;
 }
 
-/** A target with the base applied (etl_control, accounts) and the slow-step table. */
-export async function prepareTarget(target: TestDatabase, migrationsDir: string): Promise<void> {
-  await applyMigrations(target.url, migrationsDir, Object.keys(FIXTURE_BASE).length);
+/** A target with the base applied and the slow-step table. */
+export async function prepareTarget(target: TestDatabase, migrationsDir: string, base: Record<string, string> = FIXTURE_BASE): Promise<void> {
+  await applyMigrations(target.url, migrationsDir, Object.keys(base).length);
   await target.query('CREATE TABLE sf_test_slow (step text PRIMARY KEY, ms int NOT NULL)');
 }
 

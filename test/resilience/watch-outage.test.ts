@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { after, before, beforeEach, test } from 'node:test';
 import { bearer, startTestApp, type TestApp } from '../support/app.js';
 import { createTestDatabase, type TestDatabase } from '../support/db.js';
-import { applyMigrations, FIXTURE_BASE, FIXTURES } from '../support/migrations.js';
+import { applyMigrations, FIXTURES, WATCHED_BASE } from '../support/migrations.js';
 import { api, freeEnvironments, type ApiRun } from '../runs/helpers.js';
 import { waitFor } from '../scheduler/server-process.js';
 import { startFaultProxy, type FaultProxy } from './fault-proxy.js';
@@ -31,8 +31,8 @@ before(async () => {
   dir = await mkdtemp(join(tmpdir(), 'sf-watchout-'));
   const migrations = join(dir, 'migrations');
   await mkdir(migrations);
-  for (const [name, source] of Object.entries(FIXTURE_BASE)) await writeFile(join(migrations, `${name}.js`), source);
-  await applyMigrations(target.url, migrations, 2);
+  for (const [name, source] of Object.entries(WATCHED_BASE)) await writeFile(join(migrations, `${name}.js`), source);
+  await applyMigrations(target.url, migrations, Object.keys(WATCHED_BASE).length);
   for (const [name, source] of Object.entries(PENDING)) await writeFile(join(migrations, `${name}.js`), source);
   const staging = {
     databaseUrlEnv: 'STAGING_DATABASE_URL', migrationsDir: migrations, approvals: { required: ['any'] },

@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { createTestDatabase, type TestDatabase } from '../support/db.js';
+import { WATCHED_BASE } from '../support/migrations.js';
 import { serverSetup, startServer, testEnvironment, type ServerProcess } from '../scheduler/server-process.js';
 import { addPending, call, createApproved, eventTypes, leftovers, prepareTarget, waitStatus, writeFixtureMigrations } from './recovery-fixture.js';
 
@@ -24,10 +25,11 @@ const servers: ServerProcess[] = [];
 before(async () => {
   control = await createTestDatabase('takeover_ctl');
   dir = await mkdtemp(join(tmpdir(), 'sf-takeover-'));
-  const migrations = await writeFixtureMigrations(dir);
+  // With the ETL activity tables: a run on a target without them has nothing to watch and no watch.
+  const migrations = await writeFixtureMigrations(dir, WATCHED_BASE);
   for (const e of ['w1', 'w2']) {
     targets[e] = await createTestDatabase(`takeover_${e}`);
-    await prepareTarget(targets[e]!, migrations);
+    await prepareTarget(targets[e]!, migrations, WATCHED_BASE);
   }
   await addPending(migrations);
   const environments = Object.fromEntries(['w1', 'w2'].map((e) => [e, testEnvironment(e, migrations, dir, {

@@ -65,14 +65,16 @@ after(async () => {
 });
 
 describe('scripts/migrate-preflight.sh', () => {
-  test('a clean set: connectivity, pgcrypto, the pending list, a passing rehearsal; exit 0, report written, target untouched', async () => {
+  test('a clean set: connectivity, the pending list, a passing rehearsal, pgcrypto not configured; exit 0, report written, target untouched', async () => {
     await writeMigrations(join(dir, 'migrations'), { ...FIXTURE_BASE, '1200_add-note': FIXTURES.addNote });
     const before = await leftovers();
     const out = join(dir, 'report.json');
     const res = await preflight(['--environment', 'staging', '--format', 'json', '--output', out]);
     assert.equal(res.code, 0, res.stderr);
     assert.match(res.stderr, /^PASS connectivity: PostgreSQL 15/m);
-    assert.match(res.stderr, /^PASS pgcrypto: (installed|available)/m);
+    // No migration here creates pgcrypto and the target lacks it: not configured, not a failure or a warning.
+    assert.match(res.stderr, /^SKIP pgcrypto: not configured/m);
+    assert.match(res.stderr, /^SKIP rehearsal-smoke-etl: Not configured/m);
     assert.match(res.stderr, /Pending migrations \(3\):\n {2}- 1000_etl-control\n {2}- 1100_create-accounts\n {2}- 1200_add-note/);
     assert.match(res.stderr, /^PASS rehearsal: 9\/9 steps/m);
     assert.match(res.stderr, /^PASSED: 0 error\(s\)/m);
@@ -100,6 +102,9 @@ describe('scripts/migrate-preflight.sh', () => {
     const relaxed = await preflight([]);
     assert.equal(relaxed.code, 0, relaxed.stderr);
     assert.match(relaxed.stderr, /WARNING create-extension \[1200_pgcrypto\]/);
+    // A migration creates it: the target check of that extension, not a SKIP.
+    assert.match(relaxed.stderr, /^PASS extension:pgcrypto: /m);
+    assert.doesNotMatch(relaxed.stderr, /^SKIP pgcrypto/m);
     const strict = await preflight(['--strict']);
     assert.equal(strict.code, 1, strict.stderr);
   });

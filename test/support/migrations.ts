@@ -35,9 +35,22 @@ export const FIXTURES = {
     `CREATE TABLE accounts (id int PRIMARY KEY, email text); INSERT INTO accounts SELECT g, 'u' || g || '@x' FROM generate_series(1, 50) g`,
     'DROP TABLE accounts',
   ),
+  /** The two tables the post-apply watch reads (services/verify/watch.ts): a target with them has ETL activity to watch. */
+  etlActivity: migrationSource(
+    `CREATE TABLE hero_snapshots (id uuid PRIMARY KEY DEFAULT gen_random_uuid(), user_id text NOT NULL, raw jsonb NOT NULL, created_at timestamptz NOT NULL DEFAULT now(), processed_at timestamptz, error_count int NOT NULL DEFAULT 0, last_error text); ` +
+    `CREATE TABLE etl_errors (id bigserial PRIMARY KEY, snapshot_id uuid, error_type text NOT NULL, message text, created_at timestamptz NOT NULL DEFAULT now())`,
+    'DROP TABLE etl_errors; DROP TABLE hero_snapshots',
+  ),
   addNote: migrationSource('ALTER TABLE accounts ADD COLUMN note text', 'ALTER TABLE accounts DROP COLUMN note'),
   addScore: migrationSource('ALTER TABLE accounts ADD COLUMN score int', 'ALTER TABLE accounts DROP COLUMN score'),
 };
 
-/** An etl_control table and an accounts table with 50 rows: the base most fixture runs build on. */
+/**
+ * An etl_control table and an accounts table with 50 rows: the base most
+ * fixture runs build on. Its runs pause workers through etl_control but have
+ * no ETL activity to watch, so they end right after verification.
+ */
 export const FIXTURE_BASE = { '1000_etl-control': FIXTURES.etlControl, '1100_create-accounts': FIXTURES.accounts };
+
+/** FIXTURE_BASE with the tables the post-apply watch reads: runs on it are watched. */
+export const WATCHED_BASE = { '1000_etl-control': FIXTURES.etlControl, '1050_etl-activity': FIXTURES.etlActivity, '1100_create-accounts': FIXTURES.accounts };

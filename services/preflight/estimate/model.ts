@@ -1,0 +1,88 @@
+// How long size-dependent work takes on the target, from a timed sample of
+// the table (sample.ts) when there is one, else from default throughputs.
+//
+// An index build is a read of the heap, a sort of its keys and the write of
+// the index. The read scales with the pages, the sort with n·log n; the write
+// (forming, WAL-logging and writing index tuples) costs per tuple about
+// WRITE_PER_TUPLE times what reading a tuple did in the warm sample.
+import type { TableSample } from './sample.js';
+
+/** Index tuple write cost relative to the warm read of a heap tuple (measured on PostgreSQL 15). */
+export const WRITE_PER_TUPLE = 2;
+/** A table rewrite writes a new heap: about this many times its read. */
+export const REWRITE_WRITE_FACTOR = 1.5;
+/** GIN, GiST and SP-GiST build per-entry structures: this many times a B-tree build of the same keys. */
+const COMPLEX_INDEX_FACTOR = 3;
+
+// Without a sample (a small table, or a sample that could not be taken):
+// throughputs over the heap and TOAST (never the existing indexes, which an
+// index build does not read).
+export const DEFAULT_RATES = {
+  rewriteBytesPerSecond: 40 * 1024 * 1024,
+  indexBuildBytesPerSecond: 60 * 1024 * 1024,
+  scanBytesPerSecond: 200 * 1024 * 1024,
+};
+
+export interface Estimate {
+  ms: number;
+  /** How it was derived, for the report. */
+  basis: string;
+}
+
+const nlogn = (n: number) => (n <= 1 ? 0 : n * Math.log2(n));
+const fmt = (ms: number) => (ms < 10 ? ms.toFixed(1) : String(Math.round(ms)));
+
+/** The sample's read scaled to the whole heap. */
+function readMs(s: TableSample): number {
+  return (s.coldMs * s.pages) / s.sampledPages;
+}
+
+function perTupleMs(s: TableSample): number {
+  return s.sampledRows > 0 ? s.warmMs / s.sampledRows : 0;
+}
+
+function sortPartMs(s: TableSample, sortMs: number): number {
+  if (s.sampledRows < 2) return 0;
+  return (Math.max(sortMs - s.warmMs, 0) * nlogn(s.rows)) / nlogn(s.sampledRows);
+}
+
+function describe(s: TableSample): string {
+  return `sampled ${s.sampledPages} of ${s.pages} pages (${s.sampledRows} rows, about ${s.rows} in all) in ${fmt(s.coldMs)} ms`;
+}
+
+/**
+ * A B-tree (or hash) build by `keys`; other access methods scale from it.
+ * `keys` must have been sorted in the sample (its sortMs entry), else the
+ * sort is taken as reading the keys twice over.
+ */
+export function indexBuildFromSample(s: TableSample, keys: string[], method: string): Estimate {
+  const read = readMs(s);
+  if (method === 'brin') return { ms: read, basis: `BRIN: one read of the heap; ${describe(s)}` };
+  const sorted = s.sortMs[keys.join(',')];
+  const sort = sorted === undefined ? 2 * perTupleMs(s) * s.rows : sortPartMs(s, sorted);
+  const write = WRITE_PER_TUPLE * perTupleMs(s) * s.rows;
+  const factor = ['gin', 'gist', 'spgist'].includes(method) ? COMPLEX_INDEX_FACTOR : 1;
+  const keyText = sorted === undefined ? 'keys not sampled' : `sort by (${keys.join(', ')}) ${fmt(sorted)} ms`;
+  return {
+    ms: (read + sort + write) * factor,
+    basis: `${describe(s)}; ${keyText}: read ${fmt(read)} + sort ${fmt(sort)} + write ${fmt(write)} ms${factor > 1 ? ` × ${factor} (${method})` : ''}`,
+  };
+}
+
+/** A rewrite (ALTER TYPE, VACUUM FULL, CLUSTER): read and write the heap, then rebuild every index. */
+export function rewriteFromSample(s: TableSample, indexes: Array<{ keys: string[]; method: string }>): Estimate {
+  const read = readMs(s);
+  const heap = read * (1 + REWRITE_WRITE_FACTOR);
+  const rebuilds = indexes.reduce((sum, i) => sum + indexBuildFromSample(s, i.keys, i.method).ms, 0);
+  return { ms: heap + rebuilds, basis: `${describe(s)}: heap read and write ${fmt(heap)} ms, ${indexes.length} index rebuild(s) ${fmt(rebuilds)} ms` };
+}
+
+/** A validating scan (SET NOT NULL, VALIDATE CONSTRAINT, an UPDATE of every row): one read of the heap plus the per-row check. */
+export function scanFromSample(s: TableSample): Estimate {
+  const ms = readMs(s) + perTupleMs(s) * s.rows;
+  return { ms, basis: `${describe(s)}: full read ${fmt(ms)} ms` };
+}
+
+export function fromDefaultRate(bytes: number, rate: number, what: string): Estimate {
+  return { ms: (bytes / rate) * 1000, basis: `${what} at the default ${Math.round(rate / 1024 / 1024)} MiB/s of ${Math.round(bytes / 1024)} KiB heap and TOAST (no sample)` };
+}
