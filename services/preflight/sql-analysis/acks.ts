@@ -100,7 +100,8 @@ export function mapSource(source: string, fileType: 'sql' | 'js'): SourceMap {
     },
     // In file order: each statement is searched for after the one before it, then (a helper function's) from the top.
     locate(statement, from = cursor) {
-      const text = statement.trim();
+      // node-pg-migrate ends what it sends with a `;` the file need not have.
+      const text = statement.trim().replace(/;+$/, '').trimEnd();
       const firstLine = text.split('\n').map((l) => l.trim()).find(Boolean);
       for (const start of from === 0 ? [0] : [from, 0]) {
         for (const probe of [text, firstLine]) {
