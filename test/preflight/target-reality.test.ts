@@ -125,3 +125,18 @@ describe('lint against the target, not the rehearsal copy', () => {
     assert.match(index[0]!.message, /existing table app\.t/);
   });
 });
+
+describe('transaction statements a JS migration sends itself', () => {
+  test('BEGIN; and COMMIT; inside pgm.sql(...) are flagged, as separate calls and in one string', async () => {
+    const own = "export const up = (pgm) => { pgm.sql('BEGIN;'); pgm.sql('CREATE TABLE a (id int)'); pgm.sql('COMMIT;'); };\nexport const down = (pgm) => { pgm.sql('DROP TABLE a'); };\n";
+    const inline = migration('BEGIN; CREATE TABLE b (id int); COMMIT;', 'DROP TABLE b');
+    const noTx = "export const up = (pgm) => { pgm.noTransaction(); pgm.sql('BEGIN'); pgm.sql('CREATE TABLE c (id int)'); };\nexport const down = (pgm) => { pgm.noTransaction(); pgm.sql('DROP TABLE c'); };\n";
+    await writeMigrations(dir, { '1000_own-calls': own, '2000_one-string': inline, '3000_no-transaction': noTx });
+    const { report } = await preflight('staging');
+    const nesting = report.findings.filter((f) => ['transaction-nesting', 'ban-uncommitted-transaction'].includes(f.rule)).map((f) => `${f.migration} ${f.rule} ${f.statement}`);
+    assert.ok(nesting.some((f) => /^1000_own-calls transaction-nesting BEGIN/.test(f)), nesting.join('\n'));
+    assert.ok(nesting.some((f) => /^1000_own-calls transaction-nesting COMMIT/.test(f)), nesting.join('\n'));
+    assert.ok(nesting.some((f) => /^2000_one-string transaction-nesting/.test(f)), nesting.join('\n'));
+    assert.ok(nesting.some((f) => /^3000_no-transaction ban-uncommitted-transaction BEGIN/.test(f)), nesting.join('\n'));
+  });
+});
