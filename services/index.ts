@@ -12,6 +12,7 @@ import type { ServiceContext } from './context.js';
 import { createEnvironmentsService } from './environments.js';
 import type { Logger } from './logger.js';
 import { createPreflightService } from './preflight/preflight-service.js';
+import { createAcknowledgementsService } from './preflight/acknowledgements-service.js';
 import { createRunsService } from './runs/runs-service.js';
 import { createEtlWorkers } from './etl/worker.js';
 import { createMetrics } from './metrics/registry.js';
@@ -54,6 +55,7 @@ export function createServices({ control, config, log }: ServicesOptions) {
     },
   });
   const approvals = createApprovalsService(ctx);
+  const acknowledgements = createAcknowledgementsService(ctx);
   const environments = createEnvironmentsService(ctx);
   const apply = createApplyService(ctx);
   const rollback = createRollbackService(ctx);
@@ -92,6 +94,7 @@ export function createServices({ control, config, log }: ServicesOptions) {
   return {
     runs,
     approvals,
+    acknowledgements,
     preflight,
     environments,
     apply,

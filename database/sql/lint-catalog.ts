@@ -36,3 +36,16 @@ export const migrationsTableExists = (qualified: string): Query => ({ text: `SEL
 
 // Identifiers are escaped by the caller's client.escapeIdentifier.
 export const appliedMigrationNames = (escapedTable: string): Query => ({ text: `SELECT name FROM ${escapedTable} ORDER BY run_on, id` });
+
+/** The relations a run's lint treats as existing: those on the target before the run (tables, partitioned tables, materialized views), with what they hold. */
+export const lintTargetRelations = (): Query => ({
+  text: `SELECT lower(n.nspname || '.' || c.relname) AS name, c.relkind AS kind,
+                GREATEST(c.reltuples, 0)::float8 AS rows, pg_total_relation_size(c.oid)::float8 AS bytes
+         FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+         WHERE c.relkind IN ('r', 'p', 'm') AND ${USER_SCHEMAS} ORDER BY 1`,
+});
+
+/** The search_path a migration session of this role starts with, and the schemas it can resolve to. */
+export const lintSearchPath = (): Query => ({
+  text: `SELECT current_setting('search_path') AS setting, current_user::text AS "user", array(SELECT nspname::text FROM pg_namespace) AS schemas`,
+});

@@ -12,6 +12,7 @@ const Me = Type.Object({
   can: Type.Object({
     createRun: Type.Boolean(),
     approveAs: Type.Array(ApproverRole, { description: 'Roles the caller may approve or reject a run as (never their own run)' }),
+    acknowledgeFindings: Type.Boolean({ description: 'Acknowledge preflight findings (never of their own run)' }),
     manageOwnRuns: Type.Boolean({ description: 'Cancel or re-run the preflight of their own runs' }),
     manageAnyRun: Type.Boolean({ description: 'Cancel or re-run the preflight of any run' }),
     apply: Type.Boolean(),

@@ -5,6 +5,7 @@ import { renderPreflightMarkdown } from '../../services/preflight/markdown.js';
 import { withProblems } from '../schemas.js';
 import { renderApplyMarkdown } from '../../services/apply/markdown.js';
 import { renderPromotionMarkdown } from '../../services/policy/promotion.js';
+import { acknowledgementRoutes } from './acknowledgements.js';
 import { overrideRoutes } from './overrides.js';
 import { rollbackPlanRoutes } from './rollback-plan.js';
 import { watchRoutes } from './watch.js';
@@ -18,6 +19,7 @@ export async function runRoutes(app: FastifyInstance): Promise<void> {
   await app.register(overrideRoutes);
   await app.register(rollbackPlanRoutes);
   await app.register(watchRoutes);
+  await app.register(acknowledgementRoutes);
 
   app.post<{ Body: CreateRunBody; Headers: { 'idempotency-key'?: string } }>('', {
     config: { auth: ['requester'] },

@@ -2,6 +2,7 @@ import { isAbsolute, resolve } from 'node:path';
 import { validate as validateCron } from 'node-cron';
 import { RUN_STATUSES, type RunStatus } from '../runs/state-machine.js';
 import { checkPromotionOrder, parseApplyPolicy, parsePromotionRule, type ApplyPolicy, type PromotionRule } from './apply-policy.js';
+import { parseLintSettings, type LintSettings } from './lint-settings.js';
 import { ConfigError } from './config-error.js';
 
 export const APPROVAL_SLOTS = ['any', 'engineering', 'sre'] as const;
@@ -116,6 +117,8 @@ export interface EnvironmentConfig {
   apply: ApplyPolicy;
   /** Promotion: the environment a run of the same digest must have succeeded in first; null = none. */
   requires: PromotionRule | null;
+  /** Rule levels for this environment's preflight lint (lint-settings.ts). */
+  lint: LintSettings;
 }
 
 /** When a backfill backs off instead of running its next batch. */
@@ -134,7 +137,7 @@ const QUALIFIED_SQL_NAME = /^([a-z_][a-z0-9_$]{0,62}\.)?[a-z_][a-z0-9_$]{0,62}$/
 const ENVIRONMENT_KEYS = [
   'databaseUrlEnv', 'migrationsDir', 'migrationsTable', 'migrationsSchema', 'approvals', 'windows', 'freezes',
   'lockTimeoutMs', 'statementTimeoutMs', 'lockRetries', 'backup', 'workers', 'verify', 'notify', 'preflight', 'etl',
-  'backfillsDir', 'backfillPressure', 'apply', 'requires',
+  'backfillsDir', 'backfillPressure', 'apply', 'requires', 'lint',
 ];
 
 type Obj = Record<string, unknown>;
@@ -390,6 +393,7 @@ function parseEnvironment(name: string, value: unknown, projectRoot: string): En
     },
     apply: parseApplyPolicy(e.apply, `${key}.apply`, name, required),
     requires: parsePromotionRule(e.requires, `${key}.requires`),
+    lint: parseLintSettings(e.lint, `${key}.lint`),
   };
 }
 

@@ -10,6 +10,8 @@ export interface Capabilities {
   createRun: boolean;
   /** The approver roles the caller may decide a run as. */
   approveAs: Array<'engineering' | 'sre'>;
+  /** Acknowledge preflight findings (engineering, sre; never on one's own run). */
+  acknowledgeFindings: boolean;
   /** Cancel or re-run the preflight of one's own runs (requester). */
   manageOwnRuns: boolean;
   /** Cancel or re-run the preflight of any run (operator). */
@@ -29,6 +31,7 @@ export function capabilitiesOf(principal: Principal): Capabilities {
   return {
     createRun: hasRole(principal, 'requester'),
     approveAs: (['engineering', 'sre'] as const).filter((role) => hasRole(principal, role)),
+    acknowledgeFindings: hasRole(principal, 'engineering') || hasRole(principal, 'sre'),
     manageOwnRuns: hasRole(principal, 'requester'),
     manageAnyRun: operator,
     apply: operator,

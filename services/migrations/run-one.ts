@@ -9,7 +9,8 @@ import { readAppliedMigrations } from './pending.js';
 import type { MigrationSource } from './source.js';
 
 const MARKER = /^### MIGRATION (.+) \((UP|DOWN)\) ###$/;
-const BOOKKEEPING = /^(BEGIN|COMMIT);?$/i;
+// Logged right after the marker for a pgm.noTransaction() migration.
+const NOT_WRAPPED = /not wrapped in a transaction/;
 
 export interface StepOutcome {
   /** The migration node-pg-migrate ran ('' when it failed before choosing one). */
@@ -69,7 +70,10 @@ export interface RunManyResult {
  */
 export async function runMigrations(client: pg.ClientBase, env: EnvironmentConfig, direction: 'up' | 'down', count: number, opts: RunOneOptions): Promise<RunManyResult> {
   const captured: string[] = [];
-  const markers: Array<{ name: string; index: number; at: number }> = [];
+  // By position, not by text: a `pgm.sql('BEGIN')` of the migration's own looks exactly like node-pg-migrate's
+  // "BEGIN;", and linting must see it. node-pg-migrate wraps a transactional migration's steps in BEGIN; ... COMMIT;
+  // and logs NOT_WRAPPED for the others.
+  const markers: Array<{ name: string; index: number; at: number; transactional: boolean }> = [];
   const capturing = {
     query: (text: string | pg.QueryConfig, values?: unknown[]) => {
       captured.push(typeof text === 'string' ? text : text.text);
@@ -81,12 +85,14 @@ export async function runMigrations(client: pg.ClientBase, env: EnvironmentConfi
       const match = MARKER.exec(String(msg).trim());
       if (match) {
         const previous = markers[markers.length - 1];
-        const first = previous ? captured[previous.index] : undefined;
-        markers.push({ name: match[1]!, index: captured.length, at: performance.now() });
-        opts.onStart?.(match[1]!, previous ? first !== undefined && BOOKKEEPING.test(first.trim()) : null);
+        markers.push({ name: match[1]!, index: captured.length, at: performance.now(), transactional: true });
+        opts.onStart?.(match[1]!, previous ? previous.transactional : null);
       }
     },
-    warn: () => undefined,
+    warn: (msg: string) => {
+      const current = markers[markers.length - 1];
+      if (current && captured.length === current.index && NOT_WRAPPED.test(String(msg))) current.transactional = false;
+    },
     error: () => undefined,
   };
   let error: StepOutcome['error'] = null;
@@ -127,14 +133,15 @@ export async function runMigrations(client: pg.ClientBase, env: EnvironmentConfi
     const next = markers[i + 1];
     const steps = captured.slice(marker.index, next ? next.index : captured.length);
     const failed = error !== null && !next;
-    const body = steps.filter((s) => !BOOKKEEPING.test(s.trim()));
-    // The last step is node-pg-migrate marking the migration as run (or unrun).
+    const body = steps.slice(marker.transactional ? 1 : 0);
+    // The last steps are node-pg-migrate marking the migration as run (or unrun), then its COMMIT.
+    if (!failed && marker.transactional && body.length) body.pop();
     if (!failed && body.length) body.pop();
     return {
       migration: marker.name,
       durationMs: Math.round(((next ? next.at : ended) - marker.at) * 10) / 10,
       statements: body.map((s) => s.trim()),
-      transactional: steps[0] !== undefined && BOOKKEEPING.test(steps[0].trim()),
+      transactional: marker.transactional,
       error: failed ? error : null,
     };
   });

@@ -12,8 +12,10 @@ import { timeoutFindings } from './estimate/timeouts.js';
 import { rehearse, type RehearsalResult } from './rehearsal.js';
 import { sealForPreflight } from './seal-snapshot.js';
 import type { Finding, PreflightCheck, PreflightReport } from './report.js';
-import { applyAcknowledgements, createdExtensions, lintMigration } from './sql-analysis/index.js';
-import { judgeObserved, mergeObserved, readPreExisting, type ObservedFinding } from './observe/index.js';
+import { applyAcknowledgements, createdExtensions, createRunLinter, withRuleLevels } from './sql-analysis/index.js';
+import { judgeObserved, mergeObserved, readPreExisting } from './observe/index.js';
+import { withFindingIds } from './finding-id.js';
+import { readLintBaseline, type LintBaseline } from './lint-baseline.js';
 
 
 function rehearsalFindings(rehearsal: RehearsalResult): Finding[] {
@@ -67,7 +69,8 @@ export async function buildPreflightReport(ctx: ServiceContext, run: RunRow): Pr
       migrations: set ? set.pending.map((m) => ({ name: m.name, sha256: m.sha256 })) : run.migrations,
       server: null,
       checks,
-      findings,
+      // Ids name findings for acknowledgements (finding-id.ts).
+      findings: withFindingIds(findings),
       rehearsal: null,
       impact: null,
       notes,
@@ -86,11 +89,13 @@ export async function buildPreflightReport(ctx: ServiceContext, run: RunRow): Pr
   let files: MigrationFile[];
   let set: PendingSet;
   let facts: Awaited<ReturnType<typeof serverFactsOf>>;
+  let baseline: LintBaseline;
   try {
     files = await readMigrationFiles(env);
-    ({ set, facts } = await ctx.targets.withClient(env, async (client) => {
+    ({ set, facts, baseline } = await ctx.targets.withClient(env, async (client) => {
       const applied = await readAppliedMigrations(client, env);
-      return { facts: await serverFactsOf(client), set: computePending(files, applied, env.name, run.target_to ?? undefined) };
+      // The target's relations before the run: what the lint treats as existing (lint-baseline.ts).
+      return { facts: await serverFactsOf(client), baseline: await readLintBaseline(client), set: computePending(files, applied, env.name, run.target_to ?? undefined) };
     }));
   } catch (err) {
     if (!(err instanceof ServiceError)) throw err;
@@ -142,22 +147,28 @@ export async function buildPreflightReport(ctx: ServiceContext, run: RunRow): Pr
   if (smoke.note) notes.push(smoke.note);
 
   const texts = sources(files, pendingNames);
+  const fileTypes = new Map(files.map((f) => [f.name, f.file.toLowerCase().endsWith('.sql') ? 'sql' as const : 'js' as const]));
+  const levels = env.lint.rules;
   const lint: Finding[] = [];
+  // Linted in order against the target as it is before the run, not the copy before each migration: a relation
+  // an earlier migration of the run created is new, one it dropped is gone (lint-run.ts). Per-migration catalog
+  // facts (column types, NOT NULL checks, volatility) still come from the copy.
+  const runLinter = createRunLinter({ existingTables: new Set(baseline.relations.map((r) => r.name)), searchPath: baseline.searchPath });
   for (const name of pendingNames) {
     const trace = rehearsal.traces[name];
     if (!trace) continue;
-    lint.push(...(await lintMigration({
+    lint.push(...(await runLinter.lint({
       migration: name,
       statements: trace.statements,
       transactional: trace.transactional,
-      existingTables: new Set(trace.tablesBefore),
       source: texts.get(name) ?? '',
       file: files.find((f) => f.name === name)?.file,
       facts: trace.factsBefore,
       serverMajor: Math.floor(facts.version_num / 10000),
-    })));
+      ruleLevels: levels,
+    })).findings);
   }
-  findings.push(...lint, ...applyAcknowledgements(rehearsalFindings(rehearsal), texts));
+  findings.push(...lint, ...(await applyAcknowledgements(rehearsalFindings(rehearsal), texts, fileTypes)));
   const extensions = await createdExtensions(pendingNames.flatMap((n) => rehearsal.traces[n]?.statements ?? []));
 
   const observations = pendingNames.flatMap((n) => rehearsal.traces[n]?.observed ?? []);
@@ -179,7 +190,7 @@ export async function buildPreflightReport(ctx: ServiceContext, run: RunRow): Pr
   const { checked, impact, preExisting } = targetChecks;
   checks.unshift(...checked.checks);
   // What the rehearsal saw, judged against what the target holds; a static finding on the same table absorbs it.
-  const observed = applyAcknowledgements(judgeObserved(observations, preExisting), texts) as ObservedFinding[];
+  const observed = await applyAcknowledgements(withRuleLevels(judgeObserved(observations, preExisting), levels), texts, fileTypes);
   findings.splice(0, findings.length, ...mergeObserved(findings, observed));
   const methods = [...new Set(observations.map((o) => o.method))];
   if (methods.length) notes.push(`Observed effects: ${methods.join(', ')}${observations[0]?.notes.length ? ` (${observations[0].notes.join('; ')})` : ''}.`);

@@ -1,17 +1,17 @@
 import { exec, maybeOne, rows, transaction } from '../../database/db.js';
 import { describeConnectionError, isConnectionError, isPgError, UNIQUE_VIOLATION } from '../../database/pg-errors.js';
-import { approvalsForDigest } from '../../database/sql/approvals.js';
+import { acknowledgementsOf, type AcknowledgementRow } from '../../database/sql/acknowledgements.js';
 import { PREFLIGHT_LOCK_CLASS } from '../../database/sql/locks.js';
-import { insertReport, latestReport } from '../../database/sql/reports.js';
-import { activeRunFor, runsInStatus, selectRun, type RunRow } from '../../database/sql/runs.js';
-import { openSlots } from '../approvals/policy.js';
+import { insertReport } from '../../database/sql/reports.js';
+import { runsInStatus, selectRun, type RunRow } from '../../database/sql/runs.js';
+import { reinstateStandingApprovals } from '../approvals/standing.js';
 import { createBackground, withRunLock } from '../background.js';
 import type { ServiceContext } from '../context.js';
-import { conflict, forbidden, notFound } from '../errors.js';
+import { forbidden, notFound } from '../errors.js';
 import { hasRole, sameSubject, type Principal } from '../principal.js';
-import { ACTIVE_STATUSES } from '../runs/state-machine.js';
+import { activeRunConflict } from '../runs/active-conflict.js';
 import { lockRunForUpdate, transition } from '../runs/transition.js';
-import { scheduleApproved } from '../scheduler/schedule-run.js';
+import { applyApiAcks, servedReport } from './api-acks.js';
 import { buildPreflightReport } from './build-report.js';
 import { ownerTag, sweepOrphanedRehearsals } from './ephemeral.js';
 import type { PreflightReport } from './report.js';
@@ -35,12 +35,15 @@ export function createPreflightService(ctx: ServiceContext) {
       const run = await maybeOne<RunRow>(control, selectRun(runId));
       if (!run || run.status !== 'preflight_running') return;
       const endPreflight = ctx.metrics.phaseTimer(run.environment, 'preflight');
-      const { report, set } = await buildPreflightReport(ctx, run);
+      const built = await buildPreflightReport(ctx, run);
       endPreflight();
-      const failed = report.outcome === 'failed';
-      const findings = report.findings;
+      const { set } = built;
       await transaction(control, async (client) => {
         const current = await lockRunForUpdate(client, runId);
+        // Acknowledgements given for this digest carry over (same finding ids); read under the run's lock, which an ack takes too.
+        const report = applyApiAcks(built.report, await rows<AcknowledgementRow>(client, acknowledgementsOf(runId, built.report.digest ?? undefined)));
+        const failed = report.outcome === 'failed';
+        const findings = report.findings;
         await exec(client, insertReport(runId, 'preflight', report.digest, report));
         if (current.status !== 'preflight_running') return; // cancelled meanwhile: keep the report, change nothing else
         const firstError = findings.find((f) => f.severity === 'error');
@@ -55,19 +58,7 @@ export function createPreflightService(ctx: ServiceContext) {
           },
         });
         if (failed) return;
-        // A re-run preflight of an approved run: approvals given for exactly this
-        // digest still stand (and their approvers cannot approve it again), so a
-        // satisfied policy makes the run approved again instead of leaving it stuck.
-        const digest = report.digest ?? current.digest;
-        const approvals = (await rows<{ subject: string; role: string; decision: string }>(client, approvalsForDigest(runId, digest)))
-          .filter((a) => a.decision === 'approve');
-        if (approvals.length && openSlots(current.required_approvals, approvals).length === 0) {
-          await transition(client, current, 'approved', {
-            actor: 'system',
-            details: { digest, approvers: approvals.map((a) => a.subject), reason: 'approvals for this digest still stand' },
-          });
-          await scheduleApproved(client, config.environments[current.environment], current);
-        }
+        await reinstateStandingApprovals(client, config.environments[current.environment], current, report.digest ?? current.digest);
       });
     });
   }
@@ -126,11 +117,7 @@ export function createPreflightService(ctx: ServiceContext) {
       // A preflight_failed run holds no environment; re-running it would take the
       // environment back, which the partial unique index refuses while another run is active.
       if (isPgError(err, UNIQUE_VIOLATION) && err.constraint === 'runs_one_active_per_environment' && environment) {
-        const active = await maybeOne<{ id: string; status: string }>(control, activeRunFor(environment, ACTIVE_STATUSES));
-        throw conflict(
-          `Environment "${environment}" already has an active run${active ? ` (${active.id}, ${active.status})` : ''}; finish or cancel it before re-running preflight for run ${runId}.`,
-          { activeRunId: active?.id ?? null },
-        );
+        throw await activeRunConflict(control, environment, `finish or cancel it before re-running preflight for run ${runId}.`);
       }
       throw err;
     }
@@ -147,10 +134,11 @@ export function createPreflightService(ctx: ServiceContext) {
     for (const { id } of orphans) launch(id);
   }
 
+  /** The latest report as stored, with the acknowledgements given since for its digest applied. */
   async function report(runId: string): Promise<{ report: PreflightReport; createdAt: string }> {
-    const row = await maybeOne<{ body: PreflightReport; created_at: Date }>(control, latestReport(runId, 'preflight'));
-    if (!row) throw notFound(`Run ${runId} has no preflight report yet.`);
-    return { report: row.body, createdAt: row.created_at.toISOString() };
+    const found = await servedReport(control, runId);
+    if (!found) throw notFound(`Run ${runId} has no preflight report yet.`);
+    return found;
   }
 
   return { request, launch, resumeOrphans, report, idle: background.idle, close };

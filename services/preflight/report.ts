@@ -1,6 +1,7 @@
 import type { RehearsalResult } from './rehearsal.js';
 import type { BackupEstimate } from './estimate/backup.js';
 import type { HistoryCalibration } from './estimate/history.js';
+import type { Acknowledgement } from './sql-analysis/types.js';
 
 /** skip: the check does not apply to this target (not configured, e.g. no StarForge ETL); the detail says why. */
 export type CheckStatus = 'pass' | 'warn' | 'fail' | 'skip';
@@ -13,12 +14,18 @@ export interface PreflightCheck {
 
 /** One lint or check result; error findings (unacknowledged) fail the preflight. */
 export interface Finding {
+  /**
+   * Stable across re-runs of preflight for the same digest (finding-id.ts):
+   * what POST /v1/runs/:id/acknowledgements names. Set once the report is
+   * complete; absent in reports stored before ids existed.
+   */
+  id?: string;
   rule: string;
   severity: 'error' | 'warning' | 'info';
   migration: string | null;
   statement: string | null;
   message: string;
-  acknowledged: { reason: string } | null;
+  acknowledged: Acknowledgement | null;
 }
 
 export interface StatementEstimate {

@@ -14,6 +14,7 @@ import { presentRun, type ApiRun } from './present.js';
 import { ACTIVE_STATUSES, type RunStatus } from './state-machine.js';
 import { lockRunForUpdate, transition } from './transition.js';
 import { refuseAt } from '../scheduler/policy.js';
+import { activeRunConflict as activeConflict } from './active-conflict.js';
 
 export interface CreateRunInput {
   environment: string;
@@ -85,11 +86,7 @@ export function createRunsService(ctx: RunsServiceDeps) {
   }
 
   async function activeRunConflict(envName: string): Promise<never> {
-    const active = await maybeOne<{ id: string; status: string }>(control, activeRunFor(envName, ACTIVE_STATUSES));
-    throw conflict(
-      `Environment "${envName}" already has an active run${active ? ` (${active.id}, ${active.status})` : ''}; finish or cancel it first.`,
-      { activeRunId: active?.id ?? null },
-    );
+    throw await activeConflict(control, envName, 'finish or cancel it first.');
   }
 
   async function replay(subject: string, key: string, hash: string): Promise<CreateRunResult | undefined> {

@@ -18,7 +18,8 @@ export const ACTIVE_STATUSES: readonly RunStatus[] = [
 const TRANSITIONS: Record<RunStatus, readonly RunStatus[]> = {
   created: ['preflight_running', 'cancelled'],
   preflight_running: ['awaiting_approval', 'preflight_failed', 'cancelled'],
-  preflight_failed: ['preflight_running'],
+  // -> awaiting_approval: approvers acknowledged its last error findings (POST /v1/runs/:id/acknowledgements).
+  preflight_failed: ['preflight_running', 'awaiting_approval'],
   awaiting_approval: ['approved', 'rejected', 'cancelled', 'preflight_running'],
   rejected: [],
   approved: ['scheduled', 'applying', 'cancelled', 'preflight_running'],

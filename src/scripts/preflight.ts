@@ -161,8 +161,10 @@ function summary(report: PreflightReport): string[] {
   for (const c of report.checks) lines.push(`${c.status.toUpperCase()} ${c.id}: ${c.detail}`);
   if (report.findings.length) lines.push('Findings:');
   for (const f of report.findings) {
-    const ack = f.acknowledged ? ` (acknowledged: ${f.acknowledged.reason})` : '';
-    lines.push(`  ${f.severity.toUpperCase()} ${f.rule}${f.migration ? ` [${f.migration}]` : ''}: ${f.message}${ack}`);
+    // An acknowledged finding is neither an error nor a warning any more: labelled as what it is, so the lines match the counts.
+    const label = f.acknowledged ? 'ACKNOWLEDGED' : f.severity.toUpperCase();
+    const ack = f.acknowledged ? ` (acknowledged${f.acknowledged.by ? ` by ${f.acknowledged.by}` : ''}: ${f.acknowledged.reason})` : '';
+    lines.push(`  ${label} ${f.rule}${f.migration ? ` [${f.migration}]` : ''}: ${f.message}${ack}`);
   }
   return lines;
 }
@@ -217,8 +219,9 @@ async function main(argv: string[]): Promise<number> {
     else if (body !== null) process.stdout.write(body);
     const errors = report.findings.filter((f) => f.severity === 'error' && !f.acknowledged).length;
     const warnings = report.findings.filter((f) => f.severity === 'warning' && !f.acknowledged).length;
+    const acknowledged = report.findings.filter((f) => f.acknowledged).length;
     const bad = errors + (opts.strict ? warnings : 0);
-    say(`${bad ? 'FAILED' : 'PASSED'}: ${errors} error(s), ${warnings} warning(s).`);
+    say(`${bad ? 'FAILED' : 'PASSED'}: ${errors} error(s), ${warnings} warning(s)${acknowledged ? `, ${acknowledged} acknowledged` : ''}.`);
     return bad ? EXIT.findings : EXIT.ok;
   } finally {
     await services?.close();

@@ -129,6 +129,33 @@ describe('sfm lint', () => {
     assert.equal((await target.query("SELECT count(*)::int AS n FROM information_schema.columns WHERE column_name = 'token'")).rows[0].n, 0);
   });
 
+  test('with --database-url, a table an earlier file created is new in a later one, whatever the copy holds by then', async () => {
+    const created = join(dir, '1700000000005_widgets.js');
+    const later = join(dir, '1700000000006_index-widgets.js');
+    await writeFile(created, "exports.up = (pgm) => { pgm.sql('CREATE TABLE widgets (id int, name text)'); };\nexports.down = () => {};\n");
+    await writeFile(later, [
+      'exports.up = (pgm) => {',
+      "  pgm.sql('CREATE INDEX widgets_name_idx ON widgets (name)');",
+      "  pgm.sql('CREATE INDEX users_name_idx ON users (name)');",
+      "  pgm.sql('DROP TABLE widgets');",
+      '};',
+      'exports.down = () => {};',
+    ].join('\n'));
+    try {
+      const r = await sfm(undefined, ['lint', dir, '--format', 'json', '--database-url', target.url]);
+      assert.equal(r.code, 1, r.stderr);
+      const out = JSON.parse(r.stdout) as { method: string; findings: Array<{ rule: string; statement: string; migration: string }> };
+      assert.equal(out.method, 'rehearsal');
+      const errors = out.findings.filter((f) => !f.rule.startsWith('prefer-'));
+      assert.deepEqual(errors.map((f) => [f.migration, f.rule, f.statement]), [
+        ['1700000000006_index-widgets', 'require-concurrent-index-creation', 'CREATE INDEX users_name_idx ON users (name)'],
+      ], 'only the table the database already has');
+    } finally {
+      await rm(created);
+      await rm(later);
+    }
+  });
+
   test('with --database-url, what static analysis cannot see is flagged from what the rehearsal observed', async () => {
     const js = join(dir, '1700000000005_dynamic.js');
     await writeFile(js, [

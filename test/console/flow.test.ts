@@ -2,7 +2,8 @@
 // against the service on a real port and real PostgreSQL: sign-in per role, a
 // run created, approved by two people, applied by an operator who types the
 // environment's name, watched live to its verification report, rolled back
-// with a second sre's approval; the environments and backfills pages. Every
+// with a second sre's approval; a failing finding acknowledged by an sre; the
+// environments and backfills pages. Every
 // step checks what the API says afterwards, not only the page; axe-core runs
 // on each page; every console response carries the CSP.
 import assert from 'node:assert/strict';
@@ -13,7 +14,7 @@ import { after, before, describe, test } from 'node:test';
 import type { Page } from 'playwright-core';
 import { PROJECT_ROOT } from '../../database/paths.js';
 import { bearer, startTestApp, SUBJECTS, type Subject, type TestApp } from '../support/app.js';
-import { applyMigrations, FIXTURE_BASE, FIXTURES, writeMigrations } from '../support/migrations.js';
+import { applyMigrations, FIXTURE_BASE, FIXTURES, migrationSource, writeMigrations } from '../support/migrations.js';
 import { createItems, definitionsDir, itemsDefinition, type DefinitionsDir } from '../backfills/helpers.js';
 import { applyRepoMigrations, REPO_MIGRATIONS } from '../runs/helpers.js';
 import { assertAccessible, assertFitsPhone, launch, SCREENSHOTS, signIn, SKIP, screenshot, type Browser } from './browser.js';
@@ -390,6 +391,43 @@ describe('console in Chromium', () => {
     await viewer.locator('#jobs tbody tr').first().waitFor();
     assert.equal(await viewer.getByRole('button', { name: 'Cancel job' }).count(), 0, 'a viewer gets no controls');
     await assertFitsPhone(page, 'the backfills page');
+  });
+
+  step('an sre acknowledges a failing finding in the page; the requester is offered no form; the API then shows it acknowledged', async () => {
+    await writeMigrations(dir, {
+      ...FIXTURE_BASE, '2000_add-note': FIXTURES.addNote, '3000_add-score': FIXTURES.addScore,
+      '4000_drop-email': migrationSource('ALTER TABLE accounts DROP COLUMN email', 'ALTER TABLE accounts ADD COLUMN email text'),
+    });
+    const created = await api.post('/v1/runs', 'rita', { environment: 'production', description: 'drop email' });
+    assert.equal(created.status, 201, created.text);
+    const id = created.body.id as string;
+    await until('preflight failed', async () => (await api.get(`/v1/runs/${id}`)).body.status === 'preflight_failed', 60_000);
+    const report = async () => (await api.get(`/v1/runs/${id}/preflight`)).body.report as { outcome: string; findings: Array<{ id: string; rule: string; severity: string; acknowledged: { reason: string; by: string; via: string } | null }> };
+    const drop = (await report()).findings.find((f) => f.rule === 'ban-drop-column')!;
+    assert.equal(drop.severity, 'error');
+
+    const rita = await as('rita');
+    await rita.goto(`${url}/console/#/runs/${id}`);
+    const ritaRow = rita.locator(`tr[data-finding="${drop.id}"]`);
+    await ritaRow.waitFor();
+    assert.equal(await ritaRow.getByText('Acknowledge…').count(), 0, 'never offered to the requester');
+
+    const carol = await as('carol');
+    await carol.goto(`${url}/console/#/runs/${id}`);
+    const row = carol.locator(`tr[data-finding="${drop.id}"]`);
+    await row.getByText('Acknowledge…').click();
+    await row.getByLabel('Why is this risk accepted?').fill('email moved to the profile service (OPS-77)');
+    await assertAccessible(carol, 'the acknowledgement form');
+    await row.getByRole('button', { name: 'Acknowledge' }).click();
+    await row.getByText('yes: email moved to the profile service (OPS-77) (carol)').waitFor();
+    const after = await report();
+    const acked = after.findings.find((f) => f.id === drop.id)!;
+    assert.deepEqual([acked.severity, acked.acknowledged?.by, acked.acknowledged?.via, acked.acknowledged?.reason], ['warning', 'carol', 'api', 'email moved to the profile service (OPS-77)']);
+    assert.equal(after.outcome, 'passed');
+    assert.equal((await api.get(`/v1/runs/${id}`)).body.status, 'awaiting_approval');
+    await until('awaiting approval in the page', async () => (await statusText(carol)) === 'awaiting approval', 30_000);
+    await screenshot(carol, '10-finding-acknowledged');
+    await api.post(`/v1/runs/${id}/cancel`, 'olga', {});
   });
 
   step('rules page, reached from a finding\'s rule link', async () => {

@@ -48,6 +48,7 @@ describe('GET /v1/me', () => {
       ['approveRollback', async (who) => (await t.http().post(`/v1/runs/${NO_RUN}/rollback/approvals`).set('authorization', bearer(who)).send({})).status],
       ['controlEtl', async (who) => (await t.http().post('/v1/etl/pause').set('authorization', bearer(who)).send({})).status],
       ['controlBackfills', async (who) => (await t.http().post(`/v1/backfills/${NO_RUN}/pause`).set('authorization', bearer(who)).send({ bogus: 1 })).status],
+      ['acknowledgeFindings', async (who) => (await t.http().post(`/v1/runs/${NO_RUN}/acknowledgements`).set('authorization', bearer(who)).send({})).status],
       ['approveAs', async (who) => (await t.http().post(`/v1/runs/${NO_RUN}/approvals`).set('authorization', bearer(who)).send({})).status],
     ];
     for (const who of Object.keys(SUBJECTS) as Subject[]) {

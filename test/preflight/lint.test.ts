@@ -276,48 +276,91 @@ describe('tables created in the same migration', () => {
 
 describe('acknowledgements', () => {
   const drop = 'ALTER TABLE users DROP COLUMN legacy_flag';
+  const fileAck = (reason: string) => ({ reason, by: null, at: null, via: 'file' });
 
   test('a SQL comment with a reason acknowledges the rule: kept, downgraded to warning', async () => {
     const source = `-- lint-ack: ban-drop-column unused since release 41 (PR #812)\n${drop};\n`;
     const finding = onlyFinding(await lint(drop, { source }), 'ban-drop-column');
     assert.equal(finding.severity, 'warning');
-    assert.deepEqual(finding.acknowledged, { reason: 'unused since release 41 (PR #812)' });
+    assert.deepEqual(finding.acknowledged, fileAck('unused since release 41 (PR #812)'));
   });
 
-  test('a JS comment works too, and the ack covers every finding of that rule only', async () => {
+  test('an ack covers the next statement only: acking the drop of column a leaves the drop of column b an error', async () => {
+    const source = [
+      '-- Up Migration',
+      '-- lint-ack: ban-drop-column a is unused since release 41',
+      'ALTER TABLE users DROP COLUMN a;',
+      'ALTER TABLE users DROP COLUMN b;',
+    ].join('\n');
+    const findings = await lint(source, { source, file: '1700000000800_drop.sql' });
+    const [a, b] = findings.filter((f) => f.rule === 'ban-drop-column');
+    assert.match(a?.statement ?? '', /DROP COLUMN a/);
+    assert.deepEqual([a?.severity, a?.acknowledged], ['warning', fileAck('a is unused since release 41')]);
+    assert.match(b?.statement ?? '', /DROP COLUMN b/);
+    assert.deepEqual([b?.severity, b?.acknowledged], ['error', null], 'the ack does not reach the second statement');
+  });
+
+  test('an ack naming an object covers the findings on that object, wherever it sits in the file', async () => {
+    const source = [
+      '-- lint-ack: ban-drop-column(users.b) b is unused since release 41',
+      'ALTER TABLE users DROP COLUMN a;',
+      'ALTER TABLE users DROP COLUMN b;',
+    ].join('\n');
+    const findings = (await lint(source, { source, file: 'x.sql' })).filter((f) => f.rule === 'ban-drop-column');
+    assert.deepEqual(findings.map((f) => [/DROP COLUMN (\w)/.exec(f.statement)?.[1], f.severity]), [['a', 'error'], ['b', 'warning']]);
+    // Quoted and schema-qualified spellings name the same object.
+    for (const object of ['"users"."b"', 'public.users.b']) {
+      const other = (await lint(source.replace('users.b', object), { source: source.replace('users.b', object), file: 'x.sql' })).filter((f) => f.rule === 'ban-drop-column');
+      assert.deepEqual(other.map((f) => f.severity), ['error', 'warning'], object);
+    }
+  });
+
+  test('in JS an ack covers the next pgm call; SQL a builder generated is covered only by an ack naming the object', async () => {
     const source = [
       'export const up = (pgm) => {',
       '  // lint-ack: ban-drop-column both columns unused since release 41',
       "  pgm.dropColumns('users', ['a', 'b']);",
-      "  pgm.renameColumn('users', 'c', 'd');",
+      '  // lint-ack: ban-drop-column(users.c) c is unused since release 41',
+      "  pgm.dropColumns('users', ['c']);",
+      '  // lint-ack: renaming-column the old name is read nowhere',
+      "  pgm.sql('ALTER TABLE users RENAME COLUMN d TO e');",
+      "  pgm.sql('ALTER TABLE users RENAME COLUMN f TO g');",
       '};',
     ].join('\n');
     const findings = await lint(
-      ['ALTER TABLE users DROP COLUMN a', 'ALTER TABLE users DROP COLUMN b', 'ALTER TABLE users RENAME COLUMN c TO d'],
+      ['ALTER TABLE "users" DROP "a", DROP "b"', 'ALTER TABLE "users" DROP "c"', 'ALTER TABLE users RENAME COLUMN d TO e', 'ALTER TABLE users RENAME COLUMN f TO g'],
       { source },
     );
-    const drops = findings.filter((f) => f.rule === 'ban-drop-column');
-    assert.equal(drops.length, 2);
-    for (const f of drops) assert.deepEqual([f.severity, f.acknowledged], ['warning', { reason: 'both columns unused since release 41' }]);
-    const rename = onlyFinding(findings, 'renaming-column');
-    assert.deepEqual([rename.severity, rename.acknowledged], ['error', null]);
+    assert.deepEqual(findings.map((f) => [f.rule, f.severity]), [
+      ['ban-drop-column', 'error'], ['ban-drop-column', 'error'], // not found in the file: a positional ack cannot reach them
+      ['ban-drop-column', 'warning'],
+      ['renaming-column', 'warning'],
+      ['renaming-column', 'error'],
+    ]);
   });
 
-  test('an ack inside a one-line pgm.sql() call keeps only the reason', async () => {
+  test('an ack inside a one-line pgm.sql() call keeps only the reason and covers the call after it', async () => {
     const source = `pgm.sql('-- lint-ack: ban-drop-column unused since release 41'); pgm.sql('${drop}');`;
     const finding = onlyFinding(await lint(drop, { source }), 'ban-drop-column');
-    assert.deepEqual(finding.acknowledged, { reason: 'unused since release 41' });
+    assert.deepEqual(finding.acknowledged, fileAck('unused since release 41'));
   });
 
-  test('applyAcknowledgements applies each migration file\'s acks to findings from outside the linter', () => {
-    const failed = { rule: 'rehearsal-failed', severity: 'error' as const, migration: MIGRATION, statement: null, message: 'x', acknowledged: null };
+  test('applyAcknowledgements applies each migration file\'s acks to findings from outside the linter', async () => {
+    const failed = { rule: 'rehearsal-failed', severity: 'error' as const, migration: MIGRATION, statement: 'UPDATE accounts SET x = 1 / 0', message: 'x', acknowledged: null };
     const other = { ...failed, migration: '1700000000900_other' };
     const global = { ...failed, migration: null };
-    const sources = new Map([[MIGRATION, '// lint-ack: rehearsal-failed fails only on the empty copy'], ['1700000000900_other', '']]);
-    const [acked, notAcked, noMigration] = applyAcknowledgements([failed, other, global], sources);
-    assert.deepEqual([acked?.severity, acked?.acknowledged], ['warning', { reason: 'fails only on the empty copy' }]);
+    const source = "export const up = (pgm) => {\n  // lint-ack: rehearsal-failed fails only on the empty copy\n  pgm.sql('UPDATE accounts SET x = 1 / 0');\n};";
+    const sources = new Map([[MIGRATION, source], ['1700000000900_other', '']]);
+    const [acked, notAcked, noMigration] = await applyAcknowledgements([failed, other, global], sources);
+    assert.deepEqual([acked?.severity, acked?.acknowledged], ['warning', fileAck('fails only on the empty copy')]);
     assert.deepEqual([notAcked?.severity, notAcked?.acknowledged], ['error', null]);
     assert.deepEqual([noMigration?.severity, noMigration?.acknowledged], ['error', null]);
+    // An observed finding (a command tag, no statement to find) only by an ack naming its relation.
+    const observed = { ...failed, rule: 'observed-table-rewrite', statement: 'ALTER TABLE', relation: 'public.accounts' };
+    const [positional] = await applyAcknowledgements([observed], new Map([[MIGRATION, '// lint-ack: observed-table-rewrite small table\npgm.sql("x")']]));
+    assert.equal(positional?.acknowledged, null);
+    const [named] = await applyAcknowledgements([observed], new Map([[MIGRATION, '// lint-ack: observed-table-rewrite(accounts) small table']]));
+    assert.deepEqual(named?.acknowledged, fileAck('small table'));
   });
 
   test('an ack without a reason does not count', async () => {

@@ -143,12 +143,13 @@ describe('rehearsal on a throw-away copy', () => {
     assert.ok(failed.report.findings.some((f: { rule: string }) => f.rule === 'rehearsal-down-failed'));
     await cancel(failed.run.id);
     await writeMigrations({
-      '1000_create-accounts': migration('CREATE TABLE accounts (id int)', 'DROP TABLE no_such_table', { comment: '// lint-ack: rehearsal-down-failed restore from backup instead' }),
+      // An ack covers the statement after it: the down's failing one.
+      '1000_create-accounts': migration('CREATE TABLE accounts (id int)', 'DROP TABLE no_such_table').replace('export const down', '// lint-ack: rehearsal-down-failed restore from backup instead\nexport const down'),
     });
     const acked = await createRun('staging');
     assert.equal(acked.run.status, 'awaiting_approval');
     const finding = acked.report.findings.find((f: { rule: string }) => f.rule === 'rehearsal-down-failed');
-    assert.deepEqual([finding.severity, finding.acknowledged], ['warning', { reason: 'restore from backup instead' }]);
+    assert.deepEqual([finding.severity, finding.acknowledged], ['warning', { reason: 'restore from backup instead', by: null, at: null, via: 'file' }]);
   });
 
   test('without pg_dump the copy is built by replaying the history, and the report says so', async () => {
@@ -215,7 +216,7 @@ describe('lint through the pipeline', () => {
     const acked = await createRun('staging');
     assert.equal(acked.run.status, 'awaiting_approval');
     const finding = acked.report.findings.find((f: { rule: string }) => f.rule === 'ban-drop-column');
-    assert.deepEqual(finding.acknowledged, { reason: 'unused since release 41 (OPS-12)' });
+    assert.deepEqual(finding.acknowledged, { reason: 'unused since release 41 (OPS-12)', by: null, at: null, via: 'file' });
     const md = await t.http().get(`/v1/runs/${acked.run.id}/preflight?format=md`).set('authorization', bearer('vic'));
     assert.match(md.text, /acknowledged: unused since release 41 \(OPS-12\)/);
   });

@@ -109,6 +109,21 @@ describe('scripts/migrate-preflight.sh', () => {
     assert.equal(strict.code, 1, strict.stderr);
   });
 
+  test('the closing counts match the finding lines: an acknowledged finding is listed and counted as acknowledged, not as a warning', async () => {
+    // A table the target has already (one the run creates could lose nothing).
+    await target.query('CREATE TABLE legacy_users (id int, email text)');
+    const drop = migrationSource('ALTER TABLE legacy_users DROP COLUMN email', 'ALTER TABLE legacy_users ADD COLUMN email text', { comment: '// lint-ack: ban-drop-column email moved to the profile (OPS-7)' });
+    await writeMigrations(join(dir, 'migrations'), { ...FIXTURE_BASE, '1200_pgcrypto': migrationSource('CREATE EXTENSION IF NOT EXISTS pgcrypto'), '1300_drop-email': drop });
+    const res = await preflight(['--strict']).finally(() => target.query('DROP TABLE legacy_users'));
+    const lines = (label: string) => res.stderr.split('\n').filter((l) => l.startsWith(`  ${label} `)).length;
+    const counts = /^(PASSED|FAILED): (\d+) error\(s\), (\d+) warning\(s\)(?:, (\d+) acknowledged)?/m.exec(res.stderr);
+    assert.ok(counts, res.stderr);
+    assert.deepEqual([Number(counts[2]), Number(counts[3]), Number(counts[4] ?? 0)], [lines('ERROR'), lines('WARNING'), lines('ACKNOWLEDGED')], res.stderr);
+    assert.equal(lines('ACKNOWLEDGED'), 1, res.stderr);
+    assert.match(res.stderr, /ACKNOWLEDGED ban-drop-column \[1300_drop-email\]: .*\(acknowledged: email moved to the profile \(OPS-7\)\)/);
+    assert.equal(res.code, 1, 'the create-extension warning still fails --strict');
+  });
+
   test('nothing pending: exit 0 and says the environment is up to date', async () => {
     await writeMigrations(join(dir, 'migrations'), {});
     const res = await preflight([]);

@@ -3,6 +3,7 @@
 export interface Capabilities {
   createRun: boolean;
   approveAs: Array<'engineering' | 'sre'>;
+  acknowledgeFindings: boolean;
   manageOwnRuns: boolean;
   manageAnyRun: boolean;
   apply: boolean;
@@ -62,12 +63,14 @@ export interface AuditEvent {
 }
 
 export interface Finding {
+  /** Names the finding for POST /v1/runs/:id/acknowledgements; absent in very old reports. */
+  id?: string;
   rule: string;
   severity: 'error' | 'warning' | 'info';
   migration: string | null;
   statement: string | null;
   message: string;
-  acknowledged: { reason: string; by?: string } | null;
+  acknowledged: { reason: string; by: string | null; at: string | null; via: 'api' | 'file' } | null;
   docUrl?: string;
 }
 

@@ -22,7 +22,7 @@ export function RunPage({ id }: { id: string }) {
   const run = useResource(() => getJson<Run>(base), [id, tick]);
   const events = useResource(() => getJson<AuditEvent[]>(`${base}/events`), [id, tick]);
   const status = run.data?.status;
-  const preflight = useResource(() => getOptional<{ createdAt: string; report: PreflightReport }>(`${base}/preflight`), [id, status]);
+  const preflight = useResource(() => getOptional<{ createdAt: string; report: PreflightReport }>(`${base}/preflight`), [id, status, tick]);
   const applied = status !== undefined && APPLIED.includes(status);
   const report = useResource(() => (applied ? getOptional<RunReport>(`${base}/report`) : Promise.resolve(null)), [id, status, applied]);
   const log = useResource(() => (applied ? getText(`${base}/logs`) : Promise.resolve('')), [id, status, tick, applied]);
@@ -73,7 +73,7 @@ export function RunPage({ id }: { id: string }) {
       {report.data ? <VerificationReport report={report.data} /> : null}
       <Rollback run={r} requests={rollbacks.data} error={rollbacks.error} onChange={reload} />
       <Migrations run={r} report={preflight.data?.report ?? null} />
-      {preflight.data ? <Preflight report={preflight.data.report} createdAt={preflight.data.createdAt} /> : status === 'preflight_running' || status === 'created' ? <p class="muted" role="status">Preflight is running…</p> : null}
+      {preflight.data ? <Preflight run={r} report={preflight.data.report} createdAt={preflight.data.createdAt} onChange={reload} /> : status === 'preflight_running' || status === 'created' ? <p class="muted" role="status">Preflight is running…</p> : null}
       <ErrorNote error={preflight.error} what="Could not load the preflight report" />
       <Timeline events={allEvents} />
       {applied ? <RunLog text={log.data ?? ''} /> : null}

@@ -40,6 +40,7 @@ export async function lintFiles(options: LintFilesOptions): Promise<LintFilesRes
   if (!files.some((f) => f.kind === 'script')) {
     const findings = await lintSqlFiles(files, {
       tables: target?.tables ?? new Set(),
+      searchPath: target?.searchPath ?? null,
       facts: target?.facts,
       assumeTablesExist: target === null,
       serverMajor,
@@ -48,6 +49,8 @@ export async function lintFiles(options: LintFilesOptions): Promise<LintFilesRes
   }
   const serverUrl = options.scratchServer ? await options.scratchServer() : options.databaseUrl;
   if (!serverUrl) throw new Error('a JS/TS migration needs a database to be rehearsed on');
-  const rehearsal = await lintByRehearsal(files, { serverUrl, seedFrom: options.databaseUrl, serverMajor }, options);
+  // With a database standing for the target, what exists before the migrations is its catalog, not the copy's before each file.
+  const baseline = target ? { existingTables: target.tables, searchPath: target.searchPath } : undefined;
+  const rehearsal = await lintByRehearsal(files, { serverUrl, seedFrom: options.databaseUrl, serverMajor, baseline }, options);
   return { files, findings: rehearsal.findings, method: 'rehearsal', notes: [...notes, ...rehearsal.notes] };
 }

@@ -10,7 +10,8 @@ import { runOne } from '../../migrations/run-one.js';
 import { runPgTool } from '../../pg-tools.js';
 import { readSchemaFacts } from '../catalog-facts.js';
 import { beginObserved, collectObserved, installObserver, judgeObserved, mergeObserved, readPreExisting, type Observation } from '../observe/index.js';
-import { lintMigration } from '../sql-analysis/index.js';
+import { createRunLinter, lintMigration } from '../sql-analysis/index.js';
+import type { RunBaseline } from '../sql-analysis/lint-run.js';
 import { lineOf, type MigrationSource } from './collect.js';
 import { connect } from './target.js';
 import type { FileFinding, LintRunOptions } from './types.js';
@@ -21,6 +22,8 @@ export interface RehearsalSetup {
   /** A database whose schema (only) the throw-away copy starts from; none: an empty database. */
   seedFrom?: string;
   serverMajor: number;
+  /** What exists before the migrations (the database behind --database-url); absent: each file sees the copy as it is before it. */
+  baseline?: RunBaseline;
 }
 
 export interface RehearsalLint {
@@ -69,23 +72,24 @@ export async function lintByRehearsal(files: MigrationSource[], setup: Rehearsal
     const observations: Observation[] = [];
     try {
       const method = await installObserver(client, { url });
+      const runLinter = setup.baseline ? createRunLinter(setup.baseline) : null;
       for (const [index, file] of files.entries()) {
-        const tablesBefore = new Set((await rows<{ name: string }>(client, userTables())).map((r) => r.name.toLowerCase()));
+        const tablesBefore = runLinter ? null : new Set((await rows<{ name: string }>(client, userTables())).map((r) => r.name.toLowerCase()));
         const facts = await readSchemaFacts(client);
         await beginObserved(client, file.name);
         const outcome = await runOne(client, env, 'up', { secrets, source });
         observations.push(await collectObserved(client, file.name));
-        const lint = await lintMigration({
+        const input = {
           migration: file.name,
           file: file.path,
           statements: outcome.statements,
           transactional: outcome.transactional,
-          existingTables: tablesBefore,
           facts,
           serverMajor: setup.serverMajor,
           source: file.text,
           ruleLevels: options.ruleLevels,
-        });
+        };
+        const lint = runLinter ? (await runLinter.lint(input)).findings : await lintMigration({ ...input, existingTables: tablesBefore! });
         findings.push(...lint.map((f) => ({ ...f, path: file.path, line: lineOf(file.text, f.statement) })));
         if (outcome.error) {
           const where = outcome.error.sqlState ? ` (SQLSTATE ${outcome.error.sqlState})` : '';

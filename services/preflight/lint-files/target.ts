@@ -1,14 +1,17 @@
 import pg from 'pg';
 import { one, rows } from '../../../database/db.js';
 import { appliedMigrationNames, lintServerVersion, migrationsTableExists } from '../../../database/sql/lint-catalog.js';
-import { userTables } from '../../../database/sql/preflight.js';
 import { readSchemaFacts } from '../catalog-facts.js';
+import { readLintBaseline } from '../lint-baseline.js';
 import type { SchemaFacts } from '../sql-analysis/schema-facts.js';
 
 /** What `sfm lint --database-url` reads from the database standing for the target (it writes nothing). */
 export interface TargetSnapshot {
   serverMajor: number;
+  /** Relations (tables, partitioned tables, materialized views) before the migrations: what the lint treats as existing. */
   tables: Set<string>;
+  /** The connecting role's search_path there ("$user" resolved, schemas that exist). */
+  searchPath: string[];
   facts: SchemaFacts;
   /** Migration names its migrations table records as applied (empty when there is no such table). */
   applied: Set<string>;
@@ -25,12 +28,13 @@ export async function readTarget(url: string, migrationsSchema: string, migratio
   const client = await connect(url, 'sfm-lint');
   try {
     const { version_num } = await one<{ version_num: number }>(client, lintServerVersion());
-    const tables = new Set((await rows<{ name: string }>(client, userTables())).map((r) => r.name.toLowerCase()));
+    const baseline = await readLintBaseline(client);
+    const tables = new Set(baseline.relations.map((r) => r.name));
     const facts = await readSchemaFacts(client);
     const table = `${client.escapeIdentifier(migrationsSchema)}.${client.escapeIdentifier(migrationsTable)}`;
     const { exists } = await one<{ exists: boolean }>(client, migrationsTableExists(table));
     const applied = exists ? new Set((await rows<{ name: string }>(client, appliedMigrationNames(table))).map((r) => r.name)) : new Set<string>();
-    return { serverMajor: Math.floor(version_num / 10000), tables, facts, applied };
+    return { serverMajor: Math.floor(version_num / 10000), tables, searchPath: baseline.searchPath, facts, applied };
   } finally {
     await client.end().catch(() => undefined);
   }

@@ -5,5 +5,7 @@ export { lintMigration } from './lint.js';
 export { analyzeStatements } from './analyze.js';
 export { splitStatements } from './parse.js';
 export { createdExtensions } from './extensions.js';
+export { createRunLinter, type RunLinter } from './lint-run.js';
 // Used by build-report.ts for findings that come from outside the linter.
 export { applyAcknowledgements } from './acks.js';
+export { withRuleLevels } from './rule-catalog.js';

@@ -3,6 +3,7 @@ import { alterColumnTarget, formatType, typeFromName } from './column-types.js';
 import { MigrationState } from './migration-state.js';
 import { moreVolatile, type NotNullCheck, type SchemaFacts, type Volatility } from './schema-facts.js';
 import { droppedNames } from './statement-fields.js';
+import type { RunScope } from './types.js';
 
 export type FileType = 'sql' | 'js';
 
@@ -13,6 +14,7 @@ export interface LintStateOptions {
   serverMajor: number;
   facts: SchemaFacts | undefined;
   assumeTablesExist: boolean;
+  run?: RunScope;
 }
 
 /**
@@ -29,9 +31,12 @@ export class LintState extends MigrationState {
   readonly migrationTransactional: boolean;
   readonly facts: SchemaFacts | undefined;
   private readonly assumeExisting: boolean;
-  private readonly dropped = new Set<string>();
-  /** The search_path the migration set, first schema first; null until it sets one. */
-  searchPath: string[] | null = null;
+  private readonly dropped: Set<string>;
+  /** The search_path in effect, first schema first; null: `public` (nothing known). */
+  searchPath: string[] | null;
+  /** What outlives the migration's transaction: the path without SET LOCAL, and what RESET goes back to. */
+  private sessionSearchPath: string[] | null;
+  private readonly defaultSearchPath: string[] | null;
   /** A BEGIN the migration itself sent and has not ended yet. */
   explicitBlockOpen = false;
   /** While rules look at a statement found inside a DO block's body (or its EXECUTE strings). */
@@ -52,7 +57,11 @@ export class LintState extends MigrationState {
   private readonly validatedUnknown = new Set<string>();
 
   constructor(options: LintStateOptions) {
-    super(options.existingTables, options.transactional);
+    super(options.existingTables, options.transactional, options.run?.created, options.run?.indexes);
+    this.dropped = new Set(options.run?.dropped ?? []);
+    this.searchPath = options.run?.searchPath ? [...options.run.searchPath] : null;
+    this.sessionSearchPath = this.searchPath;
+    this.defaultSearchPath = options.run?.defaultSearchPath ? [...options.run.defaultSearchPath] : null;
     this.migrationTransactional = options.transactional;
     this.fileType = options.fileType;
     this.serverMajor = options.serverMajor;
@@ -102,6 +111,21 @@ export class LintState extends MigrationState {
     return new Set([...this.currentTables()].filter((t) => !this.dropped.has(t) || this.isCreatedHere(t)));
   }
 
+  /** The next migration's run scope and pre-existing tables: the transaction ended, SET LOCAL with it. */
+  runAfterMigration(): { existing: Set<string>; scope: RunScope } {
+    const { existing, created, indexes } = this.runParts();
+    return {
+      existing: new Set([...existing].filter((t) => !this.dropped.has(t))),
+      scope: {
+        created: new Set([...created].filter((t) => !this.dropped.has(t))),
+        dropped: new Set(this.dropped),
+        indexes,
+        searchPath: this.sessionSearchPath,
+        defaultSearchPath: this.defaultSearchPath,
+      },
+    };
+  }
+
   /** The catalog facts after the migration: the input facts plus what it defined. */
   factsAfterMigration(): SchemaFacts {
     const base = this.facts;
@@ -127,12 +151,18 @@ export class LintState extends MigrationState {
       case 'SelectStmt':
         walk(stmt, (k, body) => {
           if (k !== 'FuncCall' || names(arr(body, 'funcname')).pop()?.toLowerCase() !== 'set_config') return;
-          const [name, value] = arr(body, 'args').map((a) => str(rec(rec(a, 'A_Const'), 'sval'), 'sval'));
-          if (name !== undefined && value !== undefined) this.noteSetConfig(name, value);
+          const args = arr(body, 'args');
+          const [name, value] = args.map((a) => str(rec(rec(a, 'A_Const'), 'sval'), 'sval'));
+          const local = flag(rec(rec(args[2], 'A_Const'), 'boolval'), 'boolval');
+          if (name !== undefined && value !== undefined) this.noteSetConfig(name, value, local);
         });
         break;
       case 'CreateStmt':
         this.recordCreatedColumns(stmt);
+        this.undrop(relationName(rec(stmt, 'relation')));
+        break;
+      case 'CreateTableAsStmt':
+        this.undrop(relationName(rec(rec(stmt, 'into'), 'rel')));
         break;
       case 'AlterTableStmt':
         this.recordAlterTable(stmt);
@@ -164,7 +194,22 @@ export class LintState extends MigrationState {
           if (to) this.dropped.delete(to);
         }
         break;
+      case 'AlterObjectSchemaStmt':
+        if (str(stmt, 'objectType') === 'OBJECT_TABLE') {
+          const from = relationName(rec(stmt, 'relation'));
+          const to = from && qualify([str(stmt, 'newschema') ?? '', from.split('.')[1] ?? '']);
+          if (from && to) {
+            this.dropped.add(from);
+            this.dropped.delete(to);
+          }
+        }
+        break;
     }
+  }
+
+  /** Created (again) after a drop: it exists, and is new. */
+  private undrop(table: string | undefined): void {
+    if (table && this.isCreatedHere(table)) this.dropped.delete(table);
   }
 
   private transactionStatement(kind: string): void {
@@ -179,6 +224,8 @@ export class LintState extends MigrationState {
       this.transactional = false;
       this.explicitBlockOpen = false;
       this.enumValuesInTransaction.clear();
+      // SET LOCAL ends with the transaction.
+      this.searchPath = this.sessionSearchPath;
       this.endTransaction();
     }
   }
@@ -188,7 +235,7 @@ export class LintState extends MigrationState {
     const reset = str(stmt, 'kind') === 'VAR_RESET' || str(stmt, 'kind') === 'VAR_SET_DEFAULT';
     if (name === 'search_path') {
       const values = arr(stmt, 'args').map((a) => str(rec(rec(a, 'A_Const'), 'sval'), 'sval') ?? '');
-      this.searchPath = reset ? null : parseSearchPath(values.join(','));
+      this.setSearchPath(reset ? this.defaultSearchPath : parseSearchPath(values.join(',')), flag(stmt, 'is_local'));
     } else if (name === 'lock_timeout' && !reset) {
       this.timeoutsSet.lock = true;
     } else if (name === 'statement_timeout' && !reset) {
@@ -196,9 +243,16 @@ export class LintState extends MigrationState {
     }
   }
 
-  /** `SELECT set_config('search_path', 'a, public', ...)` changes the path like SET does. */
-  noteSetConfig(name: string, value: string): void {
-    if (name.toLowerCase() === 'search_path') this.searchPath = parseSearchPath(value);
+  private setSearchPath(path: string[] | null, local: boolean): void {
+    // Outside a transaction block SET LOCAL does nothing (PostgreSQL only warns); a plain SET lasts for the session.
+    if (local && !this.transactional) return;
+    this.searchPath = path;
+    if (!local) this.sessionSearchPath = path;
+  }
+
+  /** `SELECT set_config('search_path', 'a, public', is_local)` changes the path like SET (LOCAL) does. */
+  noteSetConfig(name: string, value: string, local = false): void {
+    if (name.toLowerCase() === 'search_path') this.setSearchPath(parseSearchPath(value), local);
     if (name.toLowerCase() === 'lock_timeout') this.timeoutsSet.lock = true;
     if (name.toLowerCase() === 'statement_timeout') this.timeoutsSet.statement = true;
   }
@@ -257,7 +311,7 @@ export function notNullExpressionColumn(expr: AstNode | undefined): string | und
   return fields.length === 1 ? fields[0]!.toLowerCase() : undefined;
 }
 
-function parseSearchPath(value: string): string[] {
+export function parseSearchPath(value: string): string[] {
   return value
     .split(',')
     .map((s) => s.trim().replace(/^"(.*)"$/, '$1'))

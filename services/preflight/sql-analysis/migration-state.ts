@@ -3,24 +3,27 @@ import { droppedNames } from './statement-fields.js';
 
 /**
  * What the migration has done so far, statement by statement: rules about
- * "existing tables" must stay quiet for a table this migration created,
- * because an empty table is cheap to lock, rewrite or index.
+ * "existing tables" must stay quiet for a table this migration (or an earlier
+ * migration of the same run) created, because an empty table is cheap to
+ * lock, rewrite or index.
  */
 export class MigrationState {
   private readonly existing: Set<string>;
-  private readonly created = new Set<string>();
-  /** Indexes this migration created, and their tables. */
-  private readonly createdIndexes = new Map<string, string>();
+  private readonly created: Set<string>;
+  /** Indexes this migration (or an earlier one of the run) created, and their tables. */
+  private readonly createdIndexes: Map<string, string>;
   /** 'table/constraint' added NOT VALID by this migration. */
   private readonly notValid = new Set<string>();
 
   /** Whether the next statement runs inside a transaction block (node-pg-migrate's, or one the migration opened). */
   transactional: boolean;
 
-  constructor(existingTables: ReadonlySet<string>, transactional: boolean) {
+  constructor(existingTables: ReadonlySet<string>, transactional: boolean, createdTables: ReadonlySet<string> = new Set(), createdIndexes: ReadonlyMap<string, string> = new Map()) {
     this.transactional = transactional;
     // Parsed names are folded to lower case, so the catalog's must be too.
     this.existing = new Set([...existingTables].map((t) => t.toLowerCase()));
+    this.created = new Set([...createdTables].map((t) => t.toLowerCase()));
+    this.createdIndexes = new Map(createdIndexes);
   }
 
   /** Existed before the migration and was not dropped and re-created by it. */
@@ -51,6 +54,11 @@ export class MigrationState {
     return new Set([...this.existing, ...this.created]);
   }
 
+  /** Split the other way, for the next migration of a run: what existed before the run (under its current name), what the run created, its indexes. */
+  protected runParts(): { existing: Set<string>; created: Set<string>; indexes: Map<string, string> } {
+    return { existing: new Set(this.existing), created: new Set(this.created), indexes: new Map(this.createdIndexes) };
+  }
+
   /** Records the statement's effect; call after the rules have looked at it. */
   apply(kind: string, stmt: AstNode): void {
     switch (kind) {
@@ -76,6 +84,10 @@ export class MigrationState {
       case 'RenameStmt':
         if (str(stmt, 'renameType') === 'OBJECT_TABLE') this.renameTable(rec(stmt, 'relation'), str(stmt, 'newname'));
         break;
+      case 'AlterObjectSchemaStmt':
+        // ALTER TABLE t SET SCHEMA s: the table follows its new name.
+        if (str(stmt, 'objectType') === 'OBJECT_TABLE') this.moveTable(rec(stmt, 'relation'), str(stmt, 'newschema'));
+        break;
       case 'IndexStmt': {
         const table = relationName(rec(stmt, 'relation'));
         const index = str(stmt, 'idxname');
@@ -93,6 +105,16 @@ export class MigrationState {
     const from = relationName(relation);
     if (!from || !newName) return;
     const to = qualify([from.split('.')[0] ?? 'public', newName]);
+    if (!to) return;
+    if (this.created.delete(from)) this.created.add(to);
+    if (this.existing.delete(from)) this.existing.add(to);
+  }
+
+  private moveTable(relation: AstNode | undefined, schema: string | undefined): void {
+    const from = relationName(relation);
+    const name = from?.split('.')[1];
+    if (!from || !schema || !name) return;
+    const to = qualify([schema, name]);
     if (!to) return;
     if (this.created.delete(from)) this.created.add(to);
     if (this.existing.delete(from)) this.existing.add(to);

@@ -91,3 +91,13 @@ export function ruleDocPath(rule: string): string {
 export function ruleLevel(rule: string, overrides: Readonly<Record<string, RuleLevel>> | undefined): RuleLevel | undefined {
   return overrides?.[rule] ?? RULE_CATALOG[rule]?.defaultLevel;
 }
+
+/** Levels applied to findings made outside the linter (what the rehearsal observed): 'off' drops them, a level replaces the severity. */
+export function withRuleLevels<T extends { rule: string; severity: string }>(findings: T[], overrides: Readonly<Record<string, RuleLevel>> | undefined): T[] {
+  if (!overrides) return findings;
+  return findings.flatMap((f) => {
+    const level = overrides[f.rule];
+    if (level === undefined) return [f];
+    return level === 'off' ? [] : [{ ...f, severity: level }];
+  });
+}

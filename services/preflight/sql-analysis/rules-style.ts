@@ -1,5 +1,6 @@
 import { arr, names, nodesOf, rec, str, walk, type AstNode } from './ast.js';
 import type { LintState } from './lint-state.js';
+import { qualifiedByPath } from './search-path.js';
 import { alterTableCmds, warning, type Hit, type Rule } from './rule.js';
 
 // Preferences rather than hazards: column types that age badly, names
@@ -107,10 +108,10 @@ function unqualifiedTable(kind: string, stmt: AstNode): string | undefined {
     ? rec(stmt, 'relation')
     : kind === 'CreateTableAsStmt' ? rec(rec(stmt, 'into'), 'rel') : undefined;
   if (kind === 'AlterTableStmt' && str(stmt, 'objtype') !== 'OBJECT_TABLE') return undefined;
-  if (rangeVar) return str(rangeVar, 'schemaname') === undefined && str(rangeVar, 'relpersistence') !== 't' ? str(rangeVar, 'relname') : undefined;
+  if (rangeVar) return (str(rangeVar, 'schemaname') === undefined || qualifiedByPath.has(rangeVar)) && str(rangeVar, 'relpersistence') !== 't' ? str(rangeVar, 'relname') : undefined;
   if (kind === 'DropStmt' && str(stmt, 'removeType') === 'OBJECT_TABLE') {
-    const single = arr(stmt, 'objects').map((o) => names(arr(rec(o, 'List'), 'items'))).find((parts) => parts.length === 1);
-    return single?.[0];
+    const single = arr(stmt, 'objects').map((o) => arr(rec(o, 'List'), 'items')).find((items) => items.length === 1 || qualifiedByPath.has(items));
+    return single ? names(single).at(-1) : undefined;
   }
   return undefined;
 }

@@ -1,10 +1,14 @@
 import { arr, isRecord, rec, str, walk, type AstNode } from './ast.js';
 import type { LintState } from './lint-state.js';
 
-// After `SET search_path TO app, public` an unqualified name means the first
-// schema on the path that has it (or, for a new object, the first schema),
-// not `public`. Rules key tables by 'schema.table', so the names are
-// qualified in the parse tree before any rule looks at the statement.
+// After `SET search_path TO app, public` (or when the target's own setting
+// for the migration role says so) an unqualified name means the first schema
+// on the path that has it (or, for a new object, the first schema), not
+// `public`. Rules key tables by 'schema.table', so the names are qualified in
+// the parse tree before any rule looks at the statement.
+
+/** Parse nodes whose schema came from the search_path, not from the text: still "not schema-qualified" to require-table-schema. */
+export const qualifiedByPath = new WeakSet<object>();
 
 const DROPPED_RELATIONS = new Set(['OBJECT_TABLE', 'OBJECT_INDEX', 'OBJECT_VIEW', 'OBJECT_MATVIEW', 'OBJECT_SEQUENCE', 'OBJECT_FOREIGN_TABLE']);
 const DROPPED_TABLE_OBJECTS = new Set(['OBJECT_TRIGGER', 'OBJECT_RULE', 'OBJECT_POLICY']);
@@ -32,6 +36,7 @@ export function qualifyBySearchPath(kind: string, stmt: AstNode, state: LintStat
     const relname = str(node, 'relname');
     if (relname !== undefined && str(node, 'schemaname') === undefined && str(node, 'relpersistence') !== 't' && !ctes.has(relname)) {
       node.schemaname = schemaFor(relname, state, path);
+      qualifiedByPath.add(node);
     }
     for (const value of Object.values(node)) visit(value);
   };
@@ -43,7 +48,10 @@ export function qualifyBySearchPath(kind: string, stmt: AstNode, state: LintStat
     for (const object of arr(stmt, 'objects')) {
       const items = arr(rec(object, 'List'), 'items');
       const first = str(rec(items[0], 'String'), 'sval');
-      if (items.length === nameParts && first !== undefined) items.unshift({ String: { sval: schemaFor(first, state, path) } });
+      if (items.length === nameParts && first !== undefined) {
+        items.unshift({ String: { sval: schemaFor(first, state, path) } });
+        qualifiedByPath.add(items);
+      }
     }
   }
 }

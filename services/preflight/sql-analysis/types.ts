@@ -24,6 +24,26 @@ export interface LintInput {
   assumeTablesExist?: boolean;
   /** Per-rule levels overriding the catalog's defaults (style rules are off unless turned on here). */
   ruleLevels?: Readonly<Record<string, RuleLevel>>;
+  /** What earlier migrations of the same run did (lint-run.ts); absent: the migration is linted on its own. */
+  run?: RunScope;
+}
+
+/**
+ * The run-wide part of the lint state, handed from one migration to the next:
+ * a relation an earlier migration of the run created is new whatever its name,
+ * one it dropped is gone, and the session's search_path is what it SET.
+ */
+export interface RunScope {
+  /** 'schema.name' of relations created earlier in the run (and still there). */
+  created: ReadonlySet<string>;
+  /** 'schema.name' of relations dropped earlier in the run (and not re-created). */
+  dropped: ReadonlySet<string>;
+  /** Indexes created earlier in the run ('schema.index' -> 'schema.table'). */
+  indexes: ReadonlyMap<string, string>;
+  /** The session's search_path as the migration starts (first schema first); null: `public`. */
+  searchPath: readonly string[] | null;
+  /** What RESET search_path goes back to: the target's own setting for the migration role. */
+  defaultSearchPath: readonly string[] | null;
 }
 
 export interface LintFinding {
@@ -32,7 +52,19 @@ export interface LintFinding {
   migration: string;
   statement: string;
   message: string;
-  acknowledged: { reason: string } | null;
+  acknowledged: Acknowledgement | null;
+}
+
+/**
+ * Why a finding no longer fails preflight: a `lint-ack` comment in the
+ * migration file (via 'file': no person or time recorded) or an approver's
+ * acknowledgement through the API, bound to the run's digest (via 'api').
+ */
+export interface Acknowledgement {
+  reason: string;
+  by: string | null;
+  at: string | null;
+  via: 'api' | 'file';
 }
 
 export type LockMode =

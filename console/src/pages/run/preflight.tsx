@@ -3,6 +3,7 @@ import { Section, Status, TableWrap, Time } from '../../components/ui.js';
 import { bytes, count, duration } from '../../lib/format.js';
 import { href } from '../../lib/router.js';
 import { ruleDoc, squawkUrl } from '../../lib/rules.js';
+import { AcknowledgeForm } from './acknowledge.js';
 
 /** The migrations of the run with the SQL each ran in the preflight rehearsal. */
 export function Migrations({ run, report }: { run: Run; report: PreflightReport | null }) {
@@ -45,7 +46,7 @@ function RuleLink({ rule, docUrl }: { rule: string; docUrl?: string }) {
   );
 }
 
-export function Preflight({ report, createdAt }: { report: PreflightReport; createdAt: string }) {
+export function Preflight({ run, report, createdAt, onChange }: { run: Run; report: PreflightReport; createdAt: string; onChange(): void }) {
   const findings = report.findings;
   const impact = report.impact;
   return (
@@ -60,19 +61,22 @@ export function Preflight({ report, createdAt }: { report: PreflightReport; crea
             <thead><tr><th scope="col">Severity</th><th scope="col">Rule</th><th scope="col">Migration</th><th scope="col">Finding</th><th scope="col">Acknowledged</th></tr></thead>
             <tbody>
               {findings.map((f, i) => (
-                <tr key={i} class={`finding finding-${f.severity}`}>
+                <tr key={f.id ?? i} class={`finding finding-${f.severity}`} data-finding={f.id}>
                   <td><span class={`badge badge-${f.severity === 'error' && !f.acknowledged ? 'bad' : f.severity === 'warning' ? 'warn' : 'neutral'}`}>{f.severity}</span></td>
                   <td><RuleLink rule={f.rule} docUrl={f.docUrl} /></td>
                   <td class="mono small">{f.migration ?? '—'}</td>
                   <td>{f.message}{f.statement ? <pre class="code small">{f.statement}</pre> : null}</td>
-                  <td>{f.acknowledged ? `yes: ${f.acknowledged.reason}${f.acknowledged.by ? ` (${f.acknowledged.by})` : ''}` : 'no'}</td>
+                  <td>
+                    {f.acknowledged ? `yes: ${f.acknowledged.reason}${f.acknowledged.by ? ` (${f.acknowledged.by})` : ' (in the file)'}` : 'no'}
+                    <AcknowledgeForm run={run} finding={f} onDone={onChange} />
+                  </td>
                 </tr>
               ))}
             </tbody>
           </table>
         </TableWrap>
       )}
-      <p class="hint">A finding is acknowledged with a <code>lint-ack</code> comment in the migration file (README, preflight).</p>
+      <p class="hint">An approver other than the requester acknowledges a finding here, for this digest; a <code>lint-ack</code> comment in the migration file covers the statement after it (<a href={href('/rules')}>rules</a>).</p>
       <h3>Checks</h3>
       <TableWrap label="Preflight checks">
         <table>
