@@ -7,32 +7,15 @@ import { materializeSnapshot } from '../migrations/snapshot.js';
 import { checkTarget, serverFactsOf } from './checks.js';
 import { ownerTag } from './ephemeral.js';
 import { estimateImpact } from './impact.js';
-import { rehearse, type RehearsalResult } from './rehearsal.js';
+import { rehearse } from './rehearsal.js';
+// Rehearsal findings, check detail and notes (issue 16: isolation, reversibility, what was not rehearsed).
+import { rehearsalFindings, untouchedClaim } from './rehearsal/findings.js';
+import { rehearsalDetail, rehearsalNotes } from './rehearsal/summary.js';
 import { sealForPreflight } from './seal-snapshot.js';
 import type { Finding, PreflightCheck, PreflightReport } from './report.js';
 import { applyAcknowledgements, createdExtensions, lintMigration } from './sql-analysis/index.js';
 import { judgeObserved, mergeObserved, readPreExisting, type ObservedFinding } from './observe/index.js';
 
-
-function rehearsalFindings(rehearsal: RehearsalResult): Finding[] {
-  const failed = rehearsal.failed;
-  if (!failed?.error) return [];
-  const where = failed.error.sqlState ? ` (SQLSTATE ${failed.error.sqlState})` : '';
-  const rule = failed.phase === 'up' ? 'rehearsal-failed' : failed.phase === 'down' ? 'rehearsal-down-failed' : 'rehearsal-reapply-failed';
-  const what = failed.phase === 'up'
-    ? 'failed when applied to a copy of the target'
-    : failed.phase === 'down'
-      ? 'could not be reverted on the copy (its down migration failed); a rollback of this run would fail the same way'
-      : 'failed when re-applied after its down migration; the down does not restore the state its up expects';
-  return [{
-    rule,
-    severity: 'error',
-    migration: failed.migration,
-    statement: failed.error.statement,
-    message: `Migration ${failed.migration} ${what}: ${failed.error.message}${where}. The target was not touched.`,
-    acknowledged: null,
-  }];
-}
 
 // The sealed bytes (read once, when hashed), not the file as it is now.
 function sources(files: MigrationFile[], names: string[]): Map<string, string> {
@@ -128,15 +111,15 @@ export async function buildPreflightReport(ctx: ServiceContext, run: RunRow): Pr
     pending: pendingNames,
     source,
   }).finally(() => source.cleanup());
-  checks.push({
-    id: 'rehearsal',
-    status: rehearsal.failed ? 'fail' : 'pass',
-    detail: `${rehearsal.steps.filter((s) => s.ok).length}/${pendingNames.length * 3} steps (up, down, up) succeeded on a copy seeded by ${rehearsal.seededFrom} in ${rehearsal.durationMs} ms.`,
-  });
+  // --- rehearsal: check, notes (rehearsal/summary.ts) ---
+  const irreversible = Object.values(rehearsal.reversibility).some((v) => v === 'irreversible' || v === 'no-down');
+  checks.push({ id: 'rehearsal', status: rehearsal.failed ? 'fail' : irreversible ? 'warn' : 'pass', detail: rehearsalDetail(rehearsal, pendingNames.length) });
   if (rehearsal.seedNote) notes.push(rehearsal.seedNote);
+  notes.push(...rehearsalNotes(rehearsal));
+  // --- end rehearsal ---
   if (rehearsal.smoke?.ran) {
     checks.push({ id: 'rehearsal-smoke-etl', status: rehearsal.smoke.ok ? 'pass' : 'fail', detail: rehearsal.smoke.detail });
-    if (!rehearsal.smoke.ok) fail('rehearsal-smoke-etl-failed', `On the rehearsal copy, ${rehearsal.smoke.detail} The migrations would break the ETL; the target was not touched.`);
+    if (!rehearsal.smoke.ok) fail('rehearsal-smoke-etl-failed', `On the rehearsal copy, ${rehearsal.smoke.detail} The migrations would break the ETL.${untouchedClaim(rehearsal)}`);
   } else if (rehearsal.smoke) {
     notes.push(`Smoke ETL on the rehearsal copy not run: ${rehearsal.smoke.detail}`);
   } else if (!rehearsal.failed && env.verify.smokeEtl) {
@@ -159,7 +142,7 @@ export async function buildPreflightReport(ctx: ServiceContext, run: RunRow): Pr
       serverMajor: Math.floor(facts.version_num / 10000),
     })));
   }
-  findings.push(...lint, ...applyAcknowledgements(rehearsalFindings(rehearsal), texts));
+  findings.push(...lint, ...applyAcknowledgements(rehearsalFindings(rehearsal, env), texts));
   const extensions = await createdExtensions(pendingNames.flatMap((n) => rehearsal.traces[n]?.statements ?? []));
 
   const observations = pendingNames.flatMap((n) => rehearsal.traces[n]?.observed ?? []);
