@@ -6,27 +6,27 @@ import type { RehearsalResult } from './types.js';
 function phaseLine(rehearsal: RehearsalResult, phase: 'up' | 'down' | 'up-again', total: number): string {
   const label = phase === 'up' ? 'up' : phase === 'down' ? 'down' : 'up again';
   const steps = rehearsal.steps.filter((s) => s.phase === phase);
-  if (steps.length === 0) return `${label}: not run`;
-  const ok = steps.filter((s) => s.ok).length;
+  if (steps.length === 0) return `${label} not run`;
   const stop = steps.find((s) => !s.ok);
-  const why = stop ? `, stopped at ${stop.migration} (${stop.explainedBy === stop.migration && phase === 'down' ? 'no down' : stop.explainedBy ? `after the irreversible down of ${stop.explainedBy}` : 'failed'})` : '';
-  return `${label}: ${ok} of ${total}${why}`;
+  const why = !stop ? '' : stop.explainedBy === stop.migration && phase === 'down' ? 'no down'
+    : stop.explainedBy ? `after the irreversible down of ${stop.explainedBy}` : 'failed';
+  return `${label} ${steps.filter((s) => s.ok).length}/${total}${stop ? ` (stopped at ${stop.migration}: ${why})` : ''}`;
 }
 
-/** "5 migration(s) — up: 1 of 5, stopped at B (failed); down: 1 of 1; up again: 1 of 1; not rehearsed: C, D, E (read statically)". */
+/** "up 1/5 (stopped at B: failed), down 1/1, up again 1/1; not rehearsed: 3 (...); on a copy seeded by pg_dump in 812 ms." */
 export function rehearsalDetail(rehearsal: RehearsalResult, pending: number): string {
   const upOk = rehearsal.steps.filter((s) => s.phase === 'up' && s.ok).length;
-  const parts = [
+  const phases = [
     phaseLine(rehearsal, 'up', pending),
     phaseLine(rehearsal, 'down', upOk),
     phaseLine(rehearsal, 'up-again', rehearsal.steps.filter((s) => s.phase === 'down' && s.ok).length),
-  ];
-  const verdicts = Object.values(rehearsal.reversibility ?? {});
-  const irreversible = verdicts.filter((v) => v === 'irreversible' || v === 'no-down').length;
-  if (irreversible) parts.push(`${irreversible} down(s) do not restore the schema`);
+  ].join(', ');
+  const more: string[] = [];
+  const irreversible = Object.values(rehearsal.reversibility ?? {}).filter((v) => v === 'irreversible' || v === 'no-down').length;
+  if (irreversible) more.push(`${irreversible} down(s) do not restore the schema`);
   const rest = rehearsal.notRehearsed ?? [];
-  if (rest.length) parts.push(`not rehearsed: ${rest.length} (linted from their files)`);
-  return `${pending} migration(s) on a copy seeded by ${rehearsal.seededFrom}, ${rehearsal.durationMs} ms. ${parts.join('; ')}.`;
+  if (rest.length) more.push(`not rehearsed: ${rest.length} (linted from their files)`);
+  return `${phases}${more.length ? `; ${more.join('; ')}` : ''}; on a copy seeded by ${rehearsal.seededFrom} in ${rehearsal.durationMs} ms.`;
 }
 
 export function rehearsalNotes(rehearsal: RehearsalResult): string[] {
