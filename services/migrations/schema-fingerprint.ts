@@ -1,6 +1,8 @@
 import { createHash } from 'node:crypto';
 import { exec, one, rows, type Queryable } from '../../database/db.js';
-import { currentSearchPath, schemaFingerprint, setSearchPath, type FingerprintRow } from '../../database/sql/schema-fingerprint.js';
+import {
+  currentSearchPath, otherObjects, relationObjects, relationSignatures, setSearchPath, type FingerprintRow, type FingerprintScope,
+} from '../../database/sql/schema-fingerprint.js';
 
 // A database's schema as a set of objects (database/sql/schema-fingerprint.ts),
 // and what differs between two of them: how the rehearsal tells whether a
@@ -10,12 +12,11 @@ import { currentSearchPath, schemaFingerprint, setSearchPath, type FingerprintRo
 /** 'kind identity' → its row. */
 export type SchemaFingerprint = Map<string, FingerprintRow>;
 
-export interface FingerprintScope {
-  migrationsSchema: string;
-  migrationsTable: string;
-}
+export type { FingerprintScope } from '../../database/sql/schema-fingerprint.js';
 
 const keyOf = (r: Pick<FingerprintRow, 'kind' | 'identity'>) => `${r.kind} ${r.identity}`;
+
+type RelationRow = FingerprintRow & { rel_oid: number };
 
 /**
  * Read with search_path set to pg_catalog alone, so every name in a default,
@@ -23,15 +24,49 @@ const keyOf = (r: Pick<FingerprintRow, 'kind' | 'identity'>) => `${r.kind} ${r.i
  * session had set (a migration's SET search_path must not look like a schema
  * change); the session's own setting is put back afterwards.
  */
-export async function readFingerprint(db: Queryable, scope: FingerprintScope): Promise<SchemaFingerprint> {
+async function withQualifiedNames<T>(db: Queryable, fn: () => Promise<T>): Promise<T> {
   const { path } = await one<{ path: string }>(db, currentSearchPath());
   await exec(db, setSearchPath('pg_catalog'));
   try {
-    const found = await rows<FingerprintRow>(db, schemaFingerprint(scope));
-    return new Map(found.map((r) => [keyOf(r), r]));
+    return await fn();
   } finally {
     await exec(db, setSearchPath(path));
   }
+}
+
+function assemble(relationRows: Iterable<FingerprintRow>, others: FingerprintRow[]): SchemaFingerprint {
+  const fp: SchemaFingerprint = new Map();
+  for (const r of [...relationRows, ...others]) fp.set(keyOf(r), { kind: r.kind, identity: r.identity, parent: r.parent, definition: r.definition });
+  return fp;
+}
+
+/** The whole schema, read at once (the target before an apply and after a rollback). */
+export async function readFingerprint(db: Queryable, scope: FingerprintScope): Promise<SchemaFingerprint> {
+  return withQualifiedNames(db, async () => assemble(await rows<RelationRow>(db, relationObjects(scope, null)), await rows<FingerprintRow>(db, otherObjects())));
+}
+
+/**
+ * Reads the same database's schema again and again (the rehearsal: before
+ * every up, after every down). Deparsing indexes, constraints and defaults is
+ * what costs; a relation whose catalog rows did not change since the last
+ * read (relationSignatures) keeps the rows read then. Another object's
+ * rename can leave a kept row's text behind, but that object itself shows
+ * the change, so whether two reads differ is still told right.
+ */
+export function fingerprintReader(scope: FingerprintScope): (db: Queryable) => Promise<SchemaFingerprint> {
+  const kept = new Map<number, { sig: string; rows: FingerprintRow[] }>();
+  return (db) => withQualifiedNames(db, async () => {
+    const sigs = await rows<{ oid: number; sig: string }>(db, relationSignatures(scope));
+    const stale = sigs.filter((s) => kept.get(s.oid)?.sig !== s.sig);
+    if (stale.length) {
+      const fresh = new Map<number, FingerprintRow[]>(stale.map((s) => [s.oid, []]));
+      for (const r of await rows<RelationRow>(db, relationObjects(scope, stale.map((s) => s.oid)))) fresh.get(r.rel_oid)?.push(r);
+      for (const s of stale) kept.set(s.oid, { sig: s.sig, rows: fresh.get(s.oid)! });
+    }
+    const present = new Set(sigs.map((s) => s.oid));
+    for (const oid of kept.keys()) if (!present.has(oid)) kept.delete(oid);
+    return assemble([...kept.values()].flatMap((k) => k.rows), await rows<FingerprintRow>(db, otherObjects()));
+  });
 }
 
 /** Sorted rows: what is stored, and what the digest covers. */

@@ -1,5 +1,6 @@
 import { performance } from 'node:perf_hooks';
 import { LINT_DB_PREFIX, REHEARSAL_DB_PREFIX } from '../../database/sql/preflight.js';
+import { fingerprintReader } from '../migrations/schema-fingerprint.js';
 import { ClusterGuard } from './rehearsal/cluster-guard.js';
 import { downPhase, upAgainPhase, upPhase, type DownPhase, type PhaseContext, type UpAgainPhase } from './rehearsal/phases.js';
 import { seedCopy } from './rehearsal/seed.js';
@@ -31,7 +32,7 @@ export async function rehearse(input: RehearsalInput): Promise<RehearsalResult> 
     const steps: RehearsalStep[] = [];
     const ctx: PhaseContext = {
       input, url: db.url, secrets, guard, steps,
-      scope: { migrationsSchema: input.environment.migrationsSchema, migrationsTable: input.environment.migrationsTable },
+      fingerprint: fingerprintReader({ migrationsSchema: input.environment.migrationsSchema, migrationsTable: input.environment.migrationsTable }),
     };
     let up;
     let down: DownPhase = { reversibility: Object.fromEntries(input.pending.map((n) => [n, 'not-checked' as const])), downDiffs: {}, downStatements: {}, reverted: [] };

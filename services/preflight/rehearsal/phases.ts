@@ -1,8 +1,8 @@
-import { rows } from '../../../database/db.js';
+import { rows, type Queryable } from '../../../database/db.js';
 import { userIndexes, userTables } from '../../../database/sql/preflight.js';
 import { smokeEtl, type SmokeOutcome } from '../../etl/smoke.js';
 import { runOne, type StepOutcome } from '../../migrations/run-one.js';
-import { diffFingerprints, readFingerprint, type FingerprintChange, type FingerprintScope, type SchemaFingerprint } from '../../migrations/schema-fingerprint.js';
+import { diffFingerprints, type FingerprintChange, type SchemaFingerprint } from '../../migrations/schema-fingerprint.js';
 import { readSchemaFacts } from '../catalog-facts.js';
 // From the observer's own modules, not the index: the index also re-exports the judge, which reads report types that read ours.
 import { beginObserved, collectObserved, installObserver } from '../observe/install.js';
@@ -21,7 +21,8 @@ export interface PhaseContext {
   url: string;
   secrets: string[];
   guard: ClusterGuard;
-  scope: FingerprintScope;
+  /** Reads the copy's schema (services/migrations/schema-fingerprint.ts fingerprintReader: one per rehearsal). */
+  fingerprint: (db: Queryable) => Promise<SchemaFingerprint>;
   steps: RehearsalStep[];
 }
 
@@ -59,7 +60,7 @@ export async function upPhase(ctx: PhaseContext, replay: boolean): Promise<UpPha
     await ctx.guard.baselineCopy(client);
     const start = await catalog();
     for (const name of input.pending) {
-      result.before.set(name, await readFingerprint(client, ctx.scope));
+      result.before.set(name, await ctx.fingerprint(client));
       const tablesBefore = (await rows<{ name: string }>(client, userTables())).map((r) => r.name);
       const factsBefore = await readSchemaFacts(client);
       await beginObserved(client, name);
@@ -116,7 +117,7 @@ export async function downPhase(ctx: PhaseContext, up: UpPhase): Promise<DownPha
         return;
       }
       result.downStatements[name] = outcome.statements;
-      const current = diffFingerprints(up.before.get(name)!, await readFingerprint(client, ctx.scope));
+      const current = diffFingerprints(up.before.get(name)!, await ctx.fingerprint(client));
       const own = ownDownDiff(current, previous);
       result.reversibility[name] = own ? 'irreversible' : 'reversible';
       if (own) {
