@@ -93,6 +93,26 @@ describe('rollback down and reversibility', () => {
     assert.equal((await api('post', `/v1/runs/${id}/rollback`, 'olga', { mode: 'restore', confirm: 'staging', reason: 'bad release' })).status, 202);
   });
 
+  test('an approval is refused too when the down turned out irreversible after the request (a request made before the check existed)', async () => {
+    const id = await succeededRun({ '2000_add-note': FIXTURES.addNote });
+    const asked = await api('post', `/v1/runs/${id}/rollback`, 'olga', { mode: 'down', confirm: 'staging', reason: 'bad release' });
+    assert.equal(asked.status, 202, asked.text);
+    const before = (await api('get', `/v1/runs/${id}/rollback/plan?mode=down`, 'carol')).body;
+    // The newest preflight report now says what an older preflight would not have: the down leaves the column.
+    await t.control.query(`
+      INSERT INTO run_reports (run_id, kind, digest, body)
+      SELECT run_id, kind, digest, jsonb_set(jsonb_set(body, '{rehearsal,reversibility,2000_add-note}', '"irreversible"'),
+             '{rehearsal,downDiffs}', '{"2000_add-note": {"leaves": ["column public.accounts.note"], "removes": [], "changes": []}}')
+      FROM run_reports WHERE run_id = $1 AND kind = 'preflight' ORDER BY id DESC LIMIT 1`, [id]);
+    const stale = await api('post', `/v1/runs/${id}/rollback/approvals`, 'carol', { decision: 'approve', planDigest: before.digest });
+    assert.equal(stale.status, 409, stale.text);
+    const now = (await api('get', `/v1/runs/${id}/rollback/plan?mode=down`, 'carol')).body;
+    const blocked = await api('post', `/v1/runs/${id}/rollback/approvals`, 'carol', { decision: 'approve', planDigest: now.digest });
+    assert.equal(blocked.status, 409, blocked.text);
+    assert.match(blocked.body.detail, /2000_add-note cannot be reversed \(its down migration does not restore the schema: it leaves column public\.accounts\.note\); use mode "restore"/);
+    assert.equal((await api('get', `/v1/runs/${id}`, 'vic')).body.status, 'succeeded', 'nothing ran');
+  });
+
   test('a real down that leaves a table behind ends failed, and the rollback report names what is left', async () => {
     // On the empty copy the down drops the table; on the target, once it holds a row, it keeps it.
     const keepIfUsed = 'DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM drafts) THEN DROP TABLE drafts; END IF; END $$';
