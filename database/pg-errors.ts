@@ -9,6 +9,7 @@ export const UNDEFINED_TABLE = '42P01';
 export const INVALID_PASSWORD = '28P01';
 export const INVALID_AUTHORIZATION = '28000';
 export const RAISE_EXCEPTION = 'P0001';
+export const DEPENDENT_OBJECTS_STILL_EXIST = '2BP01';
 
 export interface PgError extends Error {
   code?: string;

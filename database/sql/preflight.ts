@@ -1,6 +1,8 @@
 import type { Query } from '../db.js';
 
 export const REHEARSAL_DB_PREFIX = 'sf_rehearsal_';
+/** `sfm lint`'s throw-away databases (services/preflight/lint-files/rehearse.ts). */
+export const LINT_DB_PREFIX = 'sf_lint_';
 
 export const listRehearsalDatabases = (): Query => ({
   text: `SELECT datname FROM pg_database WHERE datname LIKE $1 ORDER BY datname`,

@@ -57,7 +57,12 @@ export const RollbackPlan = Type.Object(
     blockers: Type.Array(Type.String()),
     window: Type.Object({ hasWindows: Type.Boolean(), open: Type.Boolean(), current: Nullable(Span), next: Nullable(Span) }),
     down: Nullable(Type.Object({
-      migrations: Type.Array(Type.Object({ name: Type.String(), reversible: Type.Boolean(), sql: Nullable(Type.Array(Type.String())) })),
+      migrations: Type.Array(Type.Object({
+        name: Type.String(),
+        reversible: Type.Boolean({ description: 'Its down ran cleanly in the preflight rehearsal and restored the schema its up found' }),
+        sql: Nullable(Type.Array(Type.String())),
+        why: Type.Optional(Type.String({ description: 'Why it is not reversible (absent when it is)' })),
+      })),
       drops: Type.Array(AtRisk),
     })),
     restore: Nullable(Type.Object({

@@ -33,6 +33,7 @@ import { terminateRunSessions } from './orphans.js';
 import { reconcileInFlight } from './reconcile.js';
 import { progressReporter } from './progress.js';
 import { runLogger } from './run-log.js';
+import { recordPreApplySchema } from './schema-baseline.js';
 import { createStarter } from './start.js';
 import { completeWatch, nothingToWatch } from './watch-phase.js';
 import { endWatchEarly } from './watch-end.js';
@@ -333,7 +334,8 @@ export function createApplyService(ctx: ServiceContext) {
       return fail('backup', 'backup-failed', `No verified backup, so nothing was applied: ${(err as Error).message}`);
     }
 
-    // 4. Migrate, lock-safe, recording each migration in the ledger as it lands.
+    // 4. Migrate, lock-safe, recording each migration in the ledger as it lands; first the schema a rollback down must restore.
+    report.notes.push(...(await recordPreApplySchema(ctx, run, env, drift.landed.length === 0)));
     await phase('migrate');
     const endMigrate = ctx.metrics.phaseTimer(env.name, 'migrate');
     const result = await migrate({

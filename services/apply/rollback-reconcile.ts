@@ -12,6 +12,7 @@ import { finishRollback, type RollbackReport } from './rollback-report.js';
 import { completeRestore, restoreBackupFor, restoreCommitted } from './restore-steps.js';
 import { runLogger } from './run-log.js';
 import { resumeWorkers } from './workers.js';
+import { verifySchemaRestored } from './schema-baseline.js';
 
 /**
  * A run left rolling_back or restoring by a process that died: stop what it
@@ -89,6 +90,10 @@ export async function reconcileRollback(ctx: ServiceContext, run: ReconcileRun &
     if (still.length) {
       return end({ code: 'rollback-interrupted', message: `The rollback stopped part-way: ${still.join(', ')} ${still.length === 1 ? 'is' : 'are'} still applied on the target. Ask for another rollback (mode "down") or a restore.` });
     }
+    // As a live rollback does: the rows gone are not yet the schema back.
+    const schema = await verifySchemaRestored(ctx, run, env);
+    if (schema) report.checks.push(schema.check);
+    if (schema?.failure) return end(schema.failure);
     return end(null);
   }
 

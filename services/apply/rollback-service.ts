@@ -8,7 +8,6 @@ import {
 import { latestReport } from '../../database/sql/reports.js';
 import { selectRun, type RunRow } from '../../database/sql/runs.js';
 import { takeLease } from '../../database/sql/scheduler.js';
-import type { EnvironmentConfig } from '../environments/model.js';
 import { appendEvent } from '../audit.js';
 import { createBackground } from '../background.js';
 import { processRecorder, runApplicationName } from '../child-processes.js';
@@ -16,8 +15,6 @@ import type { ServiceContext } from '../context.js';
 import { conflict, forbidden, notFound, ServiceError, unprocessable } from '../errors.js';
 import { readAppliedMigrations } from '../migrations/pending.js';
 import { sealedSnapshot } from '../migrations/snapshot.js';
-import { sealedSnapshotProblem } from '../migrations/snapshot-store.js';
-import type { PreflightReport } from '../preflight/report.js';
 import { sameSubject, type Principal } from '../principal.js';
 import type { RunStatus } from '../runs/state-machine.js';
 import { lockRunForUpdate, transition } from '../runs/transition.js';
@@ -38,6 +35,8 @@ import type { RollbackPlan } from '../rollback-plan/types.js';
 import { insertPlannedRollbackRequest, rollbackAwaitingApproval } from '../../database/sql/rollback-plan.js';
 import { withPause } from './pauses.js';
 import { endWatchEarly } from './watch-end.js';
+import { downBlocker } from './down-blocker.js';
+import { verifySchemaRestored } from './schema-baseline.js';
 
 export type { RollbackReport } from './rollback-report.js';
 
@@ -113,31 +112,6 @@ export function createRollbackService(ctx: ServiceContext) {
     return run.migrations.filter((m) => names.includes(m.name));
   }
 
-  /** Why `down` cannot undo this run, or null. */
-  async function downBlocker(run: StoredRun, env: EnvironmentConfig): Promise<string | null> {
-    const mine = appliedByRun(run);
-    if (mine.length === 0) {
-      return run.status === 'interrupted'
-        ? `this run applied no migration, so there is nothing to revert; close it instead (POST /v1/runs/${run.id}/close)`
-        : 'this run applied no migration, so there is nothing to revert (use restore if a partial change landed)';
-    }
-    // `down` runs the approved bytes only: from the run's sealed snapshot.
-    const unsealed = await sealedSnapshotProblem(control, run);
-    if (unsealed) return `${unsealed}; \`down\` runs only sealed bytes, so use mode "restore"`;
-    const applied = await ctx.targets.withClient(env, (client) => readAppliedMigrations(client, env));
-    const tail = applied.slice(-mine.length).map((a) => a.name);
-    if (tail.join() !== mine.map((m) => m.name).join()) {
-      return `the target's latest migrations are ${tail.join(', ') || 'none'}, not this run's (${mine.map((m) => m.name).join(', ')}); later changes sit on top`;
-    }
-    const preflight = await maybeOne<{ body: PreflightReport }>(control, latestReport(run.id, 'preflight'));
-    const downs = preflight?.body.rehearsal?.steps.filter((s) => s.phase === 'down') ?? [];
-    const irreversible = mine.filter((m) => !downs.some((s) => s.migration === m.name && s.ok));
-    if (irreversible.length) {
-      return `${irreversible.map((m) => m.name).join(', ')} cannot be reversed (its down migration failed or never ran in the preflight rehearsal); use mode "restore"`;
-    }
-    return null;
-  }
-
   async function request(runId: string, principal: Principal, input: RollbackInput): Promise<RollbackRequest> {
     const run = await loadRun(runId);
     const env = config.environments[run.environment];
@@ -149,7 +123,7 @@ export function createRollbackService(ctx: ServiceContext) {
       throw conflict(`Run ${runId} is ${run.status}; only a run that reached the target (${REQUESTABLE.join(', ')}) can be rolled back or restored.`, { currentStatus: run.status });
     }
     if (input.mode === 'down') {
-      const blocker = await downBlocker(run, env);
+      const blocker = await downBlocker(ctx, run, env, appliedByRun(run));
       if (blocker) throw conflict(`Rollback refused: ${blocker}.`);
     } else {
       const backup = await restoreBackupFor(ctx, run);
@@ -389,6 +363,10 @@ export function createRollbackService(ctx: ServiceContext) {
       detail: left.length ? `${env.migrationsTable} still lists ${left.join(', ')}.` : `${env.migrationsTable} no longer lists any of the run's migrations.`,
     });
     if (left.length) return finish({ code: 'verification-failed', message: `After the ${request.mode}, ${left.join(', ')} is still recorded on the target.` });
+    // Rows gone from the migrations table are not yet the schema back: compare with the one recorded before the apply.
+    const schema = request.mode === 'down' ? await verifySchemaRestored(ctx, run, env) : null;
+    if (schema) report.checks.push(schema.check);
+    if (schema?.failure) return finish(schema.failure);
     await runLog.write(phase, 'info', `${request.mode} finished; the target is back to its state before the run`);
     return finish(null);
   }

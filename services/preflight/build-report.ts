@@ -9,7 +9,10 @@ import { ownerTag } from './ephemeral.js';
 import { estimateImpact } from './impact.js';
 import { smokeReport } from './etl-checks.js';
 import { timeoutFindings } from './estimate/timeouts.js';
-import { rehearse, type RehearsalResult } from './rehearsal.js';
+import { rehearse } from './rehearsal.js';
+// Rehearsal findings, check detail and notes (issue 16: isolation, reversibility, what was not rehearsed).
+import { rehearsalFindings, untouchedClaim } from './rehearsal/findings.js';
+import { rehearsalDetail, rehearsalNotes } from './rehearsal/summary.js';
 import { sealForPreflight } from './seal-snapshot.js';
 import type { Finding, PreflightCheck, PreflightReport } from './report.js';
 import { applyAcknowledgements, createdExtensions, createRunLinter, withRuleLevels } from './sql-analysis/index.js';
@@ -17,26 +20,6 @@ import { judgeObserved, mergeObserved, readPreExisting } from './observe/index.j
 import { withFindingIds } from './finding-id.js';
 import { readLintBaseline, type LintBaseline } from './lint-baseline.js';
 
-
-function rehearsalFindings(rehearsal: RehearsalResult): Finding[] {
-  const failed = rehearsal.failed;
-  if (!failed?.error) return [];
-  const where = failed.error.sqlState ? ` (SQLSTATE ${failed.error.sqlState})` : '';
-  const rule = failed.phase === 'up' ? 'rehearsal-failed' : failed.phase === 'down' ? 'rehearsal-down-failed' : 'rehearsal-reapply-failed';
-  const what = failed.phase === 'up'
-    ? 'failed when applied to a copy of the target'
-    : failed.phase === 'down'
-      ? 'could not be reverted on the copy (its down migration failed); a rollback of this run would fail the same way'
-      : 'failed when re-applied after its down migration; the down does not restore the state its up expects';
-  return [{
-    rule,
-    severity: 'error',
-    migration: failed.migration,
-    statement: failed.error.statement,
-    message: `Migration ${failed.migration} ${what}: ${failed.error.message}${where}. The target was not touched.`,
-    acknowledged: null,
-  }];
-}
 
 // The sealed bytes (read once, when hashed), not the file as it is now.
 function sources(files: MigrationFile[], names: string[]): Map<string, string> {
@@ -135,13 +118,13 @@ export async function buildPreflightReport(ctx: ServiceContext, run: RunRow): Pr
     pending: pendingNames,
     source,
   }).finally(() => source.cleanup());
-  checks.push({
-    id: 'rehearsal',
-    status: rehearsal.failed ? 'fail' : 'pass',
-    detail: `${rehearsal.steps.filter((s) => s.ok).length}/${pendingNames.length * 3} steps (up, down, up) succeeded on a copy seeded by ${rehearsal.seededFrom} in ${rehearsal.durationMs} ms.`,
-  });
+  // --- rehearsal: check, notes (rehearsal/summary.ts) ---
+  const irreversible = Object.values(rehearsal.reversibility).some((v) => v === 'irreversible' || v === 'no-down');
+  checks.push({ id: 'rehearsal', status: rehearsal.failed ? 'fail' : irreversible ? 'warn' : 'pass', detail: rehearsalDetail(rehearsal, pendingNames.length) });
   if (rehearsal.seedNote) notes.push(rehearsal.seedNote);
-  const smoke = smokeReport(rehearsal.smoke, env, rehearsal.failed !== null);
+  notes.push(...rehearsalNotes(rehearsal));
+  // --- end rehearsal ---
+  const smoke = smokeReport(rehearsal.smoke, env, rehearsal.failed !== null, untouchedClaim(rehearsal));
   if (smoke.check) checks.push(smoke.check);
   if (smoke.finding) findings.push(smoke.finding);
   if (smoke.note) notes.push(smoke.note);
@@ -168,7 +151,7 @@ export async function buildPreflightReport(ctx: ServiceContext, run: RunRow): Pr
       ruleLevels: levels,
     })).findings);
   }
-  findings.push(...lint, ...(await applyAcknowledgements(rehearsalFindings(rehearsal), texts, fileTypes)));
+  findings.push(...lint, ...(await applyAcknowledgements(rehearsalFindings(rehearsal, env), texts, fileTypes)));
   const extensions = await createdExtensions(pendingNames.flatMap((n) => rehearsal.traces[n]?.statements ?? []));
 
   const observations = pendingNames.flatMap((n) => rehearsal.traces[n]?.observed ?? []);

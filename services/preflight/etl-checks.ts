@@ -46,7 +46,7 @@ export interface SmokeReport {
 }
 
 /** How the rehearsal's smoke ETL reads in the report: a check (pass, fail or skip), a finding when it failed, a note when it could not run. */
-export function smokeReport(smoke: SmokeOutcome | null, env: EnvironmentConfig, rehearsalFailed: boolean): SmokeReport {
+export function smokeReport(smoke: SmokeOutcome | null, env: EnvironmentConfig, rehearsalFailed: boolean, untouched: string): SmokeReport {
   const none: SmokeReport = { check: null, finding: null, note: null };
   if (smoke?.notConfigured) return { ...none, check: { id: 'rehearsal-smoke-etl', status: 'skip', detail: smoke.detail } };
   if (smoke?.ran) {
@@ -55,7 +55,7 @@ export function smokeReport(smoke: SmokeOutcome | null, env: EnvironmentConfig, 
       check: { id: 'rehearsal-smoke-etl', status: smoke.ok ? 'pass' : 'fail', detail: smoke.detail },
       finding: smoke.ok ? null : {
         rule: 'rehearsal-smoke-etl-failed', severity: 'error', migration: null, statement: null, acknowledged: null,
-        message: `On the rehearsal copy, ${smoke.detail} The migrations would break the ETL; the target was not touched.`,
+        message: `On the rehearsal copy, ${smoke.detail} The migrations would break the ETL.${untouched}`,
       },
     };
   }

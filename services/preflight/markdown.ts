@@ -56,9 +56,10 @@ export function renderPreflightMarkdown(run: ApiRun, report: PreflightReport): s
     '',
     '## Migrations',
     '',
-    ...table(['#', 'name', 'sha256', 'transaction', 'strongest lock', 'estimate'], report.migrations.map((m, i) => {
+    ...table(['#', 'name', 'sha256', 'transaction', 'strongest lock', 'estimate', 'down'], report.migrations.map((m, i) => {
       const impact = report.impact?.migrations.find((x) => x.migration === m.name);
-      return [String(i + 1), cell(m.name), `\`${m.sha256.slice(0, 12)}\``, impact ? (impact.transactional ? 'yes' : 'no') : '', impact?.strongestLock ?? '', impact ? duration(impact.estimatedMs) : ''];
+      const rehearsed = report.rehearsal?.notRehearsed?.includes(m.name) ? 'not rehearsed' : report.rehearsal?.reversibility?.[m.name] ?? '';
+      return [String(i + 1), cell(m.name), `\`${m.sha256.slice(0, 12)}\``, impact ? (impact.transactional ? 'yes' : 'no') : '', impact?.strongestLock ?? '', impact ? duration(impact.estimatedMs) : '', rehearsed];
     })),
   ];
   if (report.impact?.tables.length) {

@@ -1,208 +1,78 @@
 import { performance } from 'node:perf_hooks';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import pg from 'pg';
-import { exec, rows } from '../../database/db.js';
-import { insertMigrationHistory, userIndexes, userTables } from '../../database/sql/preflight.js';
-import type { EnvironmentConfig } from '../environments/model.js';
-import type { AppliedMigration } from '../migrations/pending.js';
-import { runPgTool, toolMajorVersion } from '../pg-tools.js';
-import { runOne, type StepOutcome } from '../migrations/run-one.js';
-import { diskSource, type MigrationSource } from '../migrations/source.js';
-import { smokeEtl, type SmokeOutcome } from '../etl/smoke.js';
-import { createEphemeralDatabase } from './ephemeral.js';
-import { readSchemaFacts } from './catalog-facts.js';
-// From the observer's own modules, not the index: the index also re-exports the judge, which reads report types that read ours.
-import { beginObserved, collectObserved, installObserver } from './observe/install.js';
-import type { Observation } from './observe/types.js';
-import type { SchemaFacts } from './sql-analysis/schema-facts.js';
+import { LINT_DB_PREFIX, REHEARSAL_DB_PREFIX } from '../../database/sql/preflight.js';
+import { fingerprintReader } from '../migrations/schema-fingerprint.js';
+import { ClusterGuard } from './rehearsal/cluster-guard.js';
+import { downPhase, upAgainPhase, upPhase, type DownPhase, type PhaseContext, type UpAgainPhase } from './rehearsal/phases.js';
+import { seedCopy } from './rehearsal/seed.js';
+import { compareServers } from './rehearsal/server-identity.js';
+import { readStaticMigrations } from './rehearsal/static-sql.js';
+import { staticTraces } from './rehearsal/static-traces.js';
+import type { RehearsalInput, RehearsalResult, RehearsalStep } from './rehearsal/types.js';
 
-export type Phase = 'up' | 'down' | 'up-again';
-
-export interface RehearsalStep {
-  phase: Phase;
-  migration: string;
-  durationMs: number;
-  ok: boolean;
-  error: StepOutcome['error'];
-}
-
-export interface MigrationTrace {
-  /** The SQL the migration ran, in order (node-pg-migrate's own bookkeeping removed). */
-  statements: string[];
-  transactional: boolean;
-  /** Tables ('schema.table') that existed before this migration ran. */
-  tablesBefore: string[];
-  /** The catalog facts the linter needs (column types, NOT NULL checks, function volatility), read before this migration ran. */
-  factsBefore?: SchemaFacts;
-  /** What the migration was seen doing on the copy (locks, rewrites, scans, drops). */
-  observed?: Observation;
-}
-
-export interface SchemaChange {
-  tables: string[];
-  indexes: string[];
-}
-
-export interface RehearsalResult {
-  database: string;
-  /** What the pending migrations create and drop ('schema.name'): what verification expects on the target. */
-  created: SchemaChange;
-  dropped: SchemaChange;
-  /** How the throw-away database was brought to the target's state. */
-  seededFrom: 'pg_dump' | 'replay';
-  seedNote: string | null;
-  steps: RehearsalStep[];
-  traces: Record<string, MigrationTrace>;
-  /** The SQL each down migration ran on the copy, by migration: what a rollback plan shows (services/rollback-plan). */
-  downStatements: Record<string, string[]>;
-  failed: RehearsalStep | null;
-  /** The smoke ETL run on the copy after up, down, up (null: not run). */
-  smoke: SmokeOutcome | null;
-  durationMs: number;
-}
-
-export interface RehearsalInput {
-  runId: string;
-  environment: EnvironmentConfig;
-  targetUrl: string;
-  targetServerMajor: number;
-  serverUrl: string;
-  /** ownerTag() of the control database, part of the throw-away database's name. */
-  owner: string;
-  applied: AppliedMigration[];
-  pending: string[];
-  /** The pending migrations' sealed snapshot (services/migrations/snapshot.ts): the only bytes the rehearsal runs. */
-  source: MigrationSource;
-}
-
-async function seedFromDump(input: RehearsalInput, databaseUrl: string): Promise<void> {
-  const dir = await mkdtemp(join(tmpdir(), 'sf-rehearsal-'));
-  try {
-    const file = join(dir, 'schema.dump');
-    await runPgTool('pg_dump', ['--schema-only', '--format=custom', '--no-owner', '--no-privileges', `--file=${file}`], input.targetUrl);
-    await runPgTool('pg_restore', ['--no-owner', '--no-privileges', '--exit-on-error', '--single-transaction', `--dbname=${new URL(databaseUrl).pathname.slice(1)}`, file], databaseUrl);
-  } finally {
-    await rm(dir, { recursive: true, force: true });
-  }
-  // The dump holds the migrations table's shape; its rows make the clone's history the target's.
-  if (input.applied.length) {
-    const client = new pg.Client({ connectionString: databaseUrl });
-    client.on('error', () => undefined); // the query in flight reports a lost server; pg's 'error' event must not crash the process
-    await client.connect();
-    try {
-      const table = `${client.escapeIdentifier(input.environment.migrationsSchema)}.${client.escapeIdentifier(input.environment.migrationsTable)}`;
-      for (const m of input.applied) await exec(client, insertMigrationHistory(table, m.name, m.runOn));
-    } finally {
-      await client.end();
-    }
-  }
-}
+export type {
+  ClusterObject, DownDiff, MigrationTrace, Phase, RehearsalInput, RehearsalResult, RehearsalServer, RehearsalStep, Reversibility, SchemaChange, StaticMigration,
+} from './rehearsal/types.js';
 
 /**
- * Rehearses the pending migrations on a throw-away copy of the target's schema:
- * up, down, up again. The target is only read (pg_dump --schema-only); the copy
- * is dropped whatever happens.
+ * Rehearses the pending migrations on a throw-away copy of the target's
+ * schema: up, down, up again, each phase on a new session. The target is only
+ * read (pg_dump --schema-only); the copy is dropped whatever happens, and so
+ * is anything its migrations created on the server outside it (roles,
+ * databases, tablespaces, subscriptions), which the result names. Each down
+ * is checked against the schema from before its up. When an up fails, the
+ * migrations after it are read from their files instead, for the linter.
  */
 export async function rehearse(input: RehearsalInput): Promise<RehearsalResult> {
   const started = performance.now();
   const secrets = [input.targetUrl, input.serverUrl];
-  const source = input.source;
-  let db = await createEphemeralDatabase(input.serverUrl, input.owner, input.runId);
+  const server = await compareServers(input.targetUrl, input.serverUrl);
+  const guard = await ClusterGuard.open(input.serverUrl, { ignoreDatabasePrefixes: [REHEARSAL_DB_PREFIX, LINT_DB_PREFIX] });
   try {
-    let seededFrom: RehearsalResult['seededFrom'] = 'pg_dump';
-    let seedNote: string | null = null;
-    const dump = await toolMajorVersion('pg_dump');
-    if (!dump || dump.major < input.targetServerMajor) {
-      seededFrom = 'replay';
-      seedNote = dump
-        ? `pg_dump ${dump.version} cannot dump a PostgreSQL ${input.targetServerMajor} server; replayed the applied history from an empty database instead.`
-        : 'pg_dump is not available; replayed the applied history from an empty database instead.';
-    } else {
-      try {
-        await seedFromDump(input, db.url);
-      } catch (err) {
-        // A half-restored copy is useless: start again from an empty database.
-        await db.drop();
-        db = await createEphemeralDatabase(input.serverUrl, input.owner, input.runId);
-        seededFrom = 'replay';
-        seedNote = `Copying the schema with pg_dump failed (${(err as Error).message}); replayed the applied history from an empty database instead.`;
-      }
-    }
-    const client = new pg.Client({ connectionString: db.url, application_name: 'starforge-rehearsal' });
-    client.on('error', () => undefined); // the query in flight reports a lost server; pg's 'error' event must not crash the process
-    await client.connect();
+    const { db, seededFrom, seedNote } = await seedCopy(input);
     const steps: RehearsalStep[] = [];
-    const traces: Record<string, MigrationTrace> = {};
-    const created: SchemaChange = { tables: [], indexes: [] };
-    let smoke: SmokeOutcome | null = null;
-    const dropped: SchemaChange = { tables: [], indexes: [] };
-    const downStatements: Record<string, string[]> = {};
-    const run = async (phase: Phase, direction: 'up' | 'down', expected: string): Promise<boolean> => {
-      const outcome = await runOne(client, input.environment, direction, { secrets, source });
-      steps.push({ phase, migration: outcome.migration || expected, durationMs: outcome.durationMs, ok: !outcome.error, error: outcome.error });
-      if (phase === 'down') downStatements[outcome.migration || expected] = outcome.statements;
-      return outcome.error === null;
+    const ctx: PhaseContext = {
+      input, url: db.url, secrets, guard, steps,
+      fingerprint: fingerprintReader({ migrationsSchema: input.environment.migrationsSchema, migrationsTable: input.environment.migrationsTable }),
     };
+    let up;
+    let down: DownPhase = { reversibility: Object.fromEntries(input.pending.map((n) => [n, 'not-checked' as const])), downDiffs: {}, downStatements: {}, reverted: [] };
+    let again: UpAgainPhase = { complete: false, smoke: null };
     try {
-      if (seededFrom === 'replay') {
-        // The target's history, not approved content: replayed from the directory as it is.
-        const history = diskSource(input.environment.migrationsDir);
-        for (const m of input.applied) {
-          const outcome = await runOne(client, input.environment, 'up', { secrets, source: history });
-          if (outcome.error) throw new Error(`replaying the applied migration ${m.name} failed: ${outcome.error.message}`);
-        }
-      }
-      const catalog = async (): Promise<SchemaChange> => ({
-        tables: (await rows<{ name: string }>(client, userTables())).map((r) => r.name),
-        indexes: (await rows<{ name: string }>(client, userIndexes())).map((r) => r.name),
-      });
-      // After seeding: the copy's own history is not observed.
-      await installObserver(client, { url: db.url });
-      const before = await catalog();
-      let ok = true;
-      for (const name of input.pending) {
-        const tablesBefore = (await rows<{ name: string }>(client, userTables())).map((r) => r.name);
-        const factsBefore = await readSchemaFacts(client);
-        await beginObserved(client, name);
-        const outcome = await runOne(client, input.environment, 'up', { secrets, source });
-        const observed = await collectObserved(client, name);
-        traces[name] = { statements: outcome.statements, transactional: outcome.transactional, tablesBefore, factsBefore, observed };
-        steps.push({ phase: 'up', migration: outcome.migration || name, durationMs: outcome.durationMs, ok: !outcome.error, error: outcome.error });
-        if (outcome.error) {
-          ok = false;
-          break;
-        }
-      }
-      if (ok) {
-        const after = await catalog();
-        created.tables = after.tables.filter((t) => !before.tables.includes(t));
-        created.indexes = after.indexes.filter((t) => !before.indexes.includes(t));
-        dropped.tables = before.tables.filter((t) => !after.tables.includes(t));
-        dropped.indexes = before.indexes.filter((t) => !after.indexes.includes(t));
-      }
-      for (const name of [...input.pending].reverse()) if (ok) ok = await run('down', 'down', name);
-      for (const name of input.pending) if (ok) ok = await run('up-again', 'up', name);
-      // The runbook's smoke ETL, on the copy: a migration that breaks the worker's writes fails here, before approval.
-      if (ok && input.environment.verify.smokeEtl) smoke = await smokeEtl(client, input.environment, input.runId);
+      up = await upPhase(ctx, seededFrom === 'replay');
+      const allUp = up.applied.length === input.pending.length;
+      if (allUp || up.cleanStop) down = await downPhase(ctx, up);
+      // With nothing reverted (the newest has no down) the copy already stands where the run ends: the smoke ETL runs there.
+      if (allUp || down.reverted.length) again = await upAgainPhase(ctx, down, allUp);
     } finally {
-      await client.end().catch(() => undefined);
+      // Subscriptions first (a database that has one cannot be dropped), the server-wide objects once the copy is gone.
+      await guard.beforeCopyDrop(db.url).catch(() => undefined);
+      await db.drop();
+      await guard.cleanup();
     }
+
+    const notRehearsed = input.pending.slice(up.applied.length + (up.stoppedAt ? 1 : 0));
+    const staticStatements = await readStaticMigrations(input.source.dir, notRehearsed);
+    const traces = { ...up.traces, ...(up.stoppedAt ? await staticTraces(notRehearsed, staticStatements, up.stoppedAt, input.targetServerMajor) : {}) };
     return {
       database: db.name,
-      created,
-      dropped,
+      created: up.created,
+      dropped: up.dropped,
       seededFrom,
       seedNote,
       steps,
       traces,
-      downStatements,
-      failed: steps.find((s) => !s.ok) ?? null,
-      smoke,
+      downStatements: down.downStatements,
+      failed: steps.find((s) => !s.ok && !s.explainedBy) ?? null,
+      smoke: again.smoke,
       durationMs: Math.round(performance.now() - started),
+      reversibility: down.reversibility,
+      downDiffs: down.downDiffs,
+      clusterObjects: guard.objects(),
+      server,
+      notRehearsed,
+      staticStatements,
     };
   } finally {
-    await db.drop();
+    await guard.close();
   }
 }

@@ -11,6 +11,7 @@ import { readAppliedMigrations } from '../migrations/pending.js';
 import type { PreflightReport } from '../preflight/report.js';
 import { windowForApply } from '../scheduler/policy.js';
 import { measure } from './counts.js';
+import { downVerdicts, irreversibleBlocker } from './reversibility.js';
 import { planDigest } from './digest.js';
 import { destructionOf } from './drops.js';
 import type { AtRisk, DownPlan, RestorePlan, RollbackPlan, TableWrites, WindowState } from './types.js';
@@ -36,15 +37,16 @@ async function planDown(ctx: ServiceContext, run: PlanRun, env: EnvironmentConfi
   const mine = appliedByRun(run);
   const preflight = await maybeOne<{ body: PreflightReport }>(ctx.control, latestReport(run.id, 'preflight'));
   const rehearsal = (preflight?.body.rehearsal ?? null) as RehearsalWithDown | null;
-  const downs = rehearsal?.steps.filter((s) => s.phase === 'down') ?? [];
-  const migrations = [...mine].reverse().map((m) => ({
-    name: m.name,
-    reversible: downs.some((s) => s.migration === m.name && s.ok),
-    sql: rehearsal?.downStatements?.[m.name] ?? null,
+  const verdicts = downVerdicts(rehearsal, [...mine].reverse().map((m) => m.name));
+  const migrations = verdicts.map((v) => ({
+    name: v.name,
+    reversible: v.reversible,
+    sql: rehearsal?.downStatements?.[v.name] ?? null,
+    ...(v.why ? { why: v.why } : {}),
   }));
   if (mine.length === 0) blockers.push('this run applied no migration, so there is nothing to revert (use restore if a partial change landed)');
-  const irreversible = migrations.filter((m) => !m.reversible).map((m) => m.name);
-  if (irreversible.length) blockers.push(`${irreversible.join(', ')} cannot be reversed (its down migration failed or never ran in the preflight rehearsal); use mode "restore"`);
+  const irreversible = irreversibleBlocker(run.id, verdicts);
+  if (irreversible) blockers.push(irreversible);
   const missing = migrations.filter((m) => m.sql === null).map((m) => m.name);
   if (missing.length) notes.push(`The down SQL of ${missing.join(', ')} was not captured (the preflight predates capturing it), so what it drops is not listed.`);
 

@@ -25,8 +25,10 @@ export interface AtRisk {
 
 export interface DownMigrationPlan {
   name: string;
-  /** Its down migration ran cleanly in the preflight rehearsal. */
+  /** Its down migration ran cleanly in the preflight rehearsal and restored the schema its up found. */
   reversible: boolean;
+  /** Why it is not reversible (absent when it is). */
+  why?: string;
   /** The SQL its down migration ran in the rehearsal; null when that preflight did not capture it. */
   sql: string[] | null;
 }

@@ -180,7 +180,7 @@ export interface RollbackPlan {
   mode: 'down' | 'restore';
   digest: string;
   blockers: string[];
-  down: { migrations: Array<{ name: string; reversible: boolean; sql: string[] | null }>; drops: AtRisk[] } | null;
+  down: { migrations: Array<{ name: string; reversible: boolean; sql: string[] | null; why?: string }>; drops: AtRisk[] } | null;
   restore: {
     backup: { id: string; ageSeconds: number };
     writesSinceBackup: { known: boolean; tables: Array<{ table: string; inserted: number; updated: number; deleted: number }>; total: { inserted: number; updated: number; deleted: number }; note: string | null };

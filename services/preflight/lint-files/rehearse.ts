@@ -3,7 +3,7 @@ import { copyFile, mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { exec, rows, withDatabase } from '../../../database/db.js';
-import { createDatabase, dropDatabase, userTables } from '../../../database/sql/preflight.js';
+import { createDatabase, dropDatabase, LINT_DB_PREFIX, REHEARSAL_DB_PREFIX, userTables } from '../../../database/sql/preflight.js';
 import type { EnvironmentConfig } from '../../environments/model.js';
 import { diskSource } from '../../migrations/source.js';
 import { runOne } from '../../migrations/run-one.js';
@@ -12,6 +12,8 @@ import { readSchemaFacts } from '../catalog-facts.js';
 import { beginObserved, collectObserved, installObserver, judgeObserved, mergeObserved, readPreExisting, type Observation } from '../observe/index.js';
 import { createRunLinter, lintMigration } from '../sql-analysis/index.js';
 import type { RunBaseline } from '../sql-analysis/lint-run.js';
+import { ClusterGuard } from '../rehearsal/cluster-guard.js';
+import { ruleDocPath, ruleLevel } from '../sql-analysis/rule-catalog.js';
 import { lineOf, type MigrationSource } from './collect.js';
 import { connect } from './target.js';
 import type { FileFinding, LintRunOptions } from './types.js';
@@ -49,8 +51,34 @@ async function withServer<T>(url: string, fn: (client: import('pg').Client) => P
  * dropped whatever happens; `seedFrom` is only read.
  */
 export async function lintByRehearsal(files: MigrationSource[], setup: RehearsalSetup, options: LintRunOptions): Promise<RehearsalLint> {
-  const name = `sf_lint_${randomBytes(6).toString('hex')}`;
-  await withServer(setup.serverUrl, (c) => exec(c, createDatabase(c.escapeIdentifier(name))));
+  const name = `${LINT_DB_PREFIX}${randomBytes(6).toString('hex')}`;
+  // Roles, databases, tablespaces a migration creates outside the copy: named, and dropped again afterwards.
+  const guard = await ClusterGuard.open(setup.serverUrl, { ignoreDatabasePrefixes: [REHEARSAL_DB_PREFIX, LINT_DB_PREFIX] });
+  const findings: FileFinding[] = [];
+  try {
+    await withServer(setup.serverUrl, (c) => exec(c, createDatabase(c.escapeIdentifier(name))));
+    const lint = await lintOnCopy(files, setup, options, name, guard);
+    findings.push(...lint.findings, ...clusterFindings(files, guard, options));
+    return { findings, notes: lint.notes };
+  } finally {
+    await guard.close();
+  }
+}
+
+function clusterFindings(files: MigrationSource[], guard: ClusterGuard, options: LintRunOptions): FileFinding[] {
+  if (ruleLevel('cluster-global-object', options.ruleLevels) === 'off') return [];
+  return guard.objects().map((o) => {
+    const file = files.find((f) => f.name === o.migration);
+    return {
+      rule: 'cluster-global-object', severity: ruleLevel('cluster-global-object', options.ruleLevels) === 'error' ? 'error' : 'warning',
+      migration: o.migration, path: file?.path ?? '', line: file ? lineOf(file.text, '') : 1, statement: '', acknowledged: null,
+      message: `Migration ${o.migration} ${o.change === 'created' ? 'creates' : o.change === 'changed' ? 'changes' : 'removes'} ${o.kind} ${o.name}, ` +
+        `outside the database's schema (a rollback or a restore of the database does not undo it); on the server it ran on: ${o.cleanup}. See ${ruleDocPath('cluster-global-object')}.`,
+    };
+  });
+}
+
+async function lintOnCopy(files: MigrationSource[], setup: RehearsalSetup, options: LintRunOptions, name: string, guard: ClusterGuard): Promise<RehearsalLint> {
   const url = withDatabase(setup.serverUrl, name);
   const dir = await mkdtemp(join(tmpdir(), 'sfm-lint-'));
   const secrets = [setup.serverUrl, ...(setup.seedFrom ? [setup.seedFrom] : [])];
@@ -73,12 +101,14 @@ export async function lintByRehearsal(files: MigrationSource[], setup: Rehearsal
     try {
       const method = await installObserver(client, { url });
       const runLinter = setup.baseline ? createRunLinter(setup.baseline) : null;
+      await guard.baselineCopy(client);
       for (const [index, file] of files.entries()) {
         const tablesBefore = runLinter ? null : new Set((await rows<{ name: string }>(client, userTables())).map((r) => r.name.toLowerCase()));
         const facts = await readSchemaFacts(client);
         await beginObserved(client, file.name);
         const outcome = await runOne(client, env, 'up', { secrets, source });
         observations.push(await collectObserved(client, file.name));
+        await guard.afterStep({ migration: file.name, phase: 'up', statements: outcome.statements }, client);
         const input = {
           migration: file.name,
           file: file.path,
@@ -135,7 +165,9 @@ export async function lintByRehearsal(files: MigrationSource[], setup: Rehearsal
     }
     return { findings, notes };
   } finally {
+    await guard.beforeCopyDrop(url).catch(() => undefined);
     await withServer(setup.serverUrl, (c) => exec(c, dropDatabase(c.escapeIdentifier(name)))).catch(() => undefined);
+    await guard.cleanup();
     await rm(dir, { recursive: true, force: true });
   }
 }

@@ -18,7 +18,7 @@ const safety = (title: string, defaultLevel: RuleLevel = 'error'): RuleInfo => (
 const correctness = (title: string, defaultLevel: RuleLevel = 'error'): RuleInfo => ({ category: 'correctness', defaultLevel, title });
 // Type and naming preferences: warnings, and only when an environment turns them on.
 const style = (title: string): RuleInfo => ({ category: 'style', defaultLevel: 'off', title });
-const observed = (title: string): RuleInfo => ({ category: 'observed', defaultLevel: 'error', title });
+const observed = (title: string, defaultLevel: RuleLevel = 'error'): RuleInfo => ({ category: 'observed', defaultLevel, title });
 
 export const RULE_CATALOG: Readonly<Record<string, RuleInfo>> = {
   'syntax-error': correctness('The statement does not parse as PostgreSQL 15 SQL'),
@@ -78,6 +78,10 @@ export const RULE_CATALOG: Readonly<Record<string, RuleInfo>> = {
   'observed-table-rewrite': observed('The rehearsal saw a migration rewrite a table with rows'),
   'observed-validation-scan': observed('The rehearsal saw a migration validate every row of a table with rows under a lock'),
   'observed-dropped-data': observed('The rehearsal saw a migration drop an object that holds data'),
+  // What the rehearsal found about the run as a whole (services/preflight/rehearsal/findings.ts); irreversible-down is an error in production.
+  'irreversible-down': observed('A down migration does not restore the schema its up found, or there is none', 'warning'),
+  'cluster-global-object': observed('A migration creates, changes or removes a role, database, tablespace, subscription, event trigger or publication', 'warning'),
+  'rehearsal-on-target-server': observed("The rehearsal ran on the target's own PostgreSQL server", 'warning'),
 };
 
 export const RULE_IDS: readonly string[] = Object.keys(RULE_CATALOG);

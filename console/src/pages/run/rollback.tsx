@@ -79,7 +79,7 @@ function PlanView({ plan }: { plan: RollbackPlan }) {
           <ol>
             {plan.down.migrations.map((m) => (
               <li key={m.name}>
-                {m.name} {m.reversible ? null : <strong>(not reversible)</strong>}
+                {m.name} {m.reversible ? null : <strong>(not reversible{m.why ? `: ${m.why}` : ''})</strong>}
                 {m.sql ? <pre class="code small">{m.sql.join(';\n')}</pre> : <span class="muted"> (down SQL not captured)</span>}
               </li>
             ))}

@@ -1,0 +1,186 @@
+import type { Query } from '../db.js';
+import { OBSERVE_SCHEMA } from './observe.js';
+
+// A normalised description of a database's schema, one row per object:
+// (kind, identity, parent, definition). Two databases, or one database at two
+// moments, have the same schema when these rows are the same. No oids, no
+// owners, no privileges (a copy restored with --no-owner --no-privileges
+// differs from its target in those, and a rollback does not hinge on them),
+// no column order. Extension members are represented by their extension;
+// array types and tables' row types by what they follow. Left out: the
+// migrations table (and its sequence), the rehearsal observer's schema and
+// event triggers, temporary schemas, casts, operators, collations, text
+// search objects, foreign servers.
+
+export interface FingerprintRow {
+  kind: string;
+  identity: string;
+  /** The relation or domain a column, constraint, index, trigger, policy, rule or owned sequence belongs to. */
+  parent: string | null;
+  definition: string;
+}
+
+// Extension members are left out (their extension stands for them); checked per object through pg_depend's index.
+const notInExtension = (catalog: string, oid: string) =>
+  `NOT EXISTS (SELECT 1 FROM pg_depend e WHERE e.classid = '${catalog}'::regclass AND e.objid = ${oid} AND e.deptype = 'e')`;
+
+// The schemas compared: not the system's, the observer's, temporary or TOAST ones, nor an extension's.
+const NAMESPACES = `ns AS NOT MATERIALIZED (
+      SELECT n.oid, n.nspname FROM pg_namespace n
+      WHERE n.nspname NOT IN ('pg_catalog', 'information_schema', '${OBSERVE_SCHEMA}')
+        AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp\\_%'
+        AND ${notInExtension('pg_namespace', 'n.oid')}
+    )`;
+
+// Relations in those schemas but the migrations table ($1 schema, $2 names) and extension members; `filter` narrows them.
+const relations = (filter: string) => `rel AS NOT MATERIALIZED (
+      SELECT c.oid, c.relkind, c.relpersistence, c.relrowsecurity, c.relforcerowsecurity, c.relpartbound, c.reloptions,
+             quote_ident(ns.nspname) || '.' || quote_ident(c.relname) AS ident
+      FROM pg_class c JOIN ns ON ns.oid = c.relnamespace
+      WHERE c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f')
+        AND NOT (ns.nspname = $1 AND c.relname = ANY($2::text[]))
+        AND ${notInExtension('pg_class', 'c.oid')}
+        AND ${filter}
+    )`;
+
+const exclusions = (exclude: FingerprintScope) => [exclude.migrationsSchema, [exclude.migrationsTable, `${exclude.migrationsTable}_id_seq`]];
+
+export interface FingerprintScope {
+  migrationsSchema: string;
+  migrationsTable: string;
+}
+
+/**
+ * Relations (tables, views, materialized views, sequences, foreign tables)
+ * with what belongs to them: columns, constraints, indexes, triggers, rules,
+ * policies; `oids` null for all of them, else only those. Each row carries its
+ * relation's oid (rel_oid), so a reader can keep the rows of relations that
+ * did not change.
+ */
+export const relationObjects = (exclude: FingerprintScope, oids: number[] | null): Query => ({
+  text: `
+    WITH ${NAMESPACES},
+    ${relations('($3::oid[] IS NULL OR c.oid = ANY($3::oid[]))')}
+    SELECT r.oid::int AS rel_oid, CASE r.relkind WHEN 'v' THEN 'view' WHEN 'm' THEN 'materialized view' WHEN 'S' THEN 'sequence' WHEN 'f' THEN 'foreign table' ELSE 'table' END AS kind,
+           r.ident AS identity,
+           quote_ident(owner_ns.nspname) || '.' || quote_ident(owner.relname) AS parent,
+           concat_ws(' ', r.relkind, r.relpersistence,
+             CASE WHEN r.relrowsecurity THEN 'row-security' END, CASE WHEN r.relforcerowsecurity THEN 'forced' END,
+             pg_get_expr(r.relpartbound, r.oid), array_to_string(r.reloptions, ','),
+             CASE WHEN r.relkind IN ('v', 'm') THEN pg_get_viewdef(r.oid) END,
+             CASE WHEN r.relkind = 'S' THEN concat_ws(' ', format_type(s.seqtypid, NULL), s.seqstart, s.seqincrement, s.seqmin, s.seqmax, s.seqcache, s.seqcycle) END) AS definition
+    FROM rel r
+    LEFT JOIN pg_sequence s ON s.seqrelid = r.oid
+    LEFT JOIN pg_depend owned ON r.relkind = 'S' AND owned.classid = 'pg_class'::regclass AND owned.objid = r.oid
+      AND owned.refclassid = 'pg_class'::regclass AND owned.deptype IN ('a', 'i')
+    LEFT JOIN pg_class owner ON owner.oid = owned.refobjid
+    LEFT JOIN pg_namespace owner_ns ON owner_ns.oid = owner.relnamespace
+    UNION ALL
+    SELECT r.oid::int AS rel_oid, 'column', r.ident || '.' || quote_ident(a.attname), r.ident,
+           concat_ws(' ', format_type(a.atttypid, a.atttypmod),
+             CASE WHEN a.attnotnull THEN 'not null' END,
+             CASE WHEN a.attgenerated = 's' THEN 'generated as ' || pg_get_expr(ad.adbin, ad.adrelid)
+                  WHEN ad.adbin IS NOT NULL THEN 'default ' || pg_get_expr(ad.adbin, ad.adrelid) END,
+             CASE a.attidentity WHEN 'a' THEN 'identity always' WHEN 'd' THEN 'identity by default' END,
+             CASE WHEN a.attcollation <> 0 AND a.attcollation <> t.typcollation THEN 'collate ' || co.collname END)
+    FROM rel r
+    JOIN pg_attribute a ON a.attrelid = r.oid AND a.attnum > 0 AND NOT a.attisdropped
+    JOIN pg_type t ON t.oid = a.atttypid
+    LEFT JOIN pg_attrdef ad ON ad.adrelid = a.attrelid AND ad.adnum = a.attnum
+    LEFT JOIN pg_collation co ON co.oid = a.attcollation
+    WHERE r.relkind IN ('r', 'p', 'f')
+    UNION ALL
+    SELECT r.oid::int AS rel_oid, 'constraint', r.ident || '.' || quote_ident(con.conname), r.ident, pg_get_constraintdef(con.oid)
+    FROM pg_constraint con JOIN rel r ON r.oid = con.conrelid
+    UNION ALL
+    SELECT r.oid::int AS rel_oid, 'index', quote_ident(ins.nspname) || '.' || quote_ident(ic.relname), r.ident, pg_get_indexdef(i.indexrelid)
+    FROM pg_index i JOIN rel r ON r.oid = i.indrelid JOIN pg_class ic ON ic.oid = i.indexrelid JOIN pg_namespace ins ON ins.oid = ic.relnamespace
+    UNION ALL
+    SELECT r.oid::int AS rel_oid, 'trigger', r.ident || '.' || quote_ident(tg.tgname), r.ident, pg_get_triggerdef(tg.oid)
+    FROM pg_trigger tg JOIN rel r ON r.oid = tg.tgrelid WHERE NOT tg.tgisinternal
+    UNION ALL
+    SELECT r.oid::int AS rel_oid, 'rule', r.ident || '.' || quote_ident(rw.rulename), r.ident, pg_get_ruledef(rw.oid)
+    FROM pg_rewrite rw JOIN rel r ON r.oid = rw.ev_class WHERE rw.rulename <> '_RETURN'
+    UNION ALL
+    SELECT r.oid::int AS rel_oid, 'policy', r.ident || '.' || quote_ident(p.polname), r.ident,
+           concat_ws(' ', p.polcmd, CASE WHEN p.polpermissive THEN 'permissive' ELSE 'restrictive' END,
+             (SELECT string_agg(CASE WHEN u = 0 THEN 'public' ELSE pg_get_userbyid(u)::text END, ',' ORDER BY 1) FROM unnest(p.polroles) u),
+             pg_get_expr(p.polqual, p.polrelid), pg_get_expr(p.polwithcheck, p.polrelid))
+    FROM pg_policy p JOIN rel r ON r.oid = p.polrelid`,
+  values: [...exclusions(exclude), oids],
+});
+
+/**
+ * Per relation, the transaction ids (xmin) of the catalog rows that make up
+ * its relationObjects(): any DDL on the relation, its columns, defaults,
+ * constraints, indexes, triggers, rules or policies changes it. Cheap (no
+ * deparsing), so the rehearsal re-reads only the relations whose signature moved.
+ */
+export const relationSignatures = (exclude: FingerprintScope): Query => ({
+  text: `
+    WITH ${NAMESPACES},
+    ${relations('true')}
+    SELECT r.oid::int AS oid, concat_ws('|', c.xmin, a.sig, ad.sig, con.sig, ix.sig, tg.sig, rw.sig, po.sig, sq.xmin, dp.sig) AS sig
+    FROM rel r JOIN pg_class c ON c.oid = r.oid
+    LEFT JOIN (SELECT attrelid, string_agg(attnum || ':' || xmin, ',' ORDER BY attnum) AS sig FROM pg_attribute WHERE attnum > 0 GROUP BY attrelid) a ON a.attrelid = r.oid
+    LEFT JOIN (SELECT adrelid, string_agg(oid || ':' || xmin, ',' ORDER BY oid) AS sig FROM pg_attrdef GROUP BY adrelid) ad ON ad.adrelid = r.oid
+    LEFT JOIN (SELECT conrelid, string_agg(oid || ':' || xmin, ',' ORDER BY oid) AS sig FROM pg_constraint GROUP BY conrelid) con ON con.conrelid = r.oid
+    LEFT JOIN (SELECT i.indrelid, string_agg(i.indexrelid || ':' || i.xmin || ':' || ic.xmin, ',' ORDER BY i.indexrelid) AS sig
+               FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid GROUP BY i.indrelid) ix ON ix.indrelid = r.oid
+    LEFT JOIN (SELECT tgrelid, string_agg(oid || ':' || xmin, ',' ORDER BY oid) AS sig FROM pg_trigger GROUP BY tgrelid) tg ON tg.tgrelid = r.oid
+    LEFT JOIN (SELECT ev_class, string_agg(oid || ':' || xmin, ',' ORDER BY oid) AS sig FROM pg_rewrite GROUP BY ev_class) rw ON rw.ev_class = r.oid
+    LEFT JOIN (SELECT polrelid, string_agg(oid || ':' || xmin, ',' ORDER BY oid) AS sig FROM pg_policy GROUP BY polrelid) po ON po.polrelid = r.oid
+    LEFT JOIN (SELECT seqrelid, xmin::text AS xmin FROM pg_sequence) sq ON sq.seqrelid = r.oid
+    LEFT JOIN (SELECT objid, string_agg(refobjid || ':' || deptype::text, ',' ORDER BY refobjid) AS sig FROM pg_depend
+               WHERE classid = 'pg_class'::regclass AND refclassid = 'pg_class'::regclass AND deptype IN ('a', 'i') GROUP BY objid) dp ON dp.objid = r.oid`,
+  values: exclusions(exclude),
+});
+
+/** Everything not owned by a relation: schemas, domain constraints, types, functions, extensions, event triggers, publications. */
+export const otherObjects = (): Query => ({
+  text: `
+    WITH ${NAMESPACES}
+    SELECT 'schema' AS kind, quote_ident(nspname) AS identity, NULL::text AS parent, '' AS definition FROM ns
+    UNION ALL
+    SELECT 'constraint', quote_ident(ns.nspname) || '.' || quote_ident(ty.typname) || '.' || quote_ident(con.conname),
+           quote_ident(ns.nspname) || '.' || quote_ident(ty.typname), pg_get_constraintdef(con.oid)
+    FROM pg_constraint con JOIN pg_type ty ON ty.oid = con.contypid JOIN ns ON ns.oid = ty.typnamespace
+    UNION ALL
+    SELECT CASE t.typtype WHEN 'e' THEN 'enum' WHEN 'd' THEN 'domain' WHEN 'c' THEN 'composite type' WHEN 'r' THEN 'range type' WHEN 'm' THEN 'multirange type' ELSE 'type' END,
+           quote_ident(ns.nspname) || '.' || quote_ident(t.typname), NULL,
+           CASE t.typtype
+             WHEN 'e' THEN (SELECT string_agg(e.enumlabel, ',' ORDER BY e.enumsortorder) FROM pg_enum e WHERE e.enumtypid = t.oid)
+             WHEN 'd' THEN concat_ws(' ', format_type(t.typbasetype, t.typtypmod), CASE WHEN t.typnotnull THEN 'not null' END, t.typdefault)
+             WHEN 'c' THEN (SELECT string_agg(quote_ident(a.attname) || ' ' || format_type(a.atttypid, a.atttypmod), ', ' ORDER BY a.attnum)
+                              FROM pg_attribute a WHERE a.attrelid = t.typrelid AND a.attnum > 0 AND NOT a.attisdropped)
+             WHEN 'r' THEN (SELECT format_type(rg.rngsubtype, NULL) FROM pg_range rg WHERE rg.rngtypid = t.oid)
+             ELSE '' END
+    FROM pg_type t JOIN ns ON ns.oid = t.typnamespace
+    LEFT JOIN pg_class tc ON tc.oid = t.typrelid
+    WHERE t.typtype IN ('b', 'c', 'd', 'e', 'r', 'm')
+      AND (t.typrelid = 0 OR tc.relkind = 'c')
+      AND NOT (t.typcategory = 'A' AND t.typelem <> 0)
+      AND ${notInExtension('pg_type', 't.oid')}
+    UNION ALL
+    SELECT CASE p.prokind WHEN 'p' THEN 'procedure' WHEN 'a' THEN 'aggregate' ELSE 'function' END,
+           quote_ident(ns.nspname) || '.' || quote_ident(p.proname) || '(' || pg_get_function_identity_arguments(p.oid) || ')', NULL,
+           md5(CASE WHEN p.prokind = 'a'
+                 THEN (SELECT concat_ws(' ', ag.aggtransfn, ag.aggfinalfn, format_type(ag.aggtranstype, NULL), ag.agginitval) FROM pg_aggregate ag WHERE ag.aggfnoid = p.oid)
+                 ELSE pg_get_functiondef(p.oid) END)
+    FROM pg_proc p JOIN ns ON ns.oid = p.pronamespace
+    WHERE ${notInExtension('pg_proc', 'p.oid')}
+    UNION ALL
+    SELECT 'extension', quote_ident(x.extname), NULL, x.extversion || ' in ' || n.nspname
+    FROM pg_extension x JOIN pg_namespace n ON n.oid = x.extnamespace
+    UNION ALL
+    SELECT 'event trigger', quote_ident(ev.evtname), NULL, concat_ws(' ', ev.evtevent, ev.evtfoid::regproc, ev.evtenabled, array_to_string(ev.evttags, ','))
+    FROM pg_event_trigger ev WHERE ev.evtname NOT LIKE '${OBSERVE_SCHEMA}\\_%'
+    UNION ALL
+    SELECT 'publication', quote_ident(pb.pubname), NULL, concat_ws(' ', pb.puballtables, pb.pubinsert, pb.pubupdate, pb.pubdelete, pb.pubtruncate)
+    FROM pg_publication pb`,
+});
+
+export const currentSearchPath = (): Query => ({ text: "SELECT current_setting('search_path') AS path" });
+
+/** Session-level, as SET does; the caller restores what it read with currentSearchPath(). */
+export const setSearchPath = (path: string): Query => ({ text: "SELECT set_config('search_path', $1, false)", values: [path] });

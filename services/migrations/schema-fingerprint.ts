@@ -1,0 +1,153 @@
+import { createHash } from 'node:crypto';
+import { exec, one, rows, type Queryable } from '../../database/db.js';
+import {
+  currentSearchPath, otherObjects, relationObjects, relationSignatures, setSearchPath, type FingerprintRow, type FingerprintScope,
+} from '../../database/sql/schema-fingerprint.js';
+
+// A database's schema as a set of objects (database/sql/schema-fingerprint.ts),
+// and what differs between two of them: how the rehearsal tells whether a
+// down migration restored what its up found, and how a rollback tells
+// whether the target is back to its schema from before the apply.
+
+/** 'kind identity' → its row. */
+export type SchemaFingerprint = Map<string, FingerprintRow>;
+
+export type { FingerprintScope } from '../../database/sql/schema-fingerprint.js';
+
+const keyOf = (r: Pick<FingerprintRow, 'kind' | 'identity'>) => `${r.kind} ${r.identity}`;
+
+type RelationRow = FingerprintRow & { rel_oid: number };
+
+/**
+ * Read with search_path set to pg_catalog alone, so every name in a default,
+ * an index or a view definition comes out schema-qualified whatever the
+ * session had set (a migration's SET search_path must not look like a schema
+ * change); the session's own setting is put back afterwards.
+ */
+async function withQualifiedNames<T>(db: Queryable, fn: () => Promise<T>): Promise<T> {
+  const { path } = await one<{ path: string }>(db, currentSearchPath());
+  await exec(db, setSearchPath('pg_catalog'));
+  try {
+    return await fn();
+  } finally {
+    await exec(db, setSearchPath(path));
+  }
+}
+
+function assemble(relationRows: Iterable<FingerprintRow>, others: FingerprintRow[]): SchemaFingerprint {
+  const fp: SchemaFingerprint = new Map();
+  for (const r of [...relationRows, ...others]) fp.set(keyOf(r), { kind: r.kind, identity: r.identity, parent: r.parent, definition: r.definition });
+  return fp;
+}
+
+/** The whole schema, read at once (the target before an apply and after a rollback). */
+export async function readFingerprint(db: Queryable, scope: FingerprintScope): Promise<SchemaFingerprint> {
+  return withQualifiedNames(db, async () => assemble(await rows<RelationRow>(db, relationObjects(scope, null)), await rows<FingerprintRow>(db, otherObjects())));
+}
+
+/**
+ * Reads the same database's schema again and again (the rehearsal: before
+ * every up, after every down). Deparsing indexes, constraints and defaults is
+ * what costs; a relation whose catalog rows did not change since the last
+ * read (relationSignatures) keeps the rows read then. Another object's
+ * rename can leave a kept row's text behind, but that object itself shows
+ * the change, so whether two reads differ is still told right.
+ */
+export function fingerprintReader(scope: FingerprintScope): (db: Queryable) => Promise<SchemaFingerprint> {
+  const kept = new Map<number, { sig: string; rows: FingerprintRow[] }>();
+  return (db) => withQualifiedNames(db, async () => {
+    const sigs = await rows<{ oid: number; sig: string }>(db, relationSignatures(scope));
+    const stale = sigs.filter((s) => kept.get(s.oid)?.sig !== s.sig);
+    if (stale.length) {
+      const fresh = new Map<number, FingerprintRow[]>(stale.map((s) => [s.oid, []]));
+      for (const r of await rows<RelationRow>(db, relationObjects(scope, stale.map((s) => s.oid)))) fresh.get(r.rel_oid)?.push(r);
+      for (const s of stale) kept.set(s.oid, { sig: s.sig, rows: fresh.get(s.oid)! });
+    }
+    const present = new Set(sigs.map((s) => s.oid));
+    for (const oid of kept.keys()) if (!present.has(oid)) kept.delete(oid);
+    return assemble([...kept.values()].flatMap((k) => k.rows), await rows<FingerprintRow>(db, otherObjects()));
+  });
+}
+
+/** Sorted rows: what is stored, and what the digest covers. */
+export function fingerprintRows(fp: SchemaFingerprint): FingerprintRow[] {
+  return [...fp.values()].sort((a, b) => keyOf(a).localeCompare(keyOf(b)));
+}
+
+export function fingerprintFromRows(list: FingerprintRow[]): SchemaFingerprint {
+  return new Map(list.map((r) => [keyOf(r), r]));
+}
+
+export function fingerprintDigest(fp: SchemaFingerprint): string {
+  const hash = createHash('sha256');
+  for (const r of fingerprintRows(fp)) hash.update(`${r.kind}\0${r.identity}\0${r.parent ?? ''}\0${r.definition}\n`);
+  return hash.digest('hex');
+}
+
+/** One object that differs: absent on one side (null) or with another definition. */
+export interface FingerprintChange {
+  key: string;
+  before: FingerprintRow | null;
+  after: FingerprintRow | null;
+}
+
+export function diffFingerprints(before: SchemaFingerprint, after: SchemaFingerprint): Map<string, FingerprintChange> {
+  const out = new Map<string, FingerprintChange>();
+  for (const [key, row] of after) {
+    const was = before.get(key);
+    if (!was || was.definition !== row.definition || was.parent !== row.parent) out.set(key, { key, before: was ?? null, after: row });
+  }
+  for (const [key, row] of before) if (!after.has(key)) out.set(key, { key, before: row, after: null });
+  return out;
+}
+
+export interface DescribedDiff {
+  /** In `after`, not in `before`. */
+  leaves: string[];
+  /** In `before`, not in `after`. */
+  removes: string[];
+  /** In both, defined differently. */
+  changes: string[];
+}
+
+// Parents whose children (columns, constraints, indexes, triggers, policies, owned sequences) go without saying.
+const PARENT_KINDS = new Set(['table', 'view', 'materialized view', 'foreign table', 'domain', 'composite type']);
+
+/**
+ * The differences as 'kind name' lists, the children of a table (or domain)
+ * that is itself left or removed folded into it: "leaves table
+ * public.audit_log", not also its columns and its primary key.
+ */
+export function describeDiff(changes: Iterable<FingerprintChange>): DescribedDiff {
+  const list = [...changes];
+  const leaves = list.filter((c) => c.before === null).map((c) => c.after!);
+  const removes = list.filter((c) => c.after === null).map((c) => c.before!);
+  const changed = list.filter((c) => c.before !== null && c.after !== null);
+  const fold = (side: FingerprintRow[]) => {
+    const parents = new Set(side.filter((r) => PARENT_KINDS.has(r.kind)).map((r) => r.identity));
+    return side.filter((r) => r.parent === null || !parents.has(r.parent)).map((r) => `${r.kind} ${r.identity}`).sort();
+  };
+  return {
+    leaves: fold(leaves),
+    removes: fold(removes),
+    changes: changed.map((c) => `${c.after!.kind} ${c.after!.identity}`).sort(),
+  };
+}
+
+const MAX_LISTED = 8;
+
+function listed(items: string[]): string {
+  const shown = items.slice(0, MAX_LISTED).join(', ');
+  return items.length > MAX_LISTED ? `${shown} and ${items.length - MAX_LISTED} more` : shown;
+}
+
+/** "leaves table public.audit_log, index public.x; removes column public.users.email; changes enum public.mood". */
+export function diffSentence(d: DescribedDiff): string {
+  return [
+    d.leaves.length ? `leaves ${listed(d.leaves)}` : '',
+    d.removes.length ? `removes ${listed(d.removes)}` : '',
+    d.changes.length ? `changes ${listed(d.changes)}` : '',
+  ].filter(Boolean).join('; ');
+}
+
+export const isEmptyDiff = (d: DescribedDiff) => d.leaves.length + d.removes.length + d.changes.length === 0;

@@ -1,0 +1,161 @@
+import { rows, type Queryable } from '../../../database/db.js';
+import { userIndexes, userTables } from '../../../database/sql/preflight.js';
+import { smokeEtl, type SmokeOutcome } from '../../etl/smoke.js';
+import { runOne, type StepOutcome } from '../../migrations/run-one.js';
+import { diffFingerprints, type FingerprintChange, type SchemaFingerprint } from '../../migrations/schema-fingerprint.js';
+import { readSchemaFacts } from '../catalog-facts.js';
+// From the observer's own modules, not the index: the index also re-exports the judge, which reads report types that read ours.
+import { beginObserved, collectObserved, installObserver } from '../observe/install.js';
+import type { SchemaFacts } from '../sql-analysis/schema-facts.js';
+import type { ClusterGuard } from './cluster-guard.js';
+import { isNoDown, ownDownDiff } from './reversibility.js';
+import { replayHistory } from './seed.js';
+import { inSession } from './session.js';
+import type { DownDiff, MigrationTrace, Phase, RehearsalInput, RehearsalStep, Reversibility, SchemaChange } from './types.js';
+
+// The three phases of a rehearsal, each on its own session (session.ts).
+
+export interface PhaseContext {
+  input: RehearsalInput;
+  /** The copy. */
+  url: string;
+  secrets: string[];
+  guard: ClusterGuard;
+  /** Reads the copy's schema (services/migrations/schema-fingerprint.ts fingerprintReader: one per rehearsal). */
+  fingerprint: (db: Queryable) => Promise<SchemaFingerprint>;
+  steps: RehearsalStep[];
+}
+
+function record(ctx: PhaseContext, phase: Phase, expected: string, outcome: StepOutcome): RehearsalStep {
+  const step: RehearsalStep = { phase, migration: outcome.migration || expected, durationMs: outcome.durationMs, ok: !outcome.error, error: outcome.error };
+  ctx.steps.push(step);
+  return step;
+}
+
+export interface UpPhase {
+  traces: Record<string, MigrationTrace>;
+  /** The copy's schema right before each migration's up. */
+  before: Map<string, SchemaFingerprint>;
+  /** The migrations whose up succeeded, in order. */
+  applied: string[];
+  created: SchemaChange;
+  dropped: SchemaChange;
+  /** Where the copy stood when an up failed: what a static lint of the rest starts from. */
+  stoppedAt: { tables: string[]; facts: SchemaFacts } | null;
+  /** The failed up ran in a transaction (rolled back whole), so the downs of the ones before it still find their own schema. */
+  cleanStop: boolean;
+}
+
+export async function upPhase(ctx: PhaseContext, replay: boolean): Promise<UpPhase> {
+  const { input } = ctx;
+  const result: UpPhase = { traces: {}, before: new Map(), applied: [], created: { tables: [], indexes: [] }, dropped: { tables: [], indexes: [] }, stoppedAt: null, cleanStop: true };
+  await inSession(ctx.url, async (client) => {
+    if (replay) await replayHistory(client, input, ctx.secrets, (migration, statements) => ctx.guard.afterStep({ migration, phase: 'up', statements }));
+    const catalog = async (): Promise<SchemaChange> => ({
+      tables: (await rows<{ name: string }>(client, userTables())).map((r) => r.name),
+      indexes: (await rows<{ name: string }>(client, userIndexes())).map((r) => r.name),
+    });
+    // After seeding: the copy's own history is not observed.
+    await installObserver(client, { url: ctx.url });
+    await ctx.guard.baselineCopy(client);
+    const start = await catalog();
+    for (const name of input.pending) {
+      result.before.set(name, await ctx.fingerprint(client));
+      const tablesBefore = (await rows<{ name: string }>(client, userTables())).map((r) => r.name);
+      const factsBefore = await readSchemaFacts(client);
+      await beginObserved(client, name);
+      const outcome = await runOne(client, input.environment, 'up', { secrets: ctx.secrets, source: input.source });
+      const observed = await collectObserved(client, name);
+      result.traces[name] = { statements: outcome.statements, transactional: outcome.transactional, tablesBefore, factsBefore, observed, source: 'rehearsal' };
+      record(ctx, 'up', name, outcome);
+      await ctx.guard.afterStep({ migration: name, phase: 'up', statements: outcome.statements }, client);
+      if (outcome.error) {
+        result.cleanStop = outcome.transactional;
+        result.stoppedAt = { tables: (await rows<{ name: string }>(client, userTables())).map((r) => r.name), facts: await readSchemaFacts(client) };
+        return;
+      }
+      result.applied.push(name);
+    }
+    const end = await catalog();
+    result.created = { tables: end.tables.filter((t) => !start.tables.includes(t)), indexes: end.indexes.filter((t) => !start.indexes.includes(t)) };
+    result.dropped = { tables: start.tables.filter((t) => !end.tables.includes(t)), indexes: start.indexes.filter((t) => !end.indexes.includes(t)) };
+  });
+  return result;
+}
+
+export interface DownPhase {
+  reversibility: Record<string, Reversibility>;
+  downDiffs: Record<string, DownDiff>;
+  downStatements: Record<string, string[]>;
+  /** Reverted, newest first. */
+  reverted: string[];
+}
+
+/**
+ * Every applied migration down, newest first, each compared with the schema
+ * before its up. It stops at a down that fails, or that node-pg-migrate
+ * refuses to run (no down): the older migrations cannot be reverted past it,
+ * by the rehearsal or by a rollback.
+ */
+export async function downPhase(ctx: PhaseContext, up: UpPhase): Promise<DownPhase> {
+  const result: DownPhase = { reversibility: {}, downDiffs: {}, downStatements: {}, reverted: [] };
+  for (const name of ctx.input.pending) result.reversibility[name] = 'not-checked';
+  await inSession(ctx.url, async (client) => {
+    let previous: Map<string, FingerprintChange> | null = null;
+    let irreversible: string | null = null;
+    for (const name of [...up.applied].reverse()) {
+      const outcome = await runOne(client, ctx.input.environment, 'down', { secrets: ctx.secrets, source: ctx.input.source });
+      const step = record(ctx, 'down', name, outcome);
+      await ctx.guard.afterStep({ migration: name, phase: 'down', statements: outcome.statements }, client);
+      if (outcome.error) {
+        if (isNoDown(outcome.error)) {
+          result.reversibility[name] = 'no-down';
+          step.explainedBy = name;
+        } else {
+          step.explainedBy = irreversible;
+        }
+        return;
+      }
+      result.downStatements[name] = outcome.statements;
+      const current = diffFingerprints(up.before.get(name)!, await ctx.fingerprint(client));
+      const own = ownDownDiff(current, previous);
+      result.reversibility[name] = own ? 'irreversible' : 'reversible';
+      if (own) {
+        result.downDiffs[name] = own;
+        irreversible ??= name;
+      }
+      previous = current;
+      result.reverted.push(name);
+    }
+  });
+  return result;
+}
+
+export interface UpAgainPhase {
+  /** Every reverted migration went up again. */
+  complete: boolean;
+  smoke: SmokeOutcome | null;
+}
+
+/**
+ * The reverted migrations up again, oldest first: a down that does not
+ * restore what its up expects fails here. A failure after a down the schema
+ * diff already found irreversible is that down's doing.
+ */
+export async function upAgainPhase(ctx: PhaseContext, down: DownPhase, runSmoke: boolean): Promise<UpAgainPhase> {
+  const irreversible = [...down.reverted].reverse().filter((n) => down.reversibility[n] === 'irreversible');
+  return inSession(ctx.url, async (client) => {
+    for (const name of [...down.reverted].reverse()) {
+      const outcome = await runOne(client, ctx.input.environment, 'up', { secrets: ctx.secrets, source: ctx.input.source });
+      const step = record(ctx, 'up-again', name, outcome);
+      await ctx.guard.afterStep({ migration: name, phase: 'up-again', statements: outcome.statements }, client);
+      if (outcome.error) {
+        step.explainedBy = irreversible.includes(name) ? name : irreversible[0] ?? null;
+        return { complete: false, smoke: null };
+      }
+    }
+    // The runbook's smoke ETL, on the copy: a migration that breaks the worker's writes fails here, before approval.
+    const smoke = runSmoke && ctx.input.environment.verify.smokeEtl ? await smokeEtl(client, ctx.input.environment, ctx.input.runId) : null;
+    return { complete: true, smoke };
+  });
+}

@@ -1,0 +1,77 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type pg from 'pg';
+import { exec } from '../../../database/db.js';
+import { insertMigrationHistory } from '../../../database/sql/preflight.js';
+import { diskSource } from '../../migrations/source.js';
+import { runOne } from '../../migrations/run-one.js';
+import { runPgTool, toolMajorVersion } from '../../pg-tools.js';
+import { createEphemeralDatabase, type EphemeralDatabase } from '../ephemeral.js';
+import { openSession } from './session.js';
+import type { RehearsalInput, RehearsalResult } from './types.js';
+
+async function seedFromDump(input: RehearsalInput, databaseUrl: string): Promise<void> {
+  const dir = await mkdtemp(join(tmpdir(), 'sf-rehearsal-'));
+  try {
+    const file = join(dir, 'schema.dump');
+    await runPgTool('pg_dump', ['--schema-only', '--format=custom', '--no-owner', '--no-privileges', `--file=${file}`], input.targetUrl);
+    await runPgTool('pg_restore', ['--no-owner', '--no-privileges', '--exit-on-error', '--single-transaction', `--dbname=${new URL(databaseUrl).pathname.slice(1)}`, file], databaseUrl);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+  // The dump holds the migrations table's shape; its rows make the clone's history the target's.
+  if (input.applied.length) {
+    const client = await openSession(databaseUrl);
+    try {
+      const table = `${client.escapeIdentifier(input.environment.migrationsSchema)}.${client.escapeIdentifier(input.environment.migrationsTable)}`;
+      for (const m of input.applied) await exec(client, insertMigrationHistory(table, m.name, m.runOn));
+    } finally {
+      await client.end();
+    }
+  }
+}
+
+export interface Seeded {
+  db: EphemeralDatabase;
+  seededFrom: RehearsalResult['seededFrom'];
+  seedNote: string | null;
+}
+
+/**
+ * A throw-away database holding the target's schema: restored from pg_dump
+ * --schema-only, or (no fitting pg_dump, or the restore failed) an empty one
+ * on which replayHistory() later replays the applied migrations.
+ */
+export async function seedCopy(input: RehearsalInput): Promise<Seeded> {
+  let db = await createEphemeralDatabase(input.serverUrl, input.owner, input.runId);
+  const dump = await toolMajorVersion('pg_dump');
+  if (!dump || dump.major < input.targetServerMajor) {
+    return {
+      db,
+      seededFrom: 'replay',
+      seedNote: dump
+        ? `pg_dump ${dump.version} cannot dump a PostgreSQL ${input.targetServerMajor} server; replayed the applied history from an empty database instead.`
+        : 'pg_dump is not available; replayed the applied history from an empty database instead.',
+    };
+  }
+  try {
+    await seedFromDump(input, db.url);
+    return { db, seededFrom: 'pg_dump', seedNote: null };
+  } catch (err) {
+    // A half-restored copy is useless: start again from an empty database.
+    await db.drop();
+    db = await createEphemeralDatabase(input.serverUrl, input.owner, input.runId);
+    return { db, seededFrom: 'replay', seedNote: `Copying the schema with pg_dump failed (${(err as Error).message}); replayed the applied history from an empty database instead.` };
+  }
+}
+
+/** The target's history, not approved content: replayed from the directory as it is. `onStep` sees each migration's SQL. */
+export async function replayHistory(client: pg.ClientBase, input: RehearsalInput, secrets: string[], onStep: (migration: string, statements: string[]) => Promise<void>): Promise<void> {
+  const history = diskSource(input.environment.migrationsDir);
+  for (const m of input.applied) {
+    const outcome = await runOne(client, input.environment, 'up', { secrets, source: history });
+    await onStep(outcome.migration || m.name, outcome.statements);
+    if (outcome.error) throw new Error(`replaying the applied migration ${m.name} failed: ${outcome.error.message}`);
+  }
+}

@@ -1,0 +1,131 @@
+import type { EnvironmentConfig } from '../../environments/model.js';
+import type { AppliedMigration } from '../../migrations/pending.js';
+import type { StepOutcome } from '../../migrations/run-one.js';
+import type { MigrationSource } from '../../migrations/source.js';
+import type { SmokeOutcome } from '../../etl/smoke.js';
+import type { Observation } from '../observe/types.js';
+import type { SchemaFacts } from '../sql-analysis/schema-facts.js';
+
+export type Phase = 'up' | 'down' | 'up-again';
+
+export interface RehearsalStep {
+  phase: Phase;
+  migration: string;
+  durationMs: number;
+  ok: boolean;
+  error: StepOutcome['error'];
+  /**
+   * A failure that follows from an earlier step the report already names (a
+   * down that did not restore the schema, or a migration without a down):
+   * that migration, whose irreversible-down finding tells this one's error.
+   */
+  explainedBy?: string | null;
+}
+
+export interface MigrationTrace {
+  /** The SQL the migration ran, in order (node-pg-migrate's own bookkeeping removed). */
+  statements: string[];
+  transactional: boolean;
+  /** Tables ('schema.table') that existed before this migration ran. */
+  tablesBefore: string[];
+  /** The catalog facts the linter needs (column types, NOT NULL checks, function volatility), read before this migration ran. */
+  factsBefore?: SchemaFacts;
+  /** What the migration was seen doing on the copy (locks, rewrites, scans, drops). */
+  observed?: Observation;
+  /**
+   * 'static': the migration was not rehearsed (an earlier one failed); its SQL
+   * was read from the file (a .sql file's up section, a JS/TS file's literal
+   * pgm.sql strings), tables and facts carried on from the ones before it.
+   */
+  source?: 'rehearsal' | 'static';
+}
+
+export interface SchemaChange {
+  tables: string[];
+  indexes: string[];
+}
+
+/**
+ * reversible: after its down the copy's schema is exactly what it was before its up;
+ * irreversible: its down ran but left or removed something (downDiffs says what);
+ * no-down: node-pg-migrate refuses to run it down (`down = false`, a .sql file
+ * without a Down section, an up the builder cannot reverse);
+ * not-checked: its down never ran (the rehearsal stopped before it).
+ */
+export type Reversibility = 'reversible' | 'irreversible' | 'no-down' | 'not-checked';
+
+/** What a down migration left different from the schema before its up (objects as 'kind name'). */
+export interface DownDiff {
+  leaves: string[];
+  removes: string[];
+  changes: string[];
+}
+
+/** Something outside the copy's schema that a migration created, changed or removed while rehearsed. */
+export interface ClusterObject {
+  kind: 'role' | 'tablespace' | 'database' | 'subscription' | 'event trigger' | 'publication';
+  name: string;
+  change: 'created' | 'changed' | 'removed';
+  migration: string;
+  phase: Phase;
+  /** server: shared by every database of the rehearsal server; database: inside the copy, gone with it. */
+  scope: 'server' | 'database';
+  /** What the rehearsal did about it afterwards; a failure to undo it is said here, never thrown. */
+  cleanup: string;
+}
+
+/** Where the rehearsal ran, compared with the target. */
+export interface RehearsalServer {
+  /** null: could not be told. */
+  sameAsTarget: boolean | null;
+  /** How it was told (system identifier, data directory and port, start time and port). */
+  method: string;
+}
+
+export interface StaticMigration {
+  statements: string[];
+  transactional: boolean;
+  /** All of its SQL could be read (false: builder calls or computed strings the file reader cannot follow). */
+  complete: boolean;
+}
+
+export interface RehearsalResult {
+  database: string;
+  /** What the pending migrations create and drop ('schema.name'): what verification expects on the target. */
+  created: SchemaChange;
+  dropped: SchemaChange;
+  /** How the throw-away database was brought to the target's state. */
+  seededFrom: 'pg_dump' | 'replay';
+  seedNote: string | null;
+  steps: RehearsalStep[];
+  traces: Record<string, MigrationTrace>;
+  /** The SQL each down migration ran on the copy, by migration: what a rollback plan shows (services/rollback-plan). */
+  downStatements: Record<string, string[]>;
+  failed: RehearsalStep | null;
+  /** The smoke ETL run on the copy after up, down, up (null: not run). */
+  smoke: SmokeOutcome | null;
+  durationMs: number;
+  /** Per pending migration: does its down restore the schema its up found (by schema fingerprint)? */
+  reversibility: Record<string, Reversibility>;
+  downDiffs: Record<string, DownDiff>;
+  clusterObjects: ClusterObject[];
+  server: RehearsalServer;
+  /** Pending migrations whose up never ran on the copy (an earlier one failed). */
+  notRehearsed: string[];
+  /** Their SQL, read from the files, for the linter. */
+  staticStatements: Record<string, StaticMigration>;
+}
+
+export interface RehearsalInput {
+  runId: string;
+  environment: EnvironmentConfig;
+  targetUrl: string;
+  targetServerMajor: number;
+  serverUrl: string;
+  /** ownerTag() of the control database, part of the throw-away database's name. */
+  owner: string;
+  applied: AppliedMigration[];
+  pending: string[];
+  /** The pending migrations' sealed snapshot (services/migrations/snapshot.ts): the only bytes the rehearsal runs. */
+  source: MigrationSource;
+}
