@@ -34,6 +34,8 @@ export interface ServiceTimings {
   applyWallMs: number | null;
   /** First migration.started → last migration.applied, from the run's audit events (api mode). */
   migratePhaseMs: number | null;
+  /** approve → done split by the audit events (api mode). */
+  phasesMs: Record<string, number | null> | null;
   finalStatus: string | null;
   applyError: unknown;
   eventTypes: string[];
@@ -80,7 +82,7 @@ export async function serviceRun(opts: { dir: string; controlUrl: string; target
     const result: ServiceTimings = {
       runId, preflightWallMs, preflightReportMs: Date.parse(report.finishedAt) - Date.parse(report.startedAt), outcome: report.outcome,
       findings: report.findings, checks: report.checks, notes: report.notes,
-      applyWallMs: null, migratePhaseMs: null, finalStatus: null, applyError: null, eventTypes: [],
+      applyWallMs: null, migratePhaseMs: null, phasesMs: null, finalStatus: null, applyError: null, eventTypes: [],
     };
     if (report.outcome !== 'passed') return result;
 
@@ -105,6 +107,16 @@ export async function serviceRun(opts: { dir: string; controlUrl: string; target
     const first = events.find((e) => e.type === 'migration.started');
     const last = events.filter((e) => e.type === 'migration.applied').at(-1);
     if (first && last) result.migratePhaseMs = Date.parse(last.at) - Date.parse(first.at);
+    // Where approve → done goes, between the audit events that bound each part.
+    const at = (type: string) => events.find((e) => e.type === type)?.at;
+    const span = (from: string | undefined, to: string | undefined) => (from && to ? Date.parse(to) - Date.parse(from) : null);
+    result.phasesMs = {
+      approveToApplyStarted: span(at('approval.approved'), at('apply.started')),
+      beforeFirstMigration: span(at('apply.started'), first?.at),
+      migrate: result.migratePhaseMs,
+      verify: span(last?.at, at('run.monitoring')),
+      watchAndClose: span(at('run.monitoring'), events.at(-1)?.at),
+    };
     return result;
   } finally {
     await app.close();

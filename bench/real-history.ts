@@ -5,14 +5,14 @@
 // issue-16 goals:
 //   (a) raw `node-pg-migrate up` of the whole history on a fresh database
 //       (the CLI from node_modules, --no-check-order --single-transaction false,
-//       as the service runs it), median of --rounds;
+//       as the service runs it);
 //   (b) the service's preflight of the same history on another fresh target;
 //   (c) approve → apply → done through the API without backup and watch
 //       (an external backup that only prints an id, watchMinutes 0); if the
 //       preflight refuses the run, on a temp copy carrying a lint-ack per
 //       error rule (comments only), and the result says so; and the apply's
 //       migrate() alone, the floor under approve → done;
-//   (b) and (c) run --rounds times too, each on fresh databases (medians);
+//   all of it --rounds times, raw and service in turn, on fresh databases (medians);
 //   (d) `pg_dump --schema-only` of both end schemas, normalised, diffed;
 //   (e) every error finding (rule, migration, message) and the ratios.
 // --setup-sql runs on every fresh database first (e.g. a CREATE EXTENSION the
@@ -124,30 +124,28 @@ async function main(): Promise<void> {
   const server = await benchServer();
   const dropLater: Array<() => Promise<void>> = [];
   try {
-    // (a) raw, median of `rounds`; the last round's database is kept for the schema diff.
-    const raw: number[] = [];
-    let rawUrl = '';
-    for (let i = 0; i < rounds; i++) {
-      const db = await freshDatabase(server, 'rh_raw', setupSql);
-      raw.push(rawUp(dir, db.url));
-      if (i === rounds - 1) {
-        rawUrl = db.url;
-        dropLater.push(db.drop);
-      } else await db.drop();
-    }
-    const rawMs = median(raw);
-
-    // (b) + (c) the service, `rounds` times, each on fresh databases; the last round's are kept for the diff.
+    // (a), (b), (c) in turn, `rounds` times, each on fresh databases (raw and service side by side,
+    // so both see the same load); the last round's databases are kept for the schema diff.
     const tmp = await mkdtemp(join(tmpdir(), 'sf-bench-acked-'));
     dropLater.push(() => rm(tmp, { recursive: true, force: true }));
+    const raw: number[] = [];
+    let rawUrl = '';
     const serviceRounds: Round[] = [];
     for (let i = 0; i < rounds; i++) {
       const keep = i === rounds - 1;
       const drops: Array<() => Promise<void>> = [];
-      serviceRounds.push(await serviceRound(server, dir, setupSql, join(tmp, String(i)), drops));
+      const db = await freshDatabase(server, 'rh_raw', setupSql);
+      drops.push(db.drop);
+      raw.push(rawUp(dir, db.url));
+      rawUrl = db.url;
+      const round = await serviceRound(server, dir, setupSql, join(tmp, String(i)), drops);
+      serviceRounds.push(round);
+      process.stderr.write(`round ${i + 1}/${rounds}: raw ${Math.round(raw[i]!)} ms, preflight ${Math.round(round.service.preflightWallMs)} ms (${round.service.outcome}), ` +
+        `${round.applyMode} ${Math.round(round.applyMode === 'migrate-only' ? round.migrateAlone.ms : round.applied.applyWallMs ?? 0)} ms, migrate() alone ${Math.round(round.migrateAlone.ms)} ms\n`);
       if (keep) dropLater.push(...drops);
       else for (const drop of drops.reverse()) await drop();
     }
+    const rawMs = median(raw);
     const last = serviceRounds.at(-1)!;
     const { service, applied, applyMode, serviceUrl } = last;
     const preflightMs = median(serviceRounds.map((r) => r.service.preflightWallMs));
@@ -177,6 +175,7 @@ async function main(): Promise<void> {
         ms: round1(applyMs),
         allMs: serviceRounds.map((r) => round1(applyMode === 'migrate-only' ? r.migrateAlone.ms : r.applied.applyWallMs ?? Number.NaN)),
         migratePhaseMs: applied.migratePhaseMs,
+        phasesMs: applied.phasesMs,
         finalStatus: applied.finalStatus,
         error: applied.applyError,
         ratio: applyRatio,
