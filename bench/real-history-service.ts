@@ -27,6 +27,9 @@ export interface ServiceTimings {
   preflightWallMs: number;
   /** The report's own startedAt → finishedAt. */
   preflightReportMs: number;
+  /** Of which the rehearsal (seed, up, down, up on the copy), and the runner time of its steps alone. */
+  rehearsalMs: number | null;
+  rehearsalStepsMs: number | null;
   outcome: PreflightReport['outcome'];
   findings: Finding[];
   checks: PreflightReport['checks'];
@@ -81,6 +84,8 @@ export async function serviceRun(opts: { dir: string; controlUrl: string; target
     const { report } = (await call(app, 'GET', `/v1/runs/${runId}/preflight`, TOKENS.requester)).body as unknown as { report: PreflightReport };
     const result: ServiceTimings = {
       runId, preflightWallMs, preflightReportMs: Date.parse(report.finishedAt) - Date.parse(report.startedAt), outcome: report.outcome,
+      rehearsalMs: report.rehearsal?.durationMs ?? null,
+      rehearsalStepsMs: report.rehearsal ? Math.round(report.rehearsal.steps.reduce((n, step) => n + step.durationMs, 0)) : null,
       findings: report.findings, checks: report.checks, notes: report.notes,
       applyWallMs: null, migratePhaseMs: null, phasesMs: null, finalStatus: null, applyError: null, eventTypes: [],
     };

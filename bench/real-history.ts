@@ -169,7 +169,7 @@ async function main(): Promise<void> {
       kinds,
       rawCliMs: round1(rawMs),
       rawCliAllMs: raw.map(round1),
-      preflight: { wallMs: round1(preflightMs), allWallMs: serviceRounds.map((r) => round1(r.service.preflightWallMs)), reportMs: service.preflightReportMs, outcome: service.outcome, ratio: preflightRatio, goal: `<= ${GOALS.preflightRatio}` },
+      preflight: { wallMs: round1(preflightMs), allWallMs: serviceRounds.map((r) => round1(r.service.preflightWallMs)), reportMs: service.preflightReportMs, rehearsalMs: service.rehearsalMs, rehearsalStepsMs: service.rehearsalStepsMs, outcome: service.outcome, ratio: preflightRatio, goal: `<= ${GOALS.preflightRatio}` },
       apply: {
         mode: applyMode,
         ms: round1(applyMs),

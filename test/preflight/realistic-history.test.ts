@@ -13,6 +13,7 @@
 // fixed fail until their fix lands; that is the point of this file.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
+import pg from 'pg';
 import { migrate } from '../../services/apply/migrate.js';
 import { parseMigrationConfig } from '../../services/environments/model.js';
 import { listMigrationFiles } from '../../services/migrations/files.js';
@@ -20,7 +21,7 @@ import { diskSource } from '../../services/migrations/source.js';
 import { RULE_CATALOG } from '../../services/preflight/sql-analysis/rule-catalog.js';
 import { PROJECT_ROOT } from '../../database/paths.js';
 import { bearer, startTestApp, type Subject, type TestApp } from '../support/app.js';
-import { createTestDatabase, type TestDatabase } from '../support/db.js';
+import { adminUrl, createTestDatabase, type TestDatabase } from '../support/db.js';
 import { dropRole, fixtureHistory, rawUp, roleExists, type FixtureHistory } from '../support/histories.js';
 import { diffDumps, schemaDump } from '../support/schema-dump.js';
 
@@ -56,6 +57,7 @@ const RELATIONS = ['users', 'products', 'orders', 'order_items', 'addresses', 'o
 
 let t: TestApp;
 let history: FixtureHistory;
+let roleLock: pg.Client | undefined;
 const scratch: TestDatabase[] = [];
 
 const isLintRule = (rule: string) => Object.hasOwn(RULE_CATALOG, rule);
@@ -88,6 +90,10 @@ async function scratchDatabase(label: string): Promise<TestDatabase> {
 
 before(async () => {
   history = await fixtureHistory('shopfront');
+  // The role is cluster-global: two runs of this file on one server (two checkouts) take turns.
+  roleLock = new pg.Client({ connectionString: adminUrl() });
+  await roleLock.connect();
+  await roleLock.query(`SELECT pg_advisory_lock(hashtext('starforge-test-role-${ROLE}'))`);
   // Left by a run of this file that was killed: the fresh-target assertions need a server without it.
   await dropRole(ROLE);
   const env = (urlEnv: string) => ({ databaseUrlEnv: urlEnv, migrationsDir: history.migrations, approvals: { required: ['any'] }, verify: { watchMinutes: 0.01 } });
@@ -104,6 +110,7 @@ after(async () => {
   } finally {
     // Databases first: their grants to the role go with them, then the role can go.
     await dropRole(ROLE);
+    await roleLock?.end();
   }
 });
 
