@@ -72,6 +72,35 @@ function rawUp(dir: string, url: string): number {
   return ms;
 }
 
+async function roleNames(url: string): Promise<Set<string>> {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    return new Set((await client.query<{ rolname: string }>('SELECT rolname FROM pg_roles')).rows.map((r) => r.rolname));
+  } finally {
+    await client.end();
+  }
+}
+
+/**
+ * Roles are cluster-global: the raw and the service's applies leave the ones the
+ * history creates on the server after their databases are gone. Dropped here,
+ * but only those that are new since the bench started and named in the
+ * history's files, never a role something else on the server created meanwhile.
+ */
+async function dropHistoryRoles(url: string, dir: string, before: Set<string>): Promise<string[]> {
+  const text = (await Promise.all((await readdir(dir)).map((f) => readFile(join(dir, f), 'utf8').catch(() => '')))).join('\n');
+  const created = [...(await roleNames(url))].filter((r) => !before.has(r) && text.includes(r));
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    for (const role of created) await client.query(`DROP ROLE IF EXISTS ${client.escapeIdentifier(role)}`).catch(() => undefined);
+  } finally {
+    await client.end();
+  }
+  return created;
+}
+
 interface Round {
   service: ServiceTimings;
   /** The run that was approved and applied: the history's own, or its acknowledged copy's. */
@@ -123,6 +152,8 @@ async function main(): Promise<void> {
 
   const server = await benchServer();
   const dropLater: Array<() => Promise<void>> = [];
+  const rolesBefore = await roleNames(server.url);
+  let leftRoles: string[] = [];
   try {
     // (a), (b), (c) in turn, `rounds` times, each on fresh databases (raw and service side by side,
     // so both see the same load); the last round's databases are kept for the schema diff.
@@ -164,7 +195,8 @@ async function main(): Promise<void> {
     const preflightRatio = ratio(preflightMs, rawMs);
     const applyRatio = ratio(applyMs, rawMs);
     await writeResult('real-history', {
-      command: `npm run bench:real-history -- ${dirArg}${setupSql.map((s) => ` --setup-sql ${JSON.stringify(s)}`).join('')}`,
+      command: `npm run bench:real-history -- ${dirArg}${setupSql.map((s) => ` --setup-sql ${JSON.stringify(s)}`).join('')} --rounds ${rounds}`,
+      rounds,
       migrations: migrations.length,
       kinds,
       rawCliMs: round1(rawMs),
@@ -208,6 +240,8 @@ async function main(): Promise<void> {
     if (!filesUnchanged) throw new Error(`the migrations directory changed during the bench: ${dir}`);
   } finally {
     for (const drop of dropLater.reverse()) await drop().catch(() => undefined);
+    leftRoles = await dropHistoryRoles(server.url, dir, rolesBefore);
+    if (leftRoles.length) process.stderr.write(`dropped the role(s) the history created on the server: ${leftRoles.join(', ')}\n`);
     await server.stop();
   }
 }
