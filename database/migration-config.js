@@ -17,6 +17,8 @@ export default {
       lockRetries: { attempts: 10, baseDelayMs: 500, maxDelayMs: 30000 },
       backup: { method: 'pg_dump' }, // dumps go to DATA_DIR/backups (a relative dir resolves under DATA_DIR)
       workers: { pause: { method: 'sql' } },
+      // smokeEtl: true requires StarForge's ETL tables; leave it out ('auto') in a project without them:
+      // the smoke ETL, the worker pause and the watch are then reported as not configured.
       verify: { tables: [], indexes: [], smokeEtl: true, watchMinutes: 1, degradeFactor: 2 },
       notify: [],
     },

@@ -135,7 +135,7 @@ export async function estimateImpact(target: pg.ClientBase, rehearsal: Rehearsal
       if (a.impact.rewritesTable) parts.push(sample ? rewriteFromSample(sample, indexes) : fromDefaultRate(heap, DEFAULT_RATES.rewriteBytesPerSecond, 'table rewrite'));
       if (a.impact.buildsIndex) {
         const keys = a.keys?.columns.filter((c) => validKeys.get(name)?.has(c)) ?? [];
-        if (sample && a.keys) parts.push(indexBuildFromSample(sample, keys, a.keys.method));
+        if (sample && a.keys) parts.push(indexBuildFromSample(sample, keys, a.keys.method, a.keys.concurrent));
         // REINDEX TABLE and the like rebuild every index of the table.
         else if (sample) parts.push(...indexes.map((i) => indexBuildFromSample(sample, i.keys, i.method)));
         else parts.push(fromDefaultRate(heap, DEFAULT_RATES.indexBuildBytesPerSecond, 'index build'));

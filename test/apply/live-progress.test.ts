@@ -78,5 +78,15 @@ describe('live migration progress', () => {
     assert.deepEqual(all.filter((e) => e.type === 'migration.started').map((e) => e.details.index), [0, 1, 2]);
     const run = (await t.http().get(`/v1/runs/${id}`).set(as('vic'))).body;
     assert.equal(run.status, 'succeeded', JSON.stringify(run.error));
+
+    // The run log: an "applied X in Y ms" line per migration, written as it ended, with its own duration (issue 16 item 9).
+    const lines = (await t.control.query(`SELECT message, created_at AS at FROM run_logs WHERE run_id = $1 AND phase = 'migrate' AND message LIKE 'applied %' ORDER BY id`, [id])).rows as Array<{ message: string; at: Date }>;
+    assert.deepEqual(lines.map((l) => /^applied (\S+) in /.exec(l.message)?.[1]), ['2000_m1', '2100_m2', '2200_m3'], lines.map((l) => l.message).join(' | '));
+    const durations = lines.map((l) => Number(/ in ([\d.]+) ms/.exec(l.message)![1]));
+    for (const d of durations) assert.ok(d >= 1500, `each line carries at least its own migration's sleep: ${durations.join(', ')}`);
+    // Not the time since the batch started: the third migration alone took less than the first two together.
+    assert.ok(durations[2]! < durations[0]! + durations[1]!, `per-migration durations, not cumulative: ${durations.join(', ')}`);
+    assert.deepEqual(durations, applied.map((e) => e.details.durationMs), 'the log and the events agree');
+    assert.ok(lines[1]!.at.getTime() - lines[0]!.at.getTime() >= 1000 && lines[2]!.at.getTime() - lines[1]!.at.getTime() >= 1000, 'written as each migration ended, not at the batch end');
   });
 });

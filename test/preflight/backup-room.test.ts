@@ -121,7 +121,7 @@ describe('the backup-space preflight check', () => {
       };
       const denied = run(join(root, 'app', 'backups'));
       assert.equal(denied.ok, false);
-      assert.match(denied.reason!, /is not writable by this process \(EACCES\)/);
+      assert.match(denied.reason!, /is not writable by this process \(EACCES: permission denied\)/);
       const missing = run(join(root, 'app', 'more', 'backups'));
       assert.match(missing.reason!, new RegExp(`cannot be created: ${join(root, 'app')} is not writable`));
       assert.equal(run(join(dataDir, 'backups')).ok, true, 'DATA_DIR is');

@@ -189,6 +189,31 @@ describe('scheduling on approval', () => {
     assert.equal(run.scheduledFor, at.toISOString());
   });
 
+  test('the backup is in the estimate the scheduler fits: a dump this environment measured as slow makes the 60-minute window too short', async () => {
+    await writeMigrations(productionDir, { '1000_slow-table': SLOW_TABLE });
+    // One earlier backup of production: 1 MiB in an hour (a measured, very slow dump rate).
+    const { rows: [earlier] } = await t.control.query(`INSERT INTO runs (environment, status, description, requested_by, digest, required_approvals)
+      VALUES ('production', 'succeeded', 'earlier run', 'alice', 'd', '{engineering,sre}') RETURNING id`);
+    await t.control.query(`INSERT INTO backups (id, run_id, environment, method, location, size_bytes, sha256, created_at, verified_at)
+      VALUES ('production-slow', $1, 'production', 'pg_dump', '/nowhere', 1, 'x', now() - interval '1 hour', now())`, [earlier.id]);
+    await t.control.query(`INSERT INTO backup_timings (backup_id, environment, method, database_bytes, duration_ms) VALUES ('production-slow', 'production', 'pg_dump', 1048576, 3600000)`);
+    try {
+      const id = await created('production');
+      const impact = (await api('get', `/v1/runs/${id}/preflight`, 'vic')).body.report.impact;
+      assert.equal(impact.backup.calibration, 'history');
+      assert.ok(impact.backup.estimatedMs > 60 * MIN, `backup estimated at ${impact.backup.estimatedMs} ms`);
+      assert.equal(impact.totalEstimatedMs, impact.migrationsEstimatedMs + impact.backup.estimatedMs);
+      assert.ok(impact.migrationsEstimatedMs < MIN, 'the migrations alone would fit the 60-minute window');
+      const run = await approve(id, 'production');
+      assert.equal(run.status, 'approved', 'no window holds backup plus migrations');
+      assert.equal(run.scheduledFor, null);
+      const unschedulable = (await events(id)).find((e) => e.type === 'schedule.unschedulable')!;
+      assert.equal(unschedulable.details.estimatedMs, impact.totalEstimatedMs);
+    } finally {
+      await t.control.query(`DELETE FROM backup_timings WHERE backup_id = 'production-slow'`);
+    }
+  });
+
   test('an estimate no window can hold: stays approved, audited; applying it needs an operator\'s override request with a reason and a different sre\'s approval', async () => {
     await writeMigrations(productionDir, { '1000_slow-table': SLOW_TABLE });
     const id = await created('production');

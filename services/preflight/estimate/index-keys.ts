@@ -2,7 +2,7 @@
 // what the timed sample sorts the table's rows by. Expression keys count as
 // the columns they read (their text never runs on the target: only column
 // names checked against the catalog go into a sample query).
-import { arr, names, rec, relationName, str, unwrap, walk, type AstNode } from '../sql-analysis/ast.js';
+import { arr, flag, names, rec, relationName, str, unwrap, walk, type AstNode } from '../sql-analysis/ast.js';
 import { splitStatements } from '../sql-analysis/index.js';
 
 export interface IndexKeys {
@@ -12,6 +12,8 @@ export interface IndexKeys {
   method: string;
   /** CREATE INDEX: the index's name ('schema.name', in its table's schema). */
   name: string | null;
+  /** CONCURRENTLY: a second pass validates the index against the heap. */
+  concurrent: boolean;
 }
 
 /**
@@ -56,6 +58,7 @@ export function indexKeysOf(node: AstNode | null): IndexKeys | null {
       columns: [...new Set(columns)],
       method: str(body, 'accessMethod') ?? 'btree',
       name: table && idxname ? `${table.slice(0, table.lastIndexOf('.'))}.${idxname.toLowerCase()}` : null,
+      concurrent: flag(body, 'concurrent'),
     };
   }
   if (kind === 'AlterTableStmt') {
@@ -66,7 +69,7 @@ export function indexKeysOf(node: AstNode | null): IndexKeys | null {
       // ADD ... USING INDEX adopts a built index: no keys to sort.
       if (str(constraint, 'indexname') !== undefined) return null;
       const keys = type === 'CONSTR_EXCLUSION' ? columnsOf(arr(constraint, 'exclusions')) : names(arr(constraint, 'keys'));
-      return { columns: [...new Set(keys)], method: type === 'CONSTR_EXCLUSION' ? str(constraint, 'access_method') ?? 'gist' : 'btree', name: null };
+      return { columns: [...new Set(keys)], method: type === 'CONSTR_EXCLUSION' ? str(constraint, 'access_method') ?? 'gist' : 'btree', name: null, concurrent: false };
     }
   }
   return null;
