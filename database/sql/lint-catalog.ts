@@ -37,11 +37,16 @@ export const migrationsTableExists = (qualified: string): Query => ({ text: `SEL
 // Identifiers are escaped by the caller's client.escapeIdentifier.
 export const appliedMigrationNames = (escapedTable: string): Query => ({ text: `SELECT name FROM ${escapedTable} ORDER BY run_on, id` });
 
-/** The relations a run's lint treats as existing: those on the target before the run (tables, partitioned tables, materialized views), with what they hold. */
+/**
+ * The relations a run's lint treats as existing: those on the target before the run (tables,
+ * partitioned tables, materialized views), with what they hold. Sizes come from the catalog's
+ * page counts (heap and TOAST), not pg_total_relation_size(), which would queue behind a
+ * session holding ACCESS EXCLUSIVE on a table.
+ */
 export const lintTargetRelations = (): Query => ({
-  text: `SELECT lower(n.nspname || '.' || c.relname) AS name, c.relkind AS kind,
-                GREATEST(c.reltuples, 0)::float8 AS rows, pg_total_relation_size(c.oid)::float8 AS bytes
-         FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+  text: `SELECT lower(n.nspname || '.' || c.relname) AS name, c.relkind AS kind, GREATEST(c.reltuples, 0)::float8 AS rows,
+                ((c.relpages + COALESCE(t.relpages, 0))::float8 * current_setting('block_size')::int) AS bytes
+         FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace LEFT JOIN pg_class t ON t.oid = c.reltoastrelid
          WHERE c.relkind IN ('r', 'p', 'm') AND ${USER_SCHEMAS} ORDER BY 1`,
 });
 

@@ -8,7 +8,7 @@ import { PROJECT_ROOT } from '../../database/paths.js';
 import { createTestDatabase, type TestDatabase } from '../support/db.js';
 
 const TARGET_TABLES = ['backfill_failures', 'backfill_jobs', 'etl_control', 'etl_errors', 'hero_snapshots', 'user_profile_summary', 'user_troops'];
-const CONTROL_TABLES = ['backup_timings', 'backup_write_counters', 'backups', 'idempotency_keys', 'migration_ledger', 'migration_timings', 'notification_deliveries', 'notification_outbox', 'rollback_requests', 'run_approvals', 'run_events', 'run_logs', 'run_processes', 'run_reports', 'run_snapshot_files', 'run_snapshots', 'run_transition_counts', 'runs', 'snapshot_blobs', 'window_overrides'];
+const CONTROL_TABLES = ['backup_timings', 'backup_write_counters', 'backups', 'finding_acknowledgements', 'idempotency_keys', 'migration_ledger', 'migration_timings', 'notification_deliveries', 'notification_outbox', 'rollback_requests', 'run_approvals', 'run_events', 'run_logs', 'run_processes', 'run_reports', 'run_snapshot_files', 'run_snapshots', 'run_transition_counts', 'runs', 'snapshot_blobs', 'window_overrides'];
 
 async function tables(db: TestDatabase, exclude: string): Promise<string[]> {
   const result = await db.query(`SELECT tablename FROM pg_tables WHERE schemaname = 'public' AND tablename <> $1 ORDER BY 1`, [exclude]);
@@ -94,6 +94,19 @@ describe('control schema (database/control-migrations)', () => {
     await assert.rejects(db.query('TRUNCATE run_events'), /append-only/);
     const rows = await db.query('SELECT actor FROM run_events');
     assert.deepEqual(rows.rows, [{ actor: 'tester' }]);
+  });
+
+  test('finding_acknowledgements is append-only and holds one ack per finding and digest of a run', async () => {
+    const run = (await db.query(`INSERT INTO runs (environment, status, description, requested_by, digest, required_approvals)
+                                 VALUES ('acks', 'preflight_failed', 'x', 'alice', 'd', '{any}') RETURNING id`)).rows[0].id as string;
+    const insert = `INSERT INTO finding_acknowledgements (run_id, digest, finding_id, rule, reason, subject, role) VALUES ($1, $2, 'f1', 'ban-drop-column', $3, 'carol', 'sre')`;
+    await db.query(insert, [run, 'd', 'unused']);
+    await assert.rejects(db.query(insert, [run, 'd', 'again']), /finding_acknowledgements_once/);
+    await db.query(insert, [run, 'd2', 'another digest']);
+    await assert.rejects(db.query(insert, [run, 'd3', '  ']), /check constraint/);
+    await assert.rejects(db.query(`UPDATE finding_acknowledgements SET reason = 'changed'`), /append-only/);
+    await assert.rejects(db.query('DELETE FROM finding_acknowledgements'), /append-only/);
+    await assert.rejects(db.query('TRUNCATE finding_acknowledgements'), /append-only/);
   });
 
   test('one active run per environment is enforced by the database', async () => {
