@@ -17,6 +17,9 @@ import { readSchemaFacts } from './catalog-facts.js';
 import { beginObserved, collectObserved, installObserver } from './observe/install.js';
 import type { Observation } from './observe/types.js';
 import type { SchemaFacts } from './sql-analysis/schema-facts.js';
+// data-bearing rehearsal (issue 18)
+import type { BackupRecord } from '../apply/backup.js';
+import { seedData, type DataRehearsal, type DataRehearsalResult } from './data-rehearsal/index.js';
 
 export type Phase = 'up' | 'down' | 'up-again';
 
@@ -61,6 +64,8 @@ export interface RehearsalResult {
   /** The smoke ETL run on the copy after up, down, up (null: not run). */
   smoke: SmokeOutcome | null;
   durationMs: number;
+  /** data-bearing rehearsal (issue 18): the copy's rows and the UP phase timed on them (null: preflight.data is 'schema'). */
+  data: DataRehearsalResult | null;
 }
 
 export interface RehearsalInput {
@@ -75,6 +80,8 @@ export interface RehearsalInput {
   pending: string[];
   /** The pending migrations' sealed snapshot (services/migrations/snapshot.ts): the only bytes the rehearsal runs. */
   source: MigrationSource;
+  /** data-bearing rehearsal (issue 18): for preflight.data 'full', the environment's latest verified pg_dump backup. */
+  latestBackup?: BackupRecord | null;
 }
 
 async function seedFromDump(input: RehearsalInput, databaseUrl: string): Promise<void> {
@@ -130,6 +137,11 @@ export async function rehearse(input: RehearsalInput): Promise<RehearsalResult> 
         seedNote = `Copying the schema with pg_dump failed (${(err as Error).message}); replayed the applied history from an empty database instead.`;
       }
     }
+    // data-bearing rehearsal (issue 18): the target's rows into the copy, before the observer is installed.
+    const data: DataRehearsal | null = input.environment.preflight.data === 'schema' ? null : await seedData({
+      environment: input.environment, targetUrl: input.targetUrl, databaseUrl: db.url, schemaFrom: seededFrom,
+      applied: input.applied.map((m) => m.name), latestBackup: input.latestBackup, secrets,
+    });
     const client = new pg.Client({ connectionString: db.url, application_name: 'starforge-rehearsal' });
     client.on('error', () => undefined); // the query in flight reports a lost server; pg's 'error' event must not crash the process
     await client.connect();
@@ -166,7 +178,10 @@ export async function rehearse(input: RehearsalInput): Promise<RehearsalResult> 
         const tablesBefore = (await rows<{ name: string }>(client, userTables())).map((r) => r.name);
         const factsBefore = await readSchemaFacts(client);
         await beginObserved(client, name);
-        const outcome = await runOne(client, input.environment, 'up', { secrets, source });
+        // data-bearing rehearsal (issue 18): with data on the copy, every statement of the UP phase is timed with its locks.
+        const outcome = data
+          ? await data.measure(name, client, (timed) => runOne(timed, input.environment, 'up', { secrets, source }))
+          : await runOne(client, input.environment, 'up', { secrets, source });
         const observed = await collectObserved(client, name);
         traces[name] = { statements: outcome.statements, transactional: outcome.transactional, tablesBefore, factsBefore, observed };
         steps.push({ phase: 'up', migration: outcome.migration || name, durationMs: outcome.durationMs, ok: !outcome.error, error: outcome.error });
@@ -201,6 +216,7 @@ export async function rehearse(input: RehearsalInput): Promise<RehearsalResult> 
       failed: steps.find((s) => !s.ok) ?? null,
       smoke,
       durationMs: Math.round(performance.now() - started),
+      data: data?.result() ?? null, // data-bearing rehearsal (issue 18)
     };
   } finally {
     await db.drop();

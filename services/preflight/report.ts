@@ -1,4 +1,5 @@
 import type { RehearsalResult } from './rehearsal.js';
+import type { DataRehearsalReport } from './data-rehearsal/types.js';
 
 export type CheckStatus = 'pass' | 'warn' | 'fail';
 
@@ -62,8 +63,10 @@ export interface PreflightReport {
   server: { version: string } | null;
   checks: PreflightCheck[];
   findings: Finding[];
-  rehearsal: Omit<RehearsalResult, 'traces'> | null;
+  rehearsal: Omit<RehearsalResult, 'traces' | 'data'> | null;
   impact: ImpactEstimate | null;
+  /** data-bearing rehearsal (issue 18): timings, held locks, growth and scaled estimates on the copy's rows (absent in older reports). */
+  dataRehearsal?: DataRehearsalReport | null;
   notes: string[];
   startedAt: string;
   finishedAt: string;
