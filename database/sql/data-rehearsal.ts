@@ -68,6 +68,8 @@ export const setSequence = (ident: string, value: string): string =>
 
 // ---------------------------------------------------------------- on the copy
 
+export const emptySearchPath = (): Query => ({ text: "SELECT set_config('search_path', '', true)" });
+
 /** Foreign keys of ordinary tables (those of partitioned tables cannot be re-added NOT VALID, so they stay). */
 export const copyForeignKeys = (): Query => ({
   text: `SELECT format('%I.%I', n.nspname, c.relname) AS ident, format('%I', co.conname) AS name,

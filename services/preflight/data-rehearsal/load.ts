@@ -1,7 +1,7 @@
 import type pg from 'pg';
 import { rows } from '../../../database/db.js';
 import {
-  addConstraintNotValid, analyzeTable, copyEnabledTriggers, copyForeignKeys, countRows, dropConstraint, setTrigger, validateConstraint,
+  addConstraintNotValid, analyzeTable, copyEnabledTriggers, copyForeignKeys, countRows, dropConstraint, emptySearchPath, setTrigger, validateConstraint,
 } from '../../../database/sql/data-rehearsal.js';
 import { Loader } from './psql-pipe.js';
 
@@ -29,8 +29,18 @@ export interface CopyShape {
   triggers: Trigger[];
 }
 
+/** Read with an empty search_path, so every name in a key's definition comes schema-qualified (a dump's script empties it too). */
 export async function readCopyShape(copy: pg.ClientBase): Promise<CopyShape> {
-  return { foreignKeys: await rows<ForeignKey>(copy, copyForeignKeys()), triggers: await rows<Trigger>(copy, copyEnabledTriggers()) };
+  await copy.query('BEGIN');
+  try {
+    await copy.query(emptySearchPath());
+    const shape = { foreignKeys: await rows<ForeignKey>(copy, copyForeignKeys()), triggers: await rows<Trigger>(copy, copyEnabledTriggers()) };
+    await copy.query('COMMIT');
+    return shape;
+  } catch (err) {
+    await copy.query('ROLLBACK').catch(() => undefined);
+    throw err;
+  }
 }
 
 const preamble = (shape: CopyShape): string => [
