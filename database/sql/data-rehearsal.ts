@@ -123,3 +123,26 @@ export const latestVerifiedDump = (environment: string): Query => ({
          ORDER BY created_at DESC LIMIT 1`,
   values: [environment],
 });
+
+// ---------------------------------------------------------------- what does not grow with the rows
+
+/** A one-row table on the copy: the fixed cost of an index build or a rewrite there (catalog work, the build's fsync). */
+export const CALIBRATION_SCHEMA = 'sfm_calibration';
+export const createCalibrationTable = (): Query[] => [
+  { text: `CREATE SCHEMA ${CALIBRATION_SCHEMA}` },
+  { text: `CREATE TABLE ${CALIBRATION_SCHEMA}.one (k int)` },
+  { text: `INSERT INTO ${CALIBRATION_SCHEMA}.one VALUES (1)` },
+];
+export const calibrationIndexBuild = (): Query => ({ text: `CREATE INDEX ON ${CALIBRATION_SCHEMA}.one (k)` });
+export const calibrationRewrite = (): Query => ({ text: `ALTER TABLE ${CALIBRATION_SCHEMA}.one ALTER COLUMN k TYPE bigint` });
+export const dropCalibrationTable = (): Query => ({ text: `DROP SCHEMA IF EXISTS ${CALIBRATION_SCHEMA} CASCADE` });
+
+/** On the target: what PostgreSQL plans parallel index builds with. */
+export const parallelIndexSettings = (): Query => ({
+  text: `SELECT current_setting('max_parallel_maintenance_workers')::int AS max_workers,
+                pg_size_bytes(current_setting('maintenance_work_mem'))::float8 AS maintenance_work_mem,
+                pg_size_bytes(current_setting('min_parallel_table_scan_size'))::float8 AS min_parallel_table_scan_size,
+                current_setting('block_size')::int AS block_size`,
+});
+
+export const noParallelMaintenance = (): Query => ({ text: 'SET max_parallel_maintenance_workers = 0' });

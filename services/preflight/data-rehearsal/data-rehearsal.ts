@@ -1,12 +1,13 @@
 import type pg from 'pg';
 import { one, rows } from '../../../database/db.js';
-import { copyTableSizes } from '../../../database/sql/data-rehearsal.js';
+import { copyTableSizes, noParallelMaintenance } from '../../../database/sql/data-rehearsal.js';
 import { backendPid } from '../../../database/sql/observe.js';
 import type { StepOutcome } from '../../migrations/run-one.js';
 import { analyzeStatements } from '../sql-analysis/index.js';
 import { quoteStatement } from '../sql-analysis/statement-text.js';
 import { statementEffects } from './locks-held.js';
-import { SCALING_METHOD, scaleOf } from './scale.js';
+import type { FixedCosts, ParallelSettings } from './calibrate.js';
+import { estimateOnTarget, SCALING_METHOD, scaleOf } from './scale.js';
 import { StatementTimer, type TimedRun } from './statement-timing.js';
 import type { DataRehearsalReport, MigrationMeasurement, ScaledEstimate, SeededTable, TableGrowth } from './types.js';
 
@@ -27,6 +28,8 @@ export interface SeededCopy {
   foreignKeysNotValid: string[];
   seedMs: number;
   notes: string[];
+  fixed: FixedCosts | null;
+  parallel: ParallelSettings | null;
 }
 
 const round1 = (n: number) => Math.round(n * 10) / 10;
@@ -63,7 +66,11 @@ export class DataRehearsal {
     let timer: StatementTimer | null = null;
     let before = new Map<string, number>();
     try {
-      this.pid ??= (await one<{ pid: number }>(client, backendPid())).pid;
+      if (this.pid === null) {
+        this.pid = (await one<{ pid: number }>(client, backendPid())).pid;
+        // The copy's index builds run serially; the estimate adds the target's parallel workers back.
+        await client.query(noParallelMaintenance());
+      }
       before = await tableSizes(client);
       timer = new StatementTimer(client, this.url, this.pid);
       await timer.start();
@@ -102,10 +109,11 @@ export class DataRehearsal {
       const ms = round1(e.query.end - e.query.start);
       measurement.statements.push({ sql: quoteStatement(e.query.sql), ms, ok: e.query.ok, locks: e.locks });
       const impacts = await analyzeStatements([e.query.sql]);
-      const { scale, method, tables } = scaleOf(e, impacts, this.seeded);
+      const scaled = scaleOf(e, impacts, this.seeded);
+      const { scale, method, tables } = scaled;
       this.estimates.push({
         migration, statement: quoteStatement(e.query.sql), sampleMs: ms, scale: scale === null ? null : roundScale(scale), method, tables,
-        estimatedTargetMs: scale === null ? null : Math.round(ms * scale), pieces: Math.max(1, impacts.length),
+        ...estimateOnTarget(ms, scaled, this.copy.fixed, this.copy.parallel, this.seeded), pieces: Math.max(1, impacts.length),
       });
     }
     for (const table of [...new Set([...before.keys(), ...after.keys()])].sort()) {

@@ -35,7 +35,11 @@ export function renderDataRehearsal(d: DataRehearsalReport): string[] {
   out.push('### Estimates', '');
   out.push(...table(['migration', 'statement', 'on the copy', 'scale', 'target (scaled)', 'target (static)'], d.scaledEstimates.map((e) => [
     cell(e.migration), code(e.statement), duration(e.sampleMs),
-    e.scale === null ? `${e.method}` : `×${e.scale} (${e.method}${e.tables.length ? `: ${e.tables.join(', ')}` : ''})`,
+    e.scale === null ? `${e.method}` : `×${e.scale} (${[
+      `${e.method}${e.tables.length ? `: ${e.tables.join(', ')}` : ''}`,
+      ...(e.fixedMs ? [`${duration(e.fixedMs)} fixed`] : []),
+      ...(e.parallelWorkers ? [`${e.parallelWorkers} parallel worker(s) on the target`] : []),
+    ].join('; ')})`,
     duration(e.estimatedTargetMs), duration(e.staticEstimateMs),
   ])));
   const locks = d.perMigration.flatMap((m) => m.statements.flatMap((s) => s.locks.map((l) => [cell(m.migration), code(s.sql), l.relation, l.mode, duration(l.heldMs)])));

@@ -108,8 +108,8 @@ export async function seedFull(ctx: SeedContext, backup: BackupRecord | null, ap
   const seeded: SeededTable[] = tables.map((t) => {
     const copied = counts.get(t.ident) ?? 0;
     return fromTarget || t.reltuples < 0
-      ? { table: t.relation, copiedRows: copied, targetRows: copied, targetRowsFrom: 'whole table copied' }
-      : { table: t.relation, copiedRows: copied, targetRows: t.reltuples, targetRowsFrom: 'reltuples' };
+      ? { table: t.relation, copiedRows: copied, targetRows: copied, targetRowsFrom: 'whole table copied', targetHeapBytes: t.heap_bytes }
+      : { table: t.relation, copiedRows: copied, targetRows: t.reltuples, targetRowsFrom: 'reltuples', targetHeapBytes: t.heap_bytes };
   });
   return { tables: seeded, foreignKeysNotValid, source, notes };
 }

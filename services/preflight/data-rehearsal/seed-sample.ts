@@ -45,7 +45,7 @@ export async function seedSample(ctx: SeedContext): Promise<SeedOutcome> {
   const heap = new Map((await rows<{ ident: string; bytes: number }>(ctx.copy, heapBytes(tables.map((t) => t.ident)))).map((r) => [r.ident, r.bytes]));
   const seeded: SeededTable[] = tables.map((t) => {
     const copied = counts.get(t.ident) ?? 0;
-    return { table: t.relation, copiedRows: copied, ...targetRows(t, copied, percents.get(t.ident)!, sampleRows, heap.get(t.ident) ?? 0) };
+    return { table: t.relation, copiedRows: copied, targetHeapBytes: t.heap_bytes, ...targetRows(t, copied, percents.get(t.ident)!, sampleRows, heap.get(t.ident) ?? 0) };
   });
   const sampled = tables.filter((t) => percents.get(t.ident) !== null).length;
   return {

@@ -5,6 +5,7 @@ import { scrubSecrets } from '../../../database/pg-errors.js';
 import { copyTableSizes } from '../../../database/sql/data-rehearsal.js';
 import type { BackupRecord } from '../../apply/backup.js';
 import type { EnvironmentConfig } from '../../environments/model.js';
+import { measureFixedCosts, readParallelSettings } from './calibrate.js';
 import { DataRehearsal, type SeededCopy } from './data-rehearsal.js';
 import { withoutDataValues } from './redact.js';
 import { SeedSkipped, type SeedContext, type SeedOutcome } from './seed-context.js';
@@ -28,7 +29,7 @@ export interface SeedDataInput {
 function skippedCopy(requested: 'sample' | 'full', reason: string, tooLarge: boolean, seedMs: number): SeededCopy {
   return {
     requested, mode: 'schema', skipped: { reason, tooLarge }, source: null, sampleRows: null, tables: [], seededBytes: 0,
-    foreignKeysNotValid: [], seedMs, notes: [],
+    foreignKeysNotValid: [], seedMs, notes: [], fixed: null, parallel: null,
   };
 }
 
@@ -61,11 +62,13 @@ export async function seedData(input: SeedDataInput): Promise<DataRehearsal> {
     const outcome: SeedOutcome = requested === 'sample'
       ? await seedSample(ctx)
       : await seedFull(ctx, input.latestBackup ?? null, input.applied, settings.fullDataMaxBytes);
+    const fixed = await measureFixedCosts(copy);
+    const parallel = await readParallelSettings(target);
     const sizes = new Map((await rows<{ relation: string; bytes: number }>(copy, copyTableSizes())).map((r) => [r.relation, r.bytes]));
     return new DataRehearsal({
       requested, mode: requested, skipped: null, source: outcome.source, sampleRows: requested === 'sample' ? settings.sampleRows : null,
       tables: outcome.tables, seededBytes: outcome.tables.reduce((sum, t) => sum + (sizes.get(t.table) ?? 0), 0),
-      foreignKeysNotValid: outcome.foreignKeysNotValid, seedMs: elapsed(), notes: outcome.notes,
+      foreignKeysNotValid: outcome.foreignKeysNotValid, seedMs: elapsed(), notes: outcome.notes, fixed, parallel,
     }, input.databaseUrl);
   } catch (err) {
     const tooLarge = err instanceof SeedSkipped && err.tooLarge;

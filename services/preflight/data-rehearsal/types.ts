@@ -46,10 +46,16 @@ export interface ScaledEstimate {
   migration: string;
   statement: string;
   sampleMs: number;
+  /** The row-based factor (see `method`). */
   scale: number | null;
   method: ScaleMethod;
   /** The tables the scale was taken from. */
   tables: string[];
+  /** What the statement costs on the copy whatever the rows (measured on a one-row table); not scaled. */
+  fixedMs: number;
+  /** Index builds: the parallel workers PostgreSQL would plan for it on the target (the copy builds without). */
+  parallelWorkers: number;
+  /** fixedMs + (sampleMs - fixedMs) × scale / the parallel speedup. */
   estimatedTargetMs: number | null;
   /** The static estimate (impact) of the same statement, for comparison; null when not known. */
   staticEstimateMs: number | null;
@@ -61,6 +67,8 @@ export interface SeededTable {
   /** Rows on the target, and how they were counted. */
   targetRows: number;
   targetRowsFrom: 'whole table copied' | 'reltuples' | 'heap size ratio';
+  /** The table's heap on the target (what PostgreSQL plans parallel index builds from). */
+  targetHeapBytes: number;
 }
 
 export interface DataRehearsalReport {
