@@ -152,7 +152,10 @@ export async function rehearse(input: RehearsalInput): Promise<RehearsalResult> 
     const dropped: SchemaChange = { tables: [], indexes: [] };
     const downStatements: Record<string, string[]> = {};
     const run = async (phase: Phase, direction: 'up' | 'down', expected: string): Promise<boolean> => {
-      const outcome = await runOne(client, input.environment, direction, { secrets, source });
+      // data-bearing rehearsal (issue 18): the re-applied up is timed too; the lower time of the two ups is what gets scaled.
+      const outcome = data && phase === 'up-again'
+        ? await data.measure(expected, client, (timed) => runOne(timed, input.environment, direction, { secrets, source }), true)
+        : await runOne(client, input.environment, direction, { secrets, source });
       steps.push({ phase, migration: outcome.migration || expected, durationMs: outcome.durationMs, ok: !outcome.error, error: outcome.error });
       if (phase === 'down') downStatements[outcome.migration || expected] = outcome.statements;
       return outcome.error === null;

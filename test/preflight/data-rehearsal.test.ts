@@ -126,6 +126,8 @@ describe('sample', () => {
     assert.ok(orders.estimatedTargetGrowthBytes > orders.bytesAfter - orders.bytesBefore, 'the growth scales up to the target');
 
     const built = estimateOf(d, /^CREATE INDEX orders_total_idx/);
+    assert.equal(typeof index.msAgain, 'number', 'the re-applied up was timed too');
+    assert.equal(built.sampleMs, Math.min(index.ms, index.msAgain), 'the lower time of the two ups is scaled');
     assert.equal(built.method, 'n-log-n');
     assert.deepEqual(built.tables, ['public.orders']);
     assert.ok(built.scale > 30000 / SAMPLE_ROWS, `n log n scale ${built.scale} exceeds the row ratio`);

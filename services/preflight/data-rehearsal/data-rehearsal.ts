@@ -7,9 +7,9 @@ import { analyzeStatements } from '../sql-analysis/index.js';
 import { quoteStatement } from '../sql-analysis/statement-text.js';
 import { statementEffects } from './locks-held.js';
 import type { FixedCosts, ParallelSettings } from './calibrate.js';
-import { estimateOnTarget, SCALING_METHOD, scaleOf } from './scale.js';
+import { estimateOnTarget, SCALING_METHOD, scaleOf, type StatementScale } from './scale.js';
 import { StatementTimer, type TimedRun } from './statement-timing.js';
-import type { DataRehearsalReport, MigrationMeasurement, ScaledEstimate, SeededTable, TableGrowth } from './types.js';
+import type { DataRehearsalReport, MigrationMeasurement, ScaledEstimate, SeededTable, TableGrowth, TimedStatement } from './types.js';
 
 /** A scaled estimate before the static one is known; `pieces`: how many parsed statements its SQL holds (the impact lists those). */
 export type ScaledEstimateDraft = Omit<ScaledEstimate, 'staticEstimateMs'> & { pieces: number };
@@ -46,7 +46,7 @@ async function tableSizes(client: pg.ClientBase): Promise<Map<string, number>> {
  */
 export class DataRehearsal {
   private readonly perMigration: MigrationMeasurement[] = [];
-  private readonly estimates: ScaledEstimateDraft[] = [];
+  private readonly scaled: Array<{ migration: string; text: string; statement: TimedStatement; scale: StatementScale; pieces: number }> = [];
   private readonly notes: string[];
   private readonly seeded: Map<string, SeededTable>;
   private pid: number | null = null;
@@ -60,8 +60,13 @@ export class DataRehearsal {
     return this.copy.mode;
   }
 
-  /** Runs one migration's up through `run`, given a client that times every query. */
-  async measure(migration: string, client: pg.ClientBase, run: (client: pg.ClientBase) => Promise<StepOutcome>): Promise<StepOutcome> {
+  /**
+   * Runs one migration's up through `run`, given a client that times every
+   * query. `again`: the up re-applied after its down, on the same rows; each
+   * statement's lower time of the two is what is scaled (load on the server
+   * only ever adds time).
+   */
+  async measure(migration: string, client: pg.ClientBase, run: (client: pg.ClientBase) => Promise<StepOutcome>, again = false): Promise<StepOutcome> {
     if (this.copy.mode === 'schema') return run(client);
     let timer: StatementTimer | null = null;
     let before = new Map<string, number>();
@@ -71,7 +76,7 @@ export class DataRehearsal {
         // The copy's index builds run serially; the estimate adds the target's parallel workers back.
         await client.query(noParallelMaintenance());
       }
-      before = await tableSizes(client);
+      if (!again) before = await tableSizes(client);
       timer = new StatementTimer(client, this.url, this.pid);
       await timer.start();
     } catch (err) {
@@ -87,7 +92,8 @@ export class DataRehearsal {
       timed = await timer.stop();
     }
     try {
-      await this.record(migration, outcome, timed, before, await tableSizes(client));
+      if (again) this.recordAgain(migration, outcome, timed);
+      else await this.record(migration, outcome, timed, before, await tableSizes(client));
     } catch (err) {
       this.notes.push(`The timings of migration ${migration} could not be read: ${(err as Error).message}.`);
     }
@@ -106,15 +112,10 @@ export class DataRehearsal {
     const effects = statementEffects(timed, outcome.statements);
     const measurement: MigrationMeasurement = { migration, statements: [], growth: [] };
     for (const e of effects) {
-      const ms = round1(e.query.end - e.query.start);
-      measurement.statements.push({ sql: quoteStatement(e.query.sql), ms, ok: e.query.ok, locks: e.locks });
+      const statement: TimedStatement = { sql: quoteStatement(e.query.sql), ms: round1(e.query.end - e.query.start), msAgain: null, ok: e.query.ok, locks: e.locks };
+      measurement.statements.push(statement);
       const impacts = await analyzeStatements([e.query.sql]);
-      const scaled = scaleOf(e, impacts, this.seeded);
-      const { scale, method, tables } = scaled;
-      this.estimates.push({
-        migration, statement: quoteStatement(e.query.sql), sampleMs: ms, scale: scale === null ? null : roundScale(scale), method, tables,
-        ...estimateOnTarget(ms, scaled, this.copy.fixed, this.copy.parallel, this.seeded), pieces: Math.max(1, impacts.length),
-      });
+      this.scaled.push({ migration, text: e.query.sql.trim(), statement, scale: scaleOf(e, impacts, this.seeded), pieces: Math.max(1, impacts.length) });
     }
     for (const table of [...new Set([...before.keys(), ...after.keys()])].sort()) {
       const b = before.get(table) ?? 0;
@@ -122,6 +123,29 @@ export class DataRehearsal {
       if (a !== b) measurement.growth.push(this.growthOf(table, b, a));
     }
     this.perMigration.push(measurement);
+  }
+
+  private recordAgain(migration: string, outcome: StepOutcome, timed: TimedRun): void {
+    const first = this.scaled.filter((s) => s.migration === migration);
+    let next = 0;
+    for (const e of statementEffects(timed, outcome.statements)) {
+      const text = e.query.sql.trim();
+      const i = first.findIndex((s, j) => j >= next && s.text === text);
+      if (i === -1) continue;
+      next = i + 1;
+      first[i]!.statement.msAgain = round1(e.query.end - e.query.start);
+    }
+  }
+
+  private estimates(): ScaledEstimateDraft[] {
+    return this.scaled.map(({ migration, statement, scale: scaled, pieces }) => {
+      const sampleMs = Math.min(statement.ms, statement.msAgain ?? Infinity);
+      const { scale, method, tables } = scaled;
+      return {
+        migration, statement: statement.sql, sampleMs, scale: scale === null ? null : roundScale(scale), method, tables,
+        ...estimateOnTarget(sampleMs, scaled, this.copy.fixed, this.copy.parallel, this.seeded), pieces,
+      };
+    });
   }
 
   result(): DataRehearsalResult {
@@ -138,7 +162,7 @@ export class DataRehearsal {
       foreignKeysNotValid: c.foreignKeysNotValid,
       seedMs: c.seedMs,
       perMigration: this.perMigration,
-      scaledEstimates: this.estimates,
+      scaledEstimates: this.estimates(),
       method: SCALING_METHOD,
       notes: this.notes,
     };

@@ -23,6 +23,8 @@ export interface HeldLock {
 export interface TimedStatement {
   sql: string;
   ms: number;
+  /** The same statement when the up was re-applied after its down, on the same rows (null: not re-applied). */
+  msAgain: number | null;
   ok: boolean;
   /** The locks this statement took on tables. */
   locks: HeldLock[];
@@ -45,6 +47,7 @@ export interface MigrationMeasurement {
 export interface ScaledEstimate {
   migration: string;
   statement: string;
+  /** The statement's lower time on the copy of the two ups (ms, msAgain). */
   sampleMs: number;
   /** The row-based factor (see `method`). */
   scale: number | null;
