@@ -11,6 +11,11 @@ import { after, before, describe, test } from 'node:test';
 import { insertBackup } from '../../database/sql/apply.js';
 import { ConfigError, loadConfig } from '../../src/config/index.js';
 import { createBackup } from '../../services/apply/backup.js';
+import { plannedIndexWorkers } from '../../services/preflight/data-rehearsal/calibrate.js';
+import { dataRehearsalSection } from '../../services/preflight/data-rehearsal/report-section.js';
+import { withoutDataValues } from '../../services/preflight/data-rehearsal/redact.js';
+import { historyFromScript } from '../../services/preflight/data-rehearsal/seed-full.js';
+import { samplePercent } from '../../services/preflight/data-rehearsal/seed-sample.js';
 import { bearer, startTestApp, type TestApp } from '../support/app.js';
 import { createTestDatabase, type TestDatabase } from '../support/db.js';
 import { applyMigrations, migrationSource, writeMigrations } from '../support/migrations.js';
@@ -248,5 +253,55 @@ describe('configuration', () => {
     await refused("{ data: 'full', fullDataMaxBytes: '10GB' }", 'environments.staging.preflight.fullDataMaxBytes', /bytes/);
     await refused("{ data: 'full', fullDataMaxBytes: 1000 }", 'environments.staging.preflight.fullDataMaxBytes', /from 1048576/);
     await refused("{ samplePercent: 5 }", 'environments.staging.preflight.samplePercent', /not a known setting/);
+  });
+});
+
+describe('the parts on their own', () => {
+  test('PostgreSQL messages keep the names of objects and lose the values of rows', () => {
+    assert.equal(withoutDataValues('invalid input syntax for type integer: "secret-7"'), 'invalid input syntax for type integer: "…"');
+    assert.equal(withoutDataValues('Key (email)=(a@b.c) already exists.'), 'Key (email)=(…) already exists.');
+    assert.equal(withoutDataValues('value "99999999999" is out of range for type integer'), 'value "…" is out of range for type integer');
+    for (const kept of [
+      'null value in column "code" of relation "customers" violates not-null constraint',
+      'could not create unique index "orders_total_idx"',
+      'insert or update on table "items" violates foreign key constraint "items_order_id_fkey"',
+    ]) assert.equal(withoutDataValues(kept), kept);
+  });
+
+  test('parallel index workers as PostgreSQL 15 plans them', () => {
+    const s = { maxWorkers: 2, maintenanceWorkMemBytes: 64 * 1024 ** 2, minParallelTableScanBytes: 8 * 1024 ** 2, blockSize: 8192 };
+    assert.equal(plannedIndexWorkers(4 * 1024 ** 2, s), 0, 'below min_parallel_table_scan_size');
+    assert.equal(plannedIndexWorkers(65 * 1024 ** 2, s), 1, 'two would leave under 32 MB of maintenance_work_mem each');
+    assert.equal(plannedIndexWorkers(65 * 1024 ** 2, { ...s, maintenanceWorkMemBytes: 1024 ** 3 }), 2);
+    assert.equal(plannedIndexWorkers(10 * 1024 ** 3, { ...s, maxWorkers: 0 }), 0);
+  });
+
+  test('sampling: small or never-analyzed tables are copied from their first rows, large ones by a share of their pages', () => {
+    assert.equal(samplePercent(-1, 1000), null);
+    assert.equal(samplePercent(1400, 1000), null);
+    assert.equal(samplePercent(1_000_000, 20_000), 3);
+    assert.equal(samplePercent(1e12, 100), 1.5e-8);
+  });
+
+  test("a backup's migration history is read from its COPY block", () => {
+    const script = 'SET x = 1;\nCOPY public.pgmigrations (id, name, run_on) FROM stdin;\n1\t1000_base\t2026-01-01\n2\t1100_next\t2026-01-02\n\\.\n';
+    assert.deepEqual(historyFromScript(script), ['1000_base', '1100_next']);
+    assert.deepEqual(historyFromScript('SET x = 1;\n'), []);
+  });
+
+  test('a migration of thousands of statements shows its slowest 200, the static estimates still joined in order', () => {
+    const statements = Array.from({ length: 250 }, (_, i) => ({ sql: `INSERT ${i}`, ms: i === 7 ? 1000 : 1, msAgain: null, ok: true, locks: [] }));
+    const section = dataRehearsalSection({
+      requested: 'sample', mode: 'sample', skipped: null, source: 's', sampleRows: 100, seededRows: 0, seededBytes: 0, tables: [], foreignKeysNotValid: [],
+      seedMs: 0, method: '', notes: [],
+      perMigration: [{ migration: 'm', statements, growth: [] }],
+      scaledEstimates: statements.map((s) => ({
+        migration: 'm', statement: s.sql, sampleMs: s.ms, scale: 1, method: 'constant' as const, tables: [], fixedMs: 0, parallelWorkers: 0, estimatedTargetMs: s.ms, pieces: 1,
+      })),
+    }, { migrations: [{ migration: 'm', statements: statements.map((_, i) => ({ estimatedMs: i })) }] })!;
+    assert.equal(section.perMigration[0]!.statements.length, 200);
+    assert.equal(section.scaledEstimates.length, 200);
+    assert.equal(section.scaledEstimates.find((e) => e.statement === 'INSERT 7')?.staticEstimateMs, 7);
+    assert.ok(section.notes.some((n) => /ran 250 statements; the 200 slowest are shown/.test(n)));
   });
 });

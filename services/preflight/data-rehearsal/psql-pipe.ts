@@ -93,10 +93,10 @@ export class Loader {
     const producer = start(tool, args, url, true);
     producer.child.stdin!.end();
     producer.child.stdout!.pipe(this.psql.child.stdin!, { end: false });
-    const onLoaderExit = this.psql.exited.then(() => kill(producer));
+    // A loader that stopped on an error reads no more: the producer must not wait on a full pipe.
+    void this.psql.exited.then(() => kill(producer));
     const code = await producer.exited;
     producer.child.stdout!.unpipe(this.psql.child.stdin!);
-    void onLoaderExit;
     if (this.dead()) return;
     if (code !== 0) {
       this.failed = this.why(tool, producer, code);

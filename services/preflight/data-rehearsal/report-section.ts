@@ -27,6 +27,34 @@ interface FindingLike {
  */
 export function dataRehearsalSection(data: DataRehearsalResult | null | undefined, impact: ImpactLike | null): DataRehearsalReport | null {
   if (!data) return null;
+  const section = joinStatic(data, impact);
+  return { ...section, ...slowestOnly(section) };
+}
+
+/** A migration of thousands of statements (row inserts, say) keeps the report readable: its slowest ones, in order. */
+const MAX_STATEMENTS_PER_MIGRATION = 200;
+
+function slowestOnly(d: DataRehearsalReport): Pick<DataRehearsalReport, 'perMigration' | 'scaledEstimates' | 'notes'> {
+  const notes = [...d.notes];
+  const keep = <T>(list: T[], ms: (x: T) => number): T[] => {
+    if (list.length <= MAX_STATEMENTS_PER_MIGRATION) return list;
+    const floor = list.map(ms).sort((a, b) => b - a)[MAX_STATEMENTS_PER_MIGRATION - 1]!;
+    const kept: T[] = [];
+    for (const x of list) if (ms(x) >= floor && kept.length < MAX_STATEMENTS_PER_MIGRATION) kept.push(x);
+    return kept;
+  };
+  const perMigration = d.perMigration.map((m) => {
+    if (m.statements.length > MAX_STATEMENTS_PER_MIGRATION) {
+      notes.push(`Migration ${m.migration} ran ${m.statements.length} statements; the ${MAX_STATEMENTS_PER_MIGRATION} slowest are shown.`);
+    }
+    return { ...m, statements: keep(m.statements, (s) => s.ms) };
+  });
+  const migrations = [...new Set(d.scaledEstimates.map((e) => e.migration))];
+  const scaledEstimates = migrations.flatMap((name) => keep(d.scaledEstimates.filter((e) => e.migration === name), (e) => e.estimatedTargetMs ?? e.sampleMs));
+  return { perMigration, scaledEstimates, notes };
+}
+
+function joinStatic(data: DataRehearsalResult, impact: ImpactLike | null): DataRehearsalReport {
   const cursor = new Map<string, number>();
   const scaledEstimates: ScaledEstimate[] = data.scaledEstimates.map(({ pieces, ...e }) => {
     const statics = impact?.migrations.find((m) => m.migration === e.migration)?.statements;

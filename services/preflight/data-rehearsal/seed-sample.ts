@@ -15,7 +15,7 @@ const OVERSAMPLE = 1.5;
 /** The share of pages to sample, or null to copy the first rows (small or never-analyzed tables). */
 export function samplePercent(reltuples: number, sampleRows: number): number | null {
   if (reltuples <= sampleRows * OVERSAMPLE) return null;
-  return Math.min(100, Math.round(((sampleRows * OVERSAMPLE) / reltuples) * 100 * 1e6) / 1e6);
+  return Math.min(100, Number((((sampleRows * OVERSAMPLE) / reltuples) * 100).toPrecision(6)));
 }
 
 function targetRows(table: SourceTable, copied: number, percent: number | null, sampleRows: number, copyHeapBytes: number): Pick<SeededTable, 'targetRows' | 'targetRowsFrom'> {
