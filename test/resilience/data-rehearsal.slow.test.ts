@@ -63,7 +63,7 @@ async function timeOnTarget(sql: string, times: number): Promise<number[]> {
   }
 }
 
-const ROUNDS = 5;
+const ROUNDS = 7;
 
 test('the CREATE INDEX estimate scaled from a sample is within 1.5x of the CREATE INDEX on the million-row table', async () => {
   const res = await t.http().post('/v1/runs').set('authorization', bearer('alice')).send({ environment: 'staging', description: 'big index' });

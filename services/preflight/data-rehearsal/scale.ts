@@ -18,7 +18,7 @@ export const SCALING_METHOD =
   'Each statement of the UP phase is timed on the copy, when applied and when re-applied after its down; its lower time less its fixed cost (the same statement kind on a one-row table of the copy) ' +
   'is scaled by the rows of the tables it works through: rows on the target / rows on the copy for rewrites, validating scans and row changes; ' +
   '(N log N)/(n log n) for index builds, divided by the speedup of the parallel workers PostgreSQL would plan on the target ' +
-  '(Amdahl, half of a build parallel); catalog-only statements are not scaled. Rows on the target are the planner\'s reltuples ' +
+  '(Amdahl, 80% of a build parallel); catalog-only statements are not scaled. Rows on the target are the planner\'s reltuples ' +
   '(exact when the whole table was copied). Locks are read on the rehearsal connection after every statement and polled from a ' +
   'second connection every 20 ms while it runs; a lock is held from the start of the statement that took it to the end of its ' +
   'transaction. Lock waits on the target are not included.';
