@@ -4,6 +4,7 @@ import { RUN_STATUSES, type RunStatus } from '../runs/state-machine.js';
 import { checkPromotionOrder, parseApplyPolicy, parsePromotionRule, type ApplyPolicy, type PromotionRule } from './apply-policy.js';
 import { parseLintSettings, type LintSettings } from './lint-settings.js';
 import { ConfigError } from './config-error.js';
+import { parsePreflightSettings, type PreflightSettings } from './preflight-settings.js';
 
 export const APPROVAL_SLOTS = ['any', 'engineering', 'sre'] as const;
 export type ApprovalSlot = (typeof APPROVAL_SLOTS)[number];
@@ -74,10 +75,7 @@ export const DEFAULT_NOTIFY_EVENTS: readonly RunStatus[] = [
   'succeeded', 'failed', 'verification_failed', 'degraded', 'interrupted', 'cancelled', 'rolled_back', 'restored',
 ];
 
-export interface PreflightSettings {
-  /** Transactions open longer than this on the target are reported (they would block DDL). */
-  longTransactionSeconds: number;
-}
+export type { PreflightDataMode, PreflightSettings } from './preflight-settings.js';
 
 export interface EtlSettings {
   /** Snapshots claimed per batch transaction. */
@@ -351,7 +349,6 @@ function parseEnvironment(name: string, value: unknown, projectRoot: string): En
   };
   if (lockRetries.maxDelayMs < lockRetries.baseDelayMs) throw new ConfigError(`${key}.lockRetries.maxDelayMs`, 'must be at least baseDelayMs');
   const workers = e.workers === undefined ? {} : object(e.workers, `${key}.workers`, ['pause', 'resumeOnFailure', 'resumeWhenNothingLanded', 'pauseTimeoutMs']);
-  const preflight = e.preflight === undefined ? {} : object(e.preflight, `${key}.preflight`, ['longTransactionSeconds']);
   const etl = e.etl === undefined ? {} : object(e.etl, `${key}.etl`, ['batchSize', 'maxAttempts', 'pollIntervalMs']);
   const backfillsDir = e.backfillsDir === undefined ? 'database/backfills' : string(e.backfillsDir, `${key}.backfillsDir`);
   const pressure = e.backfillPressure === undefined ? {} : object(e.backfillPressure, `${key}.backfillPressure`, ['maxActiveSessions', 'maxReplicaLagSeconds']);
@@ -376,11 +373,7 @@ function parseEnvironment(name: string, value: unknown, projectRoot: string): En
     },
     verify: parseVerify(e.verify, `${key}.verify`),
     notify: array(e.notify, `${key}.notify`, parseNotify),
-    preflight: {
-      longTransactionSeconds: preflight.longTransactionSeconds === undefined
-        ? 60
-        : integer(preflight.longTransactionSeconds, `${key}.preflight.longTransactionSeconds`, 1, 86_400),
-    },
+    preflight: parsePreflightSettings(e.preflight, `${key}.preflight`),
     etl: {
       batchSize: etl.batchSize === undefined ? 200 : integer(etl.batchSize, `${key}.etl.batchSize`, 1, 10_000),
       maxAttempts: etl.maxAttempts === undefined ? 5 : integer(etl.maxAttempts, `${key}.etl.maxAttempts`, 1, 100),

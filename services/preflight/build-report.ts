@@ -19,6 +19,8 @@ import { applyAcknowledgements, createdExtensions, createRunLinter, withRuleLeve
 import { judgeObserved, mergeObserved, readPreExisting } from './observe/index.js';
 import { withFindingIds } from './finding-id.js';
 import { readLintBaseline, type LintBaseline } from './lint-baseline.js';
+// data-bearing rehearsal (issue 18)
+import { dataRehearsalFindings, dataRehearsalNotes, dataRehearsalSection, latestVerifiedBackup, withoutCopiedValues } from './data-rehearsal/index.js';
 
 
 // The sealed bytes (read once, when hashed), not the file as it is now.
@@ -56,6 +58,7 @@ export async function buildPreflightReport(ctx: ServiceContext, run: RunRow): Pr
       findings: withFindingIds(findings),
       rehearsal: null,
       impact: null,
+      dataRehearsal: null, // data-bearing rehearsal (issue 18)
       notes,
       startedAt,
       finishedAt: new Date().toISOString(),
@@ -106,6 +109,7 @@ export async function buildPreflightReport(ctx: ServiceContext, run: RunRow): Pr
   }
 
   const pendingNames = set.pending.map((m) => m.name);
+  const latestBackup = await latestVerifiedBackup(ctx.control, env); // data-bearing rehearsal (issue 18)
   const source = await materializeSnapshot(ctx.control, run.id, { digest: set.digest, dataDir: ctx.config.dataDir });
   const rehearsal = await rehearse({
     runId: run.id,
@@ -117,7 +121,12 @@ export async function buildPreflightReport(ctx: ServiceContext, run: RunRow): Pr
     applied: set.applied,
     pending: pendingNames,
     source,
+    latestBackup, // data-bearing rehearsal (issue 18)
   }).finally(() => source.cleanup());
+  // data-bearing rehearsal (issue 18): no copied row value may reach a message below.
+  withoutCopiedValues(rehearsal);
+  findings.push(...dataRehearsalFindings(rehearsal.data));
+  notes.push(...dataRehearsalNotes(rehearsal.data, rehearsal.failed?.error?.sqlState ?? null));
   // --- rehearsal: check, notes (rehearsal/summary.ts) ---
   const irreversible = Object.values(rehearsal.reversibility).some((v) => v === 'irreversible' || v === 'no-down');
   checks.push({ id: 'rehearsal', status: rehearsal.failed ? 'fail' : irreversible ? 'warn' : 'pass', detail: rehearsalDetail(rehearsal, pendingNames.length) });
@@ -155,7 +164,7 @@ export async function buildPreflightReport(ctx: ServiceContext, run: RunRow): Pr
   const extensions = await createdExtensions(pendingNames.flatMap((n) => rehearsal.traces[n]?.statements ?? []));
 
   const observations = pendingNames.flatMap((n) => rehearsal.traces[n]?.observed ?? []);
-  const { traces: _traces, ...rehearsalSummary } = rehearsal;
+  const { traces: _traces, data: _data, ...rehearsalSummary } = rehearsal; // data-bearing rehearsal (issue 18): data is its own section
   let targetChecks;
   try {
     targetChecks = await ctx.targets.withClient(env, async (client) => ({
@@ -168,7 +177,8 @@ export async function buildPreflightReport(ctx: ServiceContext, run: RunRow): Pr
     if (!(err instanceof ServiceError) || err.statusCode !== 503) throw err;
     checks.push({ id: 'connectivity', status: 'fail', detail: err.message });
     fail('target-unreachable', `${err.message} Preflight could not finish its checks on the target; re-run it once the target is reachable.`);
-    return finish(set, { server: { version: facts.version }, rehearsal: rehearsalSummary });
+    // data-bearing rehearsal (issue 18): no impact, so no static estimates beside the scaled ones.
+    return finish(set, { server: { version: facts.version }, rehearsal: rehearsalSummary, dataRehearsal: dataRehearsalSection(rehearsal.data, null) });
   }
   const { checked, impact, preExisting } = targetChecks;
   checks.unshift(...checked.checks);
@@ -178,5 +188,6 @@ export async function buildPreflightReport(ctx: ServiceContext, run: RunRow): Pr
   const methods = [...new Set(observations.map((o) => o.method))];
   if (methods.length) notes.push(`Observed effects: ${methods.join(', ')}${observations[0]?.notes.length ? ` (${observations[0].notes.join('; ')})` : ''}.`);
   findings.push(...checked.findings, ...timeoutFindings(impact, env));
-  return finish(set, { server: { version: facts.version }, rehearsal: rehearsalSummary, impact });
+  // data-bearing rehearsal (issue 18): the scaled estimates beside the static ones.
+  return finish(set, { server: { version: facts.version }, rehearsal: rehearsalSummary, impact, dataRehearsal: dataRehearsalSection(rehearsal.data, impact) });
 }

@@ -1,6 +1,7 @@
 import type { ApiRun } from '../runs/present.js';
 import type { PreflightReport } from './report.js';
 import { formatRows } from './estimate/row-counts.js';
+import { renderDataRehearsal } from './data-rehearsal/markdown.js'; // data-bearing rehearsal (issue 18)
 
 const STATUS: Record<string, string> = { pass: 'PASS', warn: 'WARN', fail: 'FAIL', skip: 'SKIP' };
 const cell = (text: string | null | undefined) => (text ?? '').replace(/\|/g, '\\|').replace(/\s*\n\s*/g, ' ');
@@ -77,6 +78,7 @@ export function renderPreflightMarkdown(run: ApiRun, report: PreflightReport): s
         s.phase, cell(s.migration), s.ok ? 'ok' : `FAILED${s.error?.sqlState ? ` (${s.error.sqlState})` : ''}: ${cell(s.error?.message)}`, duration(s.durationMs),
       ])));
   }
+  if (report.dataRehearsal) out.push(...renderDataRehearsal(report.dataRehearsal)); // data-bearing rehearsal (issue 18)
   if (report.notes.length) out.push('', '## Notes', '', ...report.notes.map((n) => `- ${n}`));
   out.push('');
   return out.join('\n');

@@ -8,6 +8,8 @@ import { compareServers } from './rehearsal/server-identity.js';
 import { readStaticMigrations } from './rehearsal/static-sql.js';
 import { staticTraces } from './rehearsal/static-traces.js';
 import type { RehearsalInput, RehearsalResult, RehearsalStep } from './rehearsal/types.js';
+// data-bearing rehearsal (issue 18)
+import { seedData } from './data-rehearsal/index.js';
 
 export type {
   ClusterObject, DownDiff, MigrationTrace, Phase, RehearsalInput, RehearsalResult, RehearsalServer, RehearsalStep, Reversibility, SchemaChange, StaticMigration,
@@ -29,9 +31,17 @@ export async function rehearse(input: RehearsalInput): Promise<RehearsalResult> 
   const guard = await ClusterGuard.open(input.serverUrl, { ignoreDatabasePrefixes: [REHEARSAL_DB_PREFIX, LINT_DB_PREFIX] });
   try {
     const { db, seededFrom, seedNote } = await seedCopy(input);
+    // data-bearing rehearsal (issue 18): the target's rows into the copy, before the observer is installed.
+    const data = input.environment.preflight.data === 'schema' ? null : await seedData({
+      environment: input.environment, targetUrl: input.targetUrl, databaseUrl: db.url, schemaFrom: seededFrom,
+      applied: input.applied.map((m) => m.name), latestBackup: input.latestBackup, secrets,
+    }).catch(async (err) => {
+      await db.drop();
+      throw err;
+    });
     const steps: RehearsalStep[] = [];
     const ctx: PhaseContext = {
-      input, url: db.url, secrets, guard, steps,
+      input, url: db.url, secrets, guard, steps, data,
       fingerprint: fingerprintReader({ migrationsSchema: input.environment.migrationsSchema, migrationsTable: input.environment.migrationsTable }),
     };
     let up;
@@ -55,6 +65,7 @@ export async function rehearse(input: RehearsalInput): Promise<RehearsalResult> 
     const traces = { ...up.traces, ...(up.stoppedAt ? await staticTraces(notRehearsed, staticStatements, up.stoppedAt, input.targetServerMajor) : {}) };
     return {
       database: db.name,
+      data: data?.result() ?? null,
       created: up.created,
       dropped: up.dropped,
       seededFrom,

@@ -2,6 +2,7 @@ import type { RehearsalResult } from './rehearsal.js';
 import type { BackupEstimate } from './estimate/backup.js';
 import type { HistoryCalibration } from './estimate/history.js';
 import type { Acknowledgement } from './sql-analysis/types.js';
+import type { DataRehearsalReport } from './data-rehearsal/types.js';
 
 /** skip: the check does not apply to this target (not configured, e.g. no StarForge ETL); the detail says why. */
 export type CheckStatus = 'pass' | 'warn' | 'fail' | 'skip';
@@ -98,8 +99,10 @@ export interface PreflightReport {
   server: { version: string } | null;
   checks: PreflightCheck[];
   findings: Finding[];
-  rehearsal: Omit<RehearsalResult, 'traces'> | null;
+  rehearsal: Omit<RehearsalResult, 'traces' | 'data'> | null;
   impact: ImpactEstimate | null;
+  /** data-bearing rehearsal (issue 18): timings, held locks, growth and scaled estimates on the copy's rows (absent in older reports). */
+  dataRehearsal?: DataRehearsalReport | null;
   notes: string[];
   startedAt: string;
   finishedAt: string;

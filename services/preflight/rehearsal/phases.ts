@@ -1,3 +1,4 @@
+import type pg from 'pg';
 import { rows, type Queryable } from '../../../database/db.js';
 import { userIndexes, userTables } from '../../../database/sql/preflight.js';
 import { smokeEtl, type SmokeOutcome } from '../../etl/smoke.js';
@@ -7,6 +8,7 @@ import { readSchemaFacts } from '../catalog-facts.js';
 // From the observer's own modules, not the index: the index also re-exports the judge, which reads report types that read ours.
 import { beginObserved, collectObserved, installObserver } from '../observe/install.js';
 import type { SchemaFacts } from '../sql-analysis/schema-facts.js';
+import type { DataRehearsal } from '../data-rehearsal/index.js';
 import type { ClusterGuard } from './cluster-guard.js';
 import { isNoDown, ownDownDiff } from './reversibility.js';
 import { replayHistory } from './seed.js';
@@ -24,6 +26,8 @@ export interface PhaseContext {
   /** Reads the copy's schema (services/migrations/schema-fingerprint.ts fingerprintReader: one per rehearsal). */
   fingerprint: (db: Queryable) => Promise<SchemaFingerprint>;
   steps: RehearsalStep[];
+  /** data-bearing rehearsal (issue 18): with rows on the copy, the ups are timed statement by statement with their locks. */
+  data: DataRehearsal | null;
 }
 
 function record(ctx: PhaseContext, phase: Phase, expected: string, outcome: StepOutcome): RehearsalStep {
@@ -64,7 +68,9 @@ export async function upPhase(ctx: PhaseContext, replay: boolean): Promise<UpPha
       const tablesBefore = (await rows<{ name: string }>(client, userTables())).map((r) => r.name);
       const factsBefore = await readSchemaFacts(client);
       await beginObserved(client, name);
-      const outcome = await runOne(client, input.environment, 'up', { secrets: ctx.secrets, source: input.source });
+      const up = (c: pg.ClientBase) => runOne(c, input.environment, 'up', { secrets: ctx.secrets, source: input.source });
+      // data-bearing rehearsal (issue 18)
+      const outcome = ctx.data ? await ctx.data.measure(name, client, up) : await up(client);
       const observed = await collectObserved(client, name);
       result.traces[name] = { statements: outcome.statements, transactional: outcome.transactional, tablesBefore, factsBefore, observed, source: 'rehearsal' };
       record(ctx, 'up', name, outcome);
@@ -146,7 +152,9 @@ export async function upAgainPhase(ctx: PhaseContext, down: DownPhase, runSmoke:
   const irreversible = [...down.reverted].reverse().filter((n) => down.reversibility[n] === 'irreversible');
   return inSession(ctx.url, async (client) => {
     for (const name of [...down.reverted].reverse()) {
-      const outcome = await runOne(client, ctx.input.environment, 'up', { secrets: ctx.secrets, source: ctx.input.source });
+      const up = (c: pg.ClientBase) => runOne(c, ctx.input.environment, 'up', { secrets: ctx.secrets, source: ctx.input.source });
+      // data-bearing rehearsal (issue 18): the re-applied up is timed too; the lower time of the two ups is what gets scaled.
+      const outcome = ctx.data ? await ctx.data.measure(name, client, up, true) : await up(client);
       const step = record(ctx, 'up-again', name, outcome);
       await ctx.guard.afterStep({ migration: name, phase: 'up-again', statements: outcome.statements }, client);
       if (outcome.error) {

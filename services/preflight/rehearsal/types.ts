@@ -1,3 +1,6 @@
+// data-bearing rehearsal (issue 18)
+import type { BackupRecord } from '../../apply/backup.js';
+import type { DataRehearsalResult } from '../data-rehearsal/index.js';
 import type { EnvironmentConfig } from '../../environments/model.js';
 import type { AppliedMigration } from '../../migrations/pending.js';
 import type { StepOutcome } from '../../migrations/run-one.js';
@@ -91,6 +94,8 @@ export interface StaticMigration {
 
 export interface RehearsalResult {
   database: string;
+  /** data-bearing rehearsal (issue 18): the copy's rows and the UP phase timed on them (null: preflight.data is 'schema'). */
+  data: DataRehearsalResult | null;
   /** What the pending migrations create and drop ('schema.name'): what verification expects on the target. */
   created: SchemaChange;
   dropped: SchemaChange;
@@ -128,4 +133,6 @@ export interface RehearsalInput {
   pending: string[];
   /** The pending migrations' sealed snapshot (services/migrations/snapshot.ts): the only bytes the rehearsal runs. */
   source: MigrationSource;
+  /** data-bearing rehearsal (issue 18): for preflight.data 'full', the environment's latest verified pg_dump backup. */
+  latestBackup?: BackupRecord | null;
 }
