@@ -146,6 +146,7 @@ export async function buildPreflightReport(ctx: ServiceContext, run: RunRow): Pr
   // an earlier migration of the run created is new, one it dropped is gone (lint-run.ts). Per-migration catalog
   // facts (column types, NOT NULL checks, volatility) still come from the copy.
   const runLinter = createRunLinter({ existingTables: new Set(baseline.relations.map((r) => r.name)), searchPath: baseline.searchPath });
+  notes.push(`Lint baseline: the ${baseline.relations.length} relation(s) on the target before the run (${baseline.relations.filter((r) => r.rows > 0 || r.bytes > 0).length} holding data); search_path ${baseline.searchPath.join(', ') || '(no existing schema)'}.`);
   for (const name of pendingNames) {
     const trace = rehearsal.traces[name];
     if (!trace) continue;

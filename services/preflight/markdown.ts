@@ -46,7 +46,7 @@ export function renderPreflightMarkdown(run: ApiRun, report: PreflightReport): s
     '',
     ...(findings.length
       ? table(['severity', 'rule', 'migration', 'statement', 'message'], findings.map((f) => [
-          f.acknowledged ? `${f.severity} (acknowledged: ${cell(f.acknowledged.reason)})` : f.severity,
+          f.acknowledged ? `${f.severity} (acknowledged: ${cell(f.acknowledged.reason)}${f.acknowledged.by ? `, by ${cell(f.acknowledged.by)}` : ''})` : f.severity,
           f.rule, cell(f.migration), code(f.statement), cell(f.message),
         ]))
       : ['None.']),

@@ -89,9 +89,11 @@ export function mapSource(source: string, fileType: 'sql' | 'js'): SourceMap {
   const statements: number[] = [];
   let cursor = 0;
   const callOf = (offset: number) => calls.filter((c) => c <= offset).at(-1);
+  let sorted: number[] | null = null;
   const map: SourceMap = {
     get anchors() {
-      return [...new Set([...calls, ...statements])].sort((a, b) => a - b);
+      sorted ??= [...new Set([...calls, ...statements])].sort((a, b) => a - b);
+      return sorted;
     },
     anchorsOf(offset) {
       if (offset === null) return [];
@@ -109,6 +111,7 @@ export function mapSource(source: string, fileType: 'sql' | 'js'): SourceMap {
           const at = source.indexOf(probe, start);
           if (at < 0) continue;
           statements.push(at);
+          sorted = null;
           cursor = at + 1;
           return at;
         }
