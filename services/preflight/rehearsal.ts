@@ -9,7 +9,7 @@ import { readStaticMigrations } from './rehearsal/static-sql.js';
 import { staticTraces } from './rehearsal/static-traces.js';
 import type { RehearsalInput, RehearsalResult, RehearsalStep } from './rehearsal/types.js';
 // data-bearing rehearsal (issue 18)
-import { seedData } from './data-rehearsal/index.js';
+import { seedData } from './data-rehearsal/seed.js';
 
 export type {
   ClusterObject, DownDiff, MigrationTrace, Phase, RehearsalInput, RehearsalResult, RehearsalServer, RehearsalStep, Reversibility, SchemaChange, StaticMigration,

@@ -8,7 +8,7 @@ import { readSchemaFacts } from '../catalog-facts.js';
 // From the observer's own modules, not the index: the index also re-exports the judge, which reads report types that read ours.
 import { beginObserved, collectObserved, installObserver } from '../observe/install.js';
 import type { SchemaFacts } from '../sql-analysis/schema-facts.js';
-import type { DataRehearsal } from '../data-rehearsal/index.js';
+import type { DataRehearsal } from '../data-rehearsal/data-rehearsal.js';
 import type { ClusterGuard } from './cluster-guard.js';
 import { isNoDown, ownDownDiff } from './reversibility.js';
 import { replayHistory } from './seed.js';

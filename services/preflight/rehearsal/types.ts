@@ -1,6 +1,6 @@
 // data-bearing rehearsal (issue 18)
 import type { BackupRecord } from '../../apply/backup.js';
-import type { DataRehearsalResult } from '../data-rehearsal/index.js';
+import type { DataRehearsalResult } from '../data-rehearsal/data-rehearsal.js';
 import type { EnvironmentConfig } from '../../environments/model.js';
 import type { AppliedMigration } from '../../migrations/pending.js';
 import type { StepOutcome } from '../../migrations/run-one.js';
