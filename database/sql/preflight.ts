@@ -10,8 +10,9 @@ export const listRehearsalDatabases = (): Query => ({
 });
 
 export const userTables = (): Query => ({
+  // Temporary tables are a session's, not the schema's: verification could never find them on the target.
   text: `SELECT schemaname || '.' || tablename AS name FROM pg_tables
-         WHERE schemaname NOT IN ('pg_catalog', 'information_schema') ORDER BY 1`,
+         WHERE schemaname NOT IN ('pg_catalog', 'information_schema') AND schemaname NOT LIKE 'pg\\_temp\\_%' ORDER BY 1`,
 });
 
 export const tableStats = (qualifiedNames: string[]): Query => ({
@@ -53,7 +54,7 @@ export const ledgerFor = (environment: string): Query => ({
 
 export const userIndexes = (): Query => ({
   text: `SELECT schemaname || '.' || indexname AS name FROM pg_indexes
-         WHERE schemaname NOT IN ('pg_catalog', 'information_schema') ORDER BY 1`,
+         WHERE schemaname NOT IN ('pg_catalog', 'information_schema') AND schemaname NOT LIKE 'pg\\_temp\\_%' ORDER BY 1`,
 });
 
 // Identifiers are escaped by the caller's client.escapeIdentifier (DDL takes no parameters).

@@ -4,7 +4,7 @@ import { relationFacts, sampleSettings, tableColumns, tableIndexKeys } from '../
 import type { EnvironmentConfig } from '../environments/model.js';
 import { estimateBackup } from './estimate/backup.js';
 import { migrationHistory } from './estimate/history.js';
-import { indexKeysOf, parseNodes, type IndexKeys } from './estimate/index-keys.js';
+import { indexKeysOf, parseNodes, tempTableOf, type IndexKeys } from './estimate/index-keys.js';
 import { DEFAULT_RATES, fromDefaultRate, indexBuildFromSample, rewriteFromSample, scanFromSample, type Estimate } from './estimate/model.js';
 import { rowCount } from './estimate/row-counts.js';
 import { sampleTable, type TableSample } from './estimate/sample.js';
@@ -58,15 +58,21 @@ export interface ImpactOptions {
  */
 export async function estimateImpact(target: pg.ClientBase, rehearsal: RehearsalResult, pending: string[], opts: ImpactOptions): Promise<ImpactEstimate> {
   const analyses = new Map<string, Analysed[]>();
+  // Temporary tables the run creates live in the migration's session: they are not tables the target holds.
+  const temporary = new Set<string>();
   for (const name of pending) {
     const trace = rehearsal.traces[name];
     if (!trace) continue;
     const impacts = await analyzeStatements(trace.statements);
     const nodes = await parseNodes(trace.statements);
+    for (const node of nodes) {
+      const temp = tempTableOf(node);
+      if (temp) temporary.add(temp);
+    }
     analyses.set(name, impacts.map((impact, i) => ({ impact, keys: nodes.length === impacts.length ? indexKeysOf(nodes[i] ?? null) : null })));
   }
   const all = [...analyses.values()].flat();
-  const named = [...new Set(all.flatMap((a) => a.impact.tables))].sort();
+  const named = [...new Set(all.flatMap((a) => a.impact.tables))].filter((t) => !temporary.has(t)).sort();
   const facts = new Map((await rows<Relation>(target, relationFacts(named))).map((r) => [r.name, r]));
   const { version_num: versionNum, block_size: blockSize } = await one<{ block_size: number; version_num: number }>(target, sampleSettings());
 

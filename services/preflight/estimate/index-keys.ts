@@ -74,3 +74,10 @@ export function indexKeysOf(node: AstNode | null): IndexKeys | null {
   }
   return null;
 }
+
+/** The table a CREATE TEMP TABLE (or CREATE TEMP TABLE AS) makes, else null: a session's table, never the target's. */
+export function tempTableOf(node: AstNode | null): string | null {
+  const [kind, body] = unwrap(node) ?? ['', {}];
+  const rangeVar = kind === 'CreateStmt' ? rec(body, 'relation') : kind === 'CreateTableAsStmt' ? rec(rec(body, 'into'), 'rel') : undefined;
+  return rangeVar && str(rangeVar, 'relpersistence') === 't' ? relationName(rangeVar) ?? null : null;
+}
