@@ -9,7 +9,8 @@
 // beside it. Goal: estimate within 1.5x of the measured CONCURRENTLY build.
 import { performance } from 'node:perf_hooks';
 import pg from 'pg';
-import { indexBuildFromSample } from '../services/preflight/estimate/model.js';
+import { indexBuildFromSample, plannedIndexWorkers } from '../services/preflight/estimate/model.js';
+import { sampleSettings } from '../database/sql/estimates.js';
 import { sampleTable } from '../services/preflight/estimate/sample.js';
 import { benchServer, median, writeResult } from './support.js';
 
@@ -32,11 +33,15 @@ async function main(): Promise<void> {
   try {
     await client.query(`CREATE TABLE accounts (id bigint PRIMARY KEY, email text NOT NULL, created_at timestamptz NOT NULL, score int NOT NULL, bio text);
       INSERT INTO accounts SELECT g, 'user' || (random() * 1e9)::bigint || '@example.com', now() - random() * interval '1000 days', (random() * 1000)::int, repeat(md5(g::text), 2)
-      FROM generate_series(1, ${ROWS}) g;
-      VACUUM ANALYZE accounts`);
+      FROM generate_series(1, ${ROWS}) g`);
+    await client.query('VACUUM ANALYZE accounts');
     const { rows: [facts] } = await client.query<{ pages: number; total: number; version: number; heap: number }>(
       `SELECT (pg_relation_size('accounts') / current_setting('block_size')::int)::int AS pages, pg_relation_size('accounts')::float8 AS heap,
               pg_total_relation_size('accounts')::float8 AS total, current_setting('server_version_num')::int AS version`);
+    const { rows: [settings] } = await client.query(sampleSettings());
+    const workers = plannedIndexWorkers(facts!.pages, {
+      maxParallelMaintenanceWorkers: settings.max_parallel_maintenance_workers, maintenanceWorkMemKb: settings.maintenance_work_mem_kb, minParallelTableScanBlocks: settings.min_parallel_table_scan_blocks,
+    });
     const results = [];
     for (const keys of KEY_SETS) {
       const estimates: number[] = [];
@@ -46,7 +51,7 @@ async function main(): Promise<void> {
       for (let round = 0; round < ROUNDS; round++) {
         const sample = await sampleTable(client, { schema: 'public', relname: 'accounts', pages: facts!.pages }, [keys], facts!.version);
         if (!sample) throw new Error('the sample could not be taken');
-        const estimate = indexBuildFromSample(sample, keys, 'btree', true);
+        const estimate = indexBuildFromSample(sample, keys, 'btree', true, workers);
         estimates.push(estimate.ms);
         basis = estimate.basis;
         concurrent.push(await timed(client, `CREATE INDEX CONCURRENTLY bench_idx ON accounts (${keys.join(', ')})`));
@@ -68,7 +73,7 @@ async function main(): Promise<void> {
       });
     }
     await writeResult('index-estimate', {
-      rows: ROWS, rounds: ROUNDS, heapMiB: Math.round(facts!.heap / 1048576), totalMiB: Math.round(facts!.total / 1048576), results,
+      rows: ROWS, rounds: ROUNDS, parallelWorkers: workers, heapMiB: Math.round(facts!.heap / 1048576), totalMiB: Math.round(facts!.total / 1048576), results,
       withinGoal: results.every((r) => r.ratio <= 1.5 && r.ratio >= 1 / 1.5),
     });
   } finally {

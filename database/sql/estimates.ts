@@ -22,9 +22,16 @@ export const relationFacts = (qualifiedNames: string[]): Query => ({
   values: [qualifiedNames],
 });
 
-/** The block size and server version the samples scale with. */
+/**
+ * The block size and server version the samples scale with, and what decides
+ * how many parallel workers an index build gets (plan_create_index_workers):
+ * maintenance_work_mem in kB, min_parallel_table_scan_size in blocks.
+ */
 export const sampleSettings = (): Query => ({
-  text: `SELECT current_setting('block_size')::int AS block_size, current_setting('server_version_num')::int AS version_num`,
+  text: `SELECT current_setting('block_size')::int AS block_size, current_setting('server_version_num')::int AS version_num,
+                current_setting('max_parallel_maintenance_workers')::int AS max_parallel_maintenance_workers,
+                (SELECT setting::float8 FROM pg_settings WHERE name = 'maintenance_work_mem') AS maintenance_work_mem_kb,
+                (SELECT setting::float8 FROM pg_settings WHERE name = 'min_parallel_table_scan_size') AS min_parallel_table_scan_blocks`,
 });
 
 /** Live columns of a table (for validating index keys before they go into a sample query). */

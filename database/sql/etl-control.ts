@@ -12,11 +12,12 @@ export const ETL_BATCH_LOCK = 2;
 export const etlControlExists = (): Query => ({ text: `SELECT to_regclass('public.etl_control') IS NOT NULL AS exists` });
 
 export const setEtlPaused = (paused: boolean, reason: string | null, actor: string): Query => ({
-  text: 'UPDATE etl_control SET paused = $1, reason = $2, changed_by = $3, changed_at = now() RETURNING paused',
+  // Qualified like etlControlExists: a session whose search_path leaves out public still finds it.
+  text: 'UPDATE public.etl_control SET paused = $1, reason = $2, changed_by = $3, changed_at = now() RETURNING paused',
   values: [paused, reason, actor],
 });
 
-export const readEtlControl = (): Query => ({ text: 'SELECT paused, reason, changed_by, changed_at FROM etl_control' });
+export const readEtlControl = (): Query => ({ text: 'SELECT paused, reason, changed_by, changed_at FROM public.etl_control' });
 
 /** Worker side, inside its batch transaction. */
 export const takeBatchLockShared = (): Query => ({

@@ -72,4 +72,4 @@ export const insertEtlError = (snapshotId: string, errorType: string, message: s
   values: [snapshotId, errorType, message],
 });
 
-export const etlPaused = (): Query => ({ text: 'SELECT paused FROM etl_control' });
+export const etlPaused = (): Query => ({ text: 'SELECT paused FROM public.etl_control' });

@@ -106,4 +106,4 @@ export const recentEtlErrors = (limit: number): Query => ({
 });
 
 /** The flag row, locked: pause/resume changes it in a transaction held open until the audit event is written. */
-export const lockEtlControl = (): Query => ({ text: 'SELECT paused, reason, changed_by, changed_at FROM etl_control FOR UPDATE' });
+export const lockEtlControl = (): Query => ({ text: 'SELECT paused, reason, changed_by, changed_at FROM public.etl_control FOR UPDATE' });

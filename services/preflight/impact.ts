@@ -5,7 +5,7 @@ import type { EnvironmentConfig } from '../environments/model.js';
 import { estimateBackup } from './estimate/backup.js';
 import { migrationHistory } from './estimate/history.js';
 import { indexKeysOf, parseNodes, tempTableOf, type IndexKeys } from './estimate/index-keys.js';
-import { DEFAULT_RATES, fromDefaultRate, indexBuildFromSample, rewriteFromSample, scanFromSample, type Estimate } from './estimate/model.js';
+import { DEFAULT_RATES, fromDefaultRate, indexBuildFromSample, plannedIndexWorkers, rewriteFromSample, scanFromSample, type Estimate } from './estimate/model.js';
 import { rowCount } from './estimate/row-counts.js';
 import { sampleTable, type TableSample } from './estimate/sample.js';
 import type { RehearsalResult } from './rehearsal.js';
@@ -74,7 +74,9 @@ export async function estimateImpact(target: pg.ClientBase, rehearsal: Rehearsal
   const all = [...analyses.values()].flat();
   const named = [...new Set(all.flatMap((a) => a.impact.tables))].filter((t) => !temporary.has(t)).sort();
   const facts = new Map((await rows<Relation>(target, relationFacts(named))).map((r) => [r.name, r]));
-  const { version_num: versionNum, block_size: blockSize } = await one<{ block_size: number; version_num: number }>(target, sampleSettings());
+  const settings = await one<{ block_size: number; version_num: number; max_parallel_maintenance_workers: number; maintenance_work_mem_kb: number; min_parallel_table_scan_blocks: number }>(target, sampleSettings());
+  const { version_num: versionNum, block_size: blockSize } = settings;
+  const parallel = { maxParallelMaintenanceWorkers: settings.max_parallel_maintenance_workers, maintenanceWorkMemKb: settings.maintenance_work_mem_kb, minParallelTableScanBlocks: settings.min_parallel_table_scan_blocks };
 
   // Indexes are not tables: an index the target has, or one the run creates (or drops), is left out of "Tables touched".
   const runIndexes = new Set([
@@ -135,15 +137,16 @@ export async function estimateImpact(target: pg.ClientBase, rehearsal: Rehearsal
       seen.add(name);
       const sample = samples.get(name) ?? null;
       const heap = f.heap_bytes + f.toast_bytes;
+      const workers = plannedIndexWorkers(Math.ceil(f.heap_bytes / blockSize), parallel);
       // A statement on one index (REINDEX INDEX) rebuilds only that one.
       const ofTable = existingIndexes.get(name) ?? [];
       const indexes = named !== name ? ofTable.filter((i) => i.name === named) : ofTable;
-      if (a.impact.rewritesTable) parts.push(sample ? rewriteFromSample(sample, indexes) : fromDefaultRate(heap, DEFAULT_RATES.rewriteBytesPerSecond, 'table rewrite'));
+      if (a.impact.rewritesTable) parts.push(sample ? rewriteFromSample(sample, indexes, workers) : fromDefaultRate(heap, DEFAULT_RATES.rewriteBytesPerSecond, 'table rewrite'));
       if (a.impact.buildsIndex) {
         const keys = a.keys?.columns.filter((c) => validKeys.get(name)?.has(c)) ?? [];
-        if (sample && a.keys) parts.push(indexBuildFromSample(sample, keys, a.keys.method, a.keys.concurrent));
+        if (sample && a.keys) parts.push(indexBuildFromSample(sample, keys, a.keys.method, a.keys.concurrent, workers));
         // REINDEX TABLE and the like rebuild every index of the table.
-        else if (sample) parts.push(...indexes.map((i) => indexBuildFromSample(sample, i.keys, i.method)));
+        else if (sample) parts.push(...indexes.map((i) => indexBuildFromSample(sample, i.keys, i.method, false, workers)));
         else parts.push(fromDefaultRate(heap, DEFAULT_RATES.indexBuildBytesPerSecond, 'index build'));
       }
       if (a.impact.scansTable) parts.push(sample ? scanFromSample(sample) : fromDefaultRate(heap, DEFAULT_RATES.scanBytesPerSecond, 'validating scan'));

@@ -166,6 +166,21 @@ describe('sql pause (etl_control + advisory lock)', () => {
     }
   });
 
+  test('a target whose search_path leaves out public: the pause still finds, sets and clears public.etl_control', async () => {
+    const other = await createTestDatabase('workers_path');
+    try {
+      await other.query(`CREATE TABLE public.etl_control (id boolean PRIMARY KEY DEFAULT true, paused boolean NOT NULL DEFAULT false, reason text, changed_by text, changed_at timestamptz NOT NULL DEFAULT now());
+        INSERT INTO public.etl_control DEFAULT VALUES; CREATE SCHEMA app; ALTER DATABASE ${other.name} SET search_path = app`);
+      const state = await pauseWorkers(options(sqlEnv(), other));
+      assert.equal(state.note, null);
+      assert.equal((await other.query('SELECT paused FROM public.etl_control')).rows[0].paused, true);
+      assert.equal(await resumeWorkers(state, options(sqlEnv(), other)), undefined, 'resumed, not "not configured"');
+      assert.equal((await other.query('SELECT paused FROM public.etl_control')).rows[0].paused, false);
+    } finally {
+      await other.drop();
+    }
+  });
+
   test('an unreachable target is a WorkerPauseError without the password', async () => {
     const url = new URL(db.url);
     url.password = 'pw-' + randomBytes(6).toString('hex');

@@ -38,8 +38,8 @@ before(async () => {
   // Applied outside the service, as a project's existing data would be.
   await t.targets.staging.query(`CREATE TABLE accounts (id bigint PRIMARY KEY, email text NOT NULL, created_at timestamptz NOT NULL, score int NOT NULL, bio text);
     INSERT INTO accounts SELECT g, 'user' || (random() * 1e9)::bigint || '@example.com', now() - random() * interval '1000 days', (random() * 1000)::int, repeat(md5(g::text), 2)
-    FROM generate_series(1, ${ROWS}) g;
-    VACUUM ANALYZE accounts`);
+    FROM generate_series(1, ${ROWS}) g`);
+  await t.targets.staging.query('VACUUM ANALYZE accounts');
 });
 
 after(async () => {

@@ -76,7 +76,8 @@ export interface Finding {
 
 export interface Check {
   id: string;
-  status: 'pass' | 'warn' | 'fail';
+  /** skip: not configured for this target (e.g. no StarForge ETL). */
+  status: 'pass' | 'warn' | 'fail' | 'skip';
   detail: string;
 }
 
@@ -124,7 +125,7 @@ export interface ApplyReport {
   lockRetries: number;
   failure: { code: string; message: string; phase: string; migration?: string | null; statement?: string | null; sqlState?: string | null } | null;
   verification: VerificationCheck[];
-  smoke: { ran: boolean; ok: boolean; detail: string; durationMs: number } | null;
+  smoke: { ran: boolean; ok: boolean; notConfigured?: boolean; detail: string; durationMs: number } | null;
   watch: { watchedSeconds: number; degraded: boolean; detail: string } | null;
   notes: string[];
 }

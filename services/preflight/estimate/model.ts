@@ -13,6 +13,34 @@ export const WRITE_PER_TUPLE = 2;
 export const REWRITE_WRITE_FACTOR = 1.5;
 /** GIN, GiST and SP-GiST build per-entry structures: this many times a B-tree build of the same keys. */
 const COMPLEX_INDEX_FACTOR = 3;
+/** What each parallel worker of a B-tree build adds to the leader's sort speed. */
+const WORKER_EFFICIENCY = 0.9;
+
+export interface ParallelSettings {
+  maxParallelMaintenanceWorkers: number;
+  maintenanceWorkMemKb: number;
+  minParallelTableScanBlocks: number;
+}
+
+/**
+ * The parallel workers PostgreSQL plans for a B-tree build of a table of
+ * `pages` (plan_create_index_workers): one more per tripling of the table
+ * beyond min_parallel_table_scan_size, at most max_parallel_maintenance_workers,
+ * and fewer while maintenance_work_mem leaves a participant under 32 MB.
+ */
+export function plannedIndexWorkers(pages: number, p: ParallelSettings): number {
+  if (p.maxParallelMaintenanceWorkers <= 0) return 0;
+  let threshold = Math.max(p.minParallelTableScanBlocks, 1);
+  if (pages < threshold) return 0;
+  let workers = 1;
+  while (pages >= threshold * 3) {
+    workers += 1;
+    threshold *= 3;
+  }
+  workers = Math.min(workers, p.maxParallelMaintenanceWorkers);
+  while (workers > 0 && p.maintenanceWorkMemKb / (workers + 1) < 32 * 1024) workers -= 1;
+  return workers;
+}
 
 // Without a sample (a small table, or a sample that could not be taken):
 // throughputs over the heap and TOAST (never the existing indexes, which an
@@ -55,28 +83,31 @@ function describe(s: TableSample): string {
  * `keys` must have been sorted in the sample (its sortMs entry), else the
  * sort is taken as reading the keys twice over.
  */
-export function indexBuildFromSample(s: TableSample, keys: string[], method: string, concurrent = false): Estimate {
+export function indexBuildFromSample(s: TableSample, keys: string[], method: string, concurrent = false, workers = 0): Estimate {
   const read = readMs(s);
   // CONCURRENTLY validates the built index in a second pass: the heap read again and the index's TIDs sorted.
   const validate = concurrent ? read + perTupleMs(s) * s.rows : 0;
   const validation = concurrent ? ` + validate ${fmt(validate)}` : '';
   if (method === 'brin') return { ms: read + validate, basis: `BRIN: one read of the heap${validation}; ${describe(s)}` };
   const sorted = s.sortMs[keys.join(',')];
-  const sort = sorted === undefined ? 2 * perTupleMs(s) * s.rows : sortPartMs(s, sorted);
+  // Only B-tree builds run in parallel; the sample sorted in one process.
+  const parallel = method === 'btree' && workers > 0 ? 1 + WORKER_EFFICIENCY * workers : 1;
+  const sort = (sorted === undefined ? 2 * perTupleMs(s) * s.rows : sortPartMs(s, sorted)) / parallel;
   const write = WRITE_PER_TUPLE * perTupleMs(s) * s.rows;
   const factor = ['gin', 'gist', 'spgist'].includes(method) ? COMPLEX_INDEX_FACTOR : 1;
   const keyText = sorted === undefined ? 'keys not sampled' : `sort by (${keys.join(', ')}) ${fmt(sorted)} ms`;
+  const shared = parallel > 1 ? ` (shared by ${workers} parallel worker(s) and the leader)` : '';
   return {
     ms: (read + sort + write) * factor + validate,
-    basis: `${describe(s)}; ${keyText}: read ${fmt(read)} + sort ${fmt(sort)} + write ${fmt(write)}${factor > 1 ? ` × ${factor} (${method})` : ''}${validation} ms`,
+    basis: `${describe(s)}; ${keyText}: read ${fmt(read)} + sort ${fmt(sort)}${shared} + write ${fmt(write)}${factor > 1 ? ` × ${factor} (${method})` : ''}${validation} ms`,
   };
 }
 
 /** A rewrite (ALTER TYPE, VACUUM FULL, CLUSTER): read and write the heap, then rebuild every index. */
-export function rewriteFromSample(s: TableSample, indexes: Array<{ keys: string[]; method: string }>): Estimate {
+export function rewriteFromSample(s: TableSample, indexes: Array<{ keys: string[]; method: string }>, workers = 0): Estimate {
   const read = readMs(s);
   const heap = read * (1 + REWRITE_WRITE_FACTOR);
-  const rebuilds = indexes.reduce((sum, i) => sum + indexBuildFromSample(s, i.keys, i.method).ms, 0);
+  const rebuilds = indexes.reduce((sum, i) => sum + indexBuildFromSample(s, i.keys, i.method, false, workers).ms, 0);
   return { ms: heap + rebuilds, basis: `${describe(s)}: heap read and write ${fmt(heap)} ms, ${indexes.length} index rebuild(s) ${fmt(rebuilds)} ms` };
 }
 

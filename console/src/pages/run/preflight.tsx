@@ -83,7 +83,7 @@ export function Preflight({ run, report, createdAt, onChange }: { run: Run; repo
           <thead><tr><th scope="col">Check</th><th scope="col">Result</th><th scope="col">Detail</th></tr></thead>
           <tbody>
             {report.checks.map((c) => (
-              <tr key={c.id}><td class="mono">{c.id}</td><td><span class={`badge badge-${c.status === 'pass' ? 'good' : c.status === 'warn' ? 'warn' : 'bad'}`}>{c.status}</span></td><td>{c.detail}</td></tr>
+              <tr key={c.id}><td class="mono">{c.id}</td><td><span class={`badge badge-${c.status === 'pass' ? 'good' : c.status === 'warn' ? 'warn' : c.status === 'skip' ? 'neutral' : 'bad'}`}>{c.status}</span></td><td>{c.detail}</td></tr>
             ))}
           </tbody>
         </table>

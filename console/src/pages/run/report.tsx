@@ -15,7 +15,7 @@ export function VerificationReport({ report }: { report: RunReport }) {
             <dd>{apply.backup ? `${apply.backup.id} (${apply.backup.method}, ${bytes(apply.backup.sizeBytes)}${apply.backup.verifiedAt ? ', verified' : ', NOT verified'})` : 'none'}</dd>
             <dt>Workers</dt>
             <dd>{apply.workers ? `paused via ${apply.workers.method}; ${apply.workers.resumed ? 'resumed' : 'NOT resumed'}${apply.workers.note ? ` (${apply.workers.note})` : ''}` : 'not paused'}</dd>
-            {apply.smoke ? <><dt>Smoke ETL</dt><dd>{apply.smoke.ok ? 'passed' : apply.smoke.ran ? 'FAILED' : 'not run'}: {apply.smoke.detail}</dd></> : null}
+            {apply.smoke ? <><dt>Smoke ETL</dt><dd>{apply.smoke.ok ? 'passed' : apply.smoke.notConfigured ? 'not configured' : apply.smoke.ran ? 'FAILED' : 'not run'}: {apply.smoke.detail}</dd></> : null}
             {apply.watch ? <><dt>Post-apply watch</dt><dd>{apply.watch.degraded ? 'DEGRADED' : 'healthy'} after {apply.watch.watchedSeconds} s: {apply.watch.detail}</dd></> : null}
           </dl>
           {apply.failure ? (
