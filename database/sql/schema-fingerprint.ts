@@ -43,6 +43,14 @@ const relations = (filter: string) => `rel AS NOT MATERIALIZED (
         AND ${filter}
     )`;
 
+// Objects created after initdb (FirstNormalObjectId): what a signature needs to read of the catalogs.
+const FIRST_USER_OID = 16384;
+
+// A changed catalog row is a new row version with a newer transaction id, an
+// added or dropped one changes the count: count and sum of xmin tell that a
+// group of rows changed without sorting and concatenating them.
+const CHANGES = "count(*) || ':' || sum(xmin::text::bigint)";
+
 const exclusions = (exclude: FingerprintScope) => [exclude.migrationsSchema, [exclude.migrationsTable, `${exclude.migrationsTable}_id_seq`]];
 
 export interface FingerprintScope {
@@ -60,7 +68,7 @@ export interface FingerprintScope {
 export const relationObjects = (exclude: FingerprintScope, oids: number[] | null): Query => ({
   text: `
     WITH ${NAMESPACES},
-    ${relations('($3::oid[] IS NULL OR c.oid = ANY($3::oid[]))')}
+    ${relations(oids ? 'c.oid = ANY($3::oid[])' : 'true')}
     SELECT r.oid::int AS rel_oid, CASE r.relkind WHEN 'v' THEN 'view' WHEN 'm' THEN 'materialized view' WHEN 'S' THEN 'sequence' WHEN 'f' THEN 'foreign table' ELSE 'table' END AS kind,
            r.ident AS identity,
            quote_ident(owner_ns.nspname) || '.' || quote_ident(owner.relname) AS parent,
@@ -107,7 +115,7 @@ export const relationObjects = (exclude: FingerprintScope, oids: number[] | null
              (SELECT string_agg(CASE WHEN u = 0 THEN 'public' ELSE pg_get_userbyid(u)::text END, ',' ORDER BY 1) FROM unnest(p.polroles) u),
              pg_get_expr(p.polqual, p.polrelid), pg_get_expr(p.polwithcheck, p.polrelid))
     FROM pg_policy p JOIN rel r ON r.oid = p.polrelid`,
-  values: [...exclusions(exclude), oids],
+  values: oids ? [...exclusions(exclude), oids] : exclusions(exclude),
 });
 
 /**
@@ -122,17 +130,17 @@ export const relationSignatures = (exclude: FingerprintScope): Query => ({
     ${relations('true')}
     SELECT r.oid::int AS oid, concat_ws('|', c.xmin, a.sig, ad.sig, con.sig, ix.sig, tg.sig, rw.sig, po.sig, sq.xmin, dp.sig) AS sig
     FROM rel r JOIN pg_class c ON c.oid = r.oid
-    LEFT JOIN (SELECT attrelid, string_agg(attnum || ':' || xmin, ',' ORDER BY attnum) AS sig FROM pg_attribute WHERE attnum > 0 GROUP BY attrelid) a ON a.attrelid = r.oid
-    LEFT JOIN (SELECT adrelid, string_agg(oid || ':' || xmin, ',' ORDER BY oid) AS sig FROM pg_attrdef GROUP BY adrelid) ad ON ad.adrelid = r.oid
-    LEFT JOIN (SELECT conrelid, string_agg(oid || ':' || xmin, ',' ORDER BY oid) AS sig FROM pg_constraint GROUP BY conrelid) con ON con.conrelid = r.oid
-    LEFT JOIN (SELECT i.indrelid, string_agg(i.indexrelid || ':' || i.xmin || ':' || ic.xmin, ',' ORDER BY i.indexrelid) AS sig
-               FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid GROUP BY i.indrelid) ix ON ix.indrelid = r.oid
-    LEFT JOIN (SELECT tgrelid, string_agg(oid || ':' || xmin, ',' ORDER BY oid) AS sig FROM pg_trigger GROUP BY tgrelid) tg ON tg.tgrelid = r.oid
-    LEFT JOIN (SELECT ev_class, string_agg(oid || ':' || xmin, ',' ORDER BY oid) AS sig FROM pg_rewrite GROUP BY ev_class) rw ON rw.ev_class = r.oid
-    LEFT JOIN (SELECT polrelid, string_agg(oid || ':' || xmin, ',' ORDER BY oid) AS sig FROM pg_policy GROUP BY polrelid) po ON po.polrelid = r.oid
+    LEFT JOIN (SELECT attrelid, ${CHANGES} AS sig FROM pg_attribute WHERE attrelid >= ${FIRST_USER_OID} AND attnum > 0 GROUP BY attrelid) a ON a.attrelid = r.oid
+    LEFT JOIN (SELECT adrelid, ${CHANGES} AS sig FROM pg_attrdef WHERE adrelid >= ${FIRST_USER_OID} GROUP BY adrelid) ad ON ad.adrelid = r.oid
+    LEFT JOIN (SELECT conrelid, ${CHANGES} AS sig FROM pg_constraint WHERE conrelid >= ${FIRST_USER_OID} GROUP BY conrelid) con ON con.conrelid = r.oid
+    LEFT JOIN (SELECT i.indrelid, count(*) || ':' || sum(i.xmin::text::bigint) || ':' || sum(ic.xmin::text::bigint) AS sig
+               FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid WHERE i.indrelid >= ${FIRST_USER_OID} GROUP BY i.indrelid) ix ON ix.indrelid = r.oid
+    LEFT JOIN (SELECT tgrelid, ${CHANGES} AS sig FROM pg_trigger WHERE tgrelid >= ${FIRST_USER_OID} GROUP BY tgrelid) tg ON tg.tgrelid = r.oid
+    LEFT JOIN (SELECT ev_class, ${CHANGES} AS sig FROM pg_rewrite WHERE ev_class >= ${FIRST_USER_OID} GROUP BY ev_class) rw ON rw.ev_class = r.oid
+    LEFT JOIN (SELECT polrelid, ${CHANGES} AS sig FROM pg_policy GROUP BY polrelid) po ON po.polrelid = r.oid
     LEFT JOIN (SELECT seqrelid, xmin::text AS xmin FROM pg_sequence) sq ON sq.seqrelid = r.oid
-    LEFT JOIN (SELECT objid, string_agg(refobjid || ':' || deptype::text, ',' ORDER BY refobjid) AS sig FROM pg_depend
-               WHERE classid = 'pg_class'::regclass AND refclassid = 'pg_class'::regclass AND deptype IN ('a', 'i') GROUP BY objid) dp ON dp.objid = r.oid`,
+    LEFT JOIN (SELECT objid, count(*) || ':' || sum(refobjid::bigint) || ':' || sum(xmin::text::bigint) AS sig FROM pg_depend
+               WHERE classid = 'pg_class'::regclass AND objid >= ${FIRST_USER_OID} AND refclassid = 'pg_class'::regclass AND deptype IN ('a', 'i') GROUP BY objid) dp ON dp.objid = r.oid`,
   values: exclusions(exclude),
 });
 
@@ -180,7 +188,15 @@ export const otherObjects = (): Query => ({
     FROM pg_publication pb`,
 });
 
-export const currentSearchPath = (): Query => ({ text: "SELECT current_setting('search_path') AS path" });
+export interface ReadSettings {
+  search_path: string;
+  plan_cache_mode: string;
+}
 
-/** Session-level, as SET does; the caller restores what it read with currentSearchPath(). */
-export const setSearchPath = (path: string): Query => ({ text: "SELECT set_config('search_path', $1, false)", values: [path] });
+export const currentReadSettings = (): Query => ({ text: "SELECT current_setting('search_path') AS search_path, current_setting('plan_cache_mode') AS plan_cache_mode" });
+
+/** Session-level, as SET does; the caller restores what it read with currentReadSettings(). */
+export const setReadSettings = (settings: ReadSettings): Query => ({
+  text: "SELECT set_config('search_path', $1, false), set_config('plan_cache_mode', $2, false)",
+  values: [settings.search_path, settings.plan_cache_mode],
+});

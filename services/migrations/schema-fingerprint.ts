@@ -1,7 +1,8 @@
 import { createHash } from 'node:crypto';
-import { exec, one, rows, type Queryable } from '../../database/db.js';
+import { exec, one, rows, type Query, type Queryable } from '../../database/db.js';
+import { isPgError } from '../../database/pg-errors.js';
 import {
-  currentSearchPath, otherObjects, relationObjects, relationSignatures, setSearchPath, type FingerprintRow, type FingerprintScope,
+  currentReadSettings, otherObjects, relationObjects, relationSignatures, setReadSettings, type FingerprintRow, type FingerprintScope, type ReadSettings,
 } from '../../database/sql/schema-fingerprint.js';
 
 // A database's schema as a set of objects (database/sql/schema-fingerprint.ts),
@@ -22,15 +23,17 @@ type RelationRow = FingerprintRow & { rel_oid: number };
  * Read with search_path set to pg_catalog alone, so every name in a default,
  * an index or a view definition comes out schema-qualified whatever the
  * session had set (a migration's SET search_path must not look like a schema
- * change); the session's own setting is put back afterwards.
+ * change), and with generic plans for the prepared reads (re-planning these
+ * catalog queries costs many times running them). The session's own settings
+ * are put back afterwards.
  */
 async function withQualifiedNames<T>(db: Queryable, fn: () => Promise<T>): Promise<T> {
-  const { path } = await one<{ path: string }>(db, currentSearchPath());
-  await exec(db, setSearchPath('pg_catalog'));
+  const saved = await one<ReadSettings>(db, currentReadSettings());
+  await exec(db, setReadSettings({ search_path: 'pg_catalog', plan_cache_mode: 'force_generic_plan' }));
   try {
     return await fn();
   } finally {
-    await exec(db, setSearchPath(path));
+    await exec(db, setReadSettings(saved));
   }
 }
 
@@ -56,17 +59,34 @@ export async function readFingerprint(db: Queryable, scope: FingerprintScope): P
 export function fingerprintReader(scope: FingerprintScope): (db: Queryable) => Promise<SchemaFingerprint> {
   const kept = new Map<number, { sig: string; rows: FingerprintRow[] }>();
   return (db) => withQualifiedNames(db, async () => {
-    const sigs = await rows<{ oid: number; sig: string }>(db, relationSignatures(scope));
+    const sigs = await prepared<{ oid: number; sig: string }>(db, 'sfm-fingerprint-signatures', relationSignatures(scope));
     const stale = sigs.filter((s) => kept.get(s.oid)?.sig !== s.sig);
     if (stale.length) {
       const fresh = new Map<number, FingerprintRow[]>(stale.map((s) => [s.oid, []]));
-      for (const r of await rows<RelationRow>(db, relationObjects(scope, stale.map((s) => s.oid)))) fresh.get(r.rel_oid)?.push(r);
+      for (const r of await prepared<RelationRow>(db, 'sfm-fingerprint-relations', relationObjects(scope, stale.map((s) => s.oid)))) fresh.get(r.rel_oid)?.push(r);
       for (const s of stale) kept.set(s.oid, { sig: s.sig, rows: fresh.get(s.oid)! });
     }
     const present = new Set(sigs.map((s) => s.oid));
     for (const oid of kept.keys()) if (!present.has(oid)) kept.delete(oid);
-    return assemble([...kept.values()].flatMap((k) => k.rows), await rows<FingerprintRow>(db, otherObjects()));
+    return assemble([...kept.values()].flatMap((k) => k.rows), await prepared<FingerprintRow>(db, 'sfm-fingerprint-others', otherObjects()));
   });
+}
+
+const INVALID_SQL_STATEMENT_NAME = '26000';
+
+/**
+ * The rehearsal's reads as named prepared statements, on its own throw-away
+ * database: planning these catalog queries costs as much as running them,
+ * and each session runs them once per migration. A migration that ran
+ * DEALLOCATE ALL (or DISCARD ALL) took them away: read unprepared then.
+ */
+async function prepared<T>(db: Queryable, name: string, query: Query): Promise<T[]> {
+  try {
+    return await rows<T>(db, { ...query, name });
+  } catch (err) {
+    if (!isPgError(err, INVALID_SQL_STATEMENT_NAME)) throw err;
+    return rows<T>(db, query);
+  }
 }
 
 /** Sorted rows: what is stored, and what the digest covers. */

@@ -119,6 +119,17 @@ describe('reversibility by schema diff', () => {
 });
 
 describe('after a failure, the rest is still read and linted', () => {
+  test('a failing up does not hide a failing down of a migration before it: both are in the one report', async () => {
+    await writeMigrations({
+      '1000_accounts': migration('CREATE TABLE accounts (id int)', 'DROP TABLE no_such_table'),
+      '2000_broken': migration('SELECT 1 / 0'),
+    });
+    const { report } = await createRun();
+    assert.deepEqual(report.findings.filter((f) => f.rule.startsWith('rehearsal-') && f.severity === 'error').map((f) => [f.rule, f.migration]),
+      [['rehearsal-failed', '2000_broken'], ['rehearsal-down-failed', '1000_accounts']]);
+  });
+
+
   test('migration 2 of 5 fails: 3 to 5 are linted from their files (SQL, CommonJS, TypeScript) and listed as not rehearsed', async () => {
     await writeMigrations({ '0100_accounts': migration('CREATE TABLE accounts (id int PRIMARY KEY, email text, legacy text)', 'DROP TABLE accounts') });
     await applyMigrations(t.targets.staging.url, dir, 1);

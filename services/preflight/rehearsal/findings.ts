@@ -121,9 +121,10 @@ function serverFinding(rehearsal: RehearsalResult, level: RuleLevel): Finding[] 
 export function rehearsalFindings(rehearsal: RehearsalResult, env: EnvironmentConfig): Finding[] {
   const levels = rehearsalRuleLevels(env);
   const level = (rule: string): RuleLevel => ruleLevel(rule, levels) ?? 'warning';
-  const failure = rehearsal.failed ? failureFinding(rehearsal, rehearsal.failed) : null;
+  // Each phase stops at its first failure; one that an irreversible down explains is told in that finding instead.
+  const failures = rehearsal.steps.filter((s) => !s.ok && !s.explainedBy).flatMap((s) => failureFinding(rehearsal, s) ?? []);
   return [
-    ...(failure ? [failure] : []),
+    ...failures,
     ...irreversibleFindings(rehearsal, level('irreversible-down')),
     ...clusterFindings(rehearsal, level('cluster-global-object')),
     ...serverFinding(rehearsal, level('rehearsal-on-target-server')),
