@@ -18,8 +18,7 @@ export function isProductionLike(env: Pick<EnvironmentConfig, 'name' | 'approval
  * mistake costs most, then the environment's own `lint.rules` settings.
  */
 export function rehearsalRuleLevels(env: EnvironmentConfig): Record<string, RuleLevel> {
-  // `lint.rules` per environment (issue 16): read structurally, so this holds whichever branch adds the setting's type.
-  const configured = (env as { lint?: { rules?: Record<string, RuleLevel> } }).lint?.rules ?? {};
+  const configured = env.lint.rules;
   return { ...(isProductionLike(env) ? { 'irreversible-down': 'error' as const } : {}), ...configured };
 }
 
