@@ -1,5 +1,5 @@
 import { Type, type Static } from '@sinclair/typebox';
-import { BACKFILL_STATUSES } from '../../database/sql/backfills.js';
+import { BACKFILL_STATUSES } from '../../database/sql/backfill-schema.js';
 
 const EnvironmentName = Type.String({ minLength: 1, maxLength: 40, pattern: '^[a-z][a-z0-9_-]*$' });
 const BackfillName = Type.String({ minLength: 1, maxLength: 100, pattern: '^[a-z0-9][a-z0-9_-]*$', description: 'File name (without .json) of a definition in the environment\'s backfills directory' });

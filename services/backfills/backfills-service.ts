@@ -2,10 +2,11 @@ import { randomBytes } from 'node:crypto';
 import type pg from 'pg';
 import { exec, maybeOne, one, rows } from '../../database/db.js';
 import { isPgError, LOCK_NOT_AVAILABLE, QUERY_CANCELED, UNIQUE_VIOLATION } from '../../database/pg-errors.js';
-import {
-  countOpenFailures, deallocateStatement, eventsOfJob, failuresOfJob, insertJob, jobById, keyColumnFacts, listJobs, lockJob,
-  openJobOf, prepareStatement, setJobStatus, tableEstimate, type BackfillEventRow, type BackfillStatus, type JobRow,
-} from '../../database/sql/backfills.js';
+import { deallocateStatement, keyColumnFacts, prepareStatement, tableEstimate } from '../../database/sql/backfill-definition.js';
+import { eventsOfJob, type BackfillEventRow } from '../../database/sql/backfill-events.js';
+import { countOpenFailures, failuresOfJob } from '../../database/sql/backfill-failures.js';
+import { insertJob, jobById, listJobs, lockJob, openJobOf, setJobStatus, type JobRow } from '../../database/sql/backfill-jobs.js';
+import type { BackfillStatus } from '../../database/sql/backfill-schema.js';
 import { setLocalTimeouts } from '../../database/sql/metrics.js';
 import type { EnvironmentConfig } from '../environments/model.js';
 import type { ServiceContext } from '../context.js';

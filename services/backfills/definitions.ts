@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parse } from 'libpg-query';
-import type { StoredDefinition } from '../../database/sql/backfills.js';
+import type { StoredDefinition } from '../../database/sql/backfill-jobs.js';
 import { notFound, unprocessable } from '../errors.js';
 
 // A backfill is defined by one JSON file in the environment's backfills

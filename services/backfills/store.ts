@@ -1,9 +1,10 @@
 import type pg from 'pg';
 import { exec, one, rows } from '../../database/db.js';
 import {
-  backfillSchemaExists, createBackfillSchema, insertBackfillEvent, insertReceipts, lockBackfillSchema, mirrorEventToControl,
-  unmirroredEvents, type BackfillEventRow, type JobRow, type NewBackfillEvent,
-} from '../../database/sql/backfills.js';
+  insertBackfillEvent, insertReceipts, mirrorEventToControl, unmirroredEvents, type BackfillEventRow, type NewBackfillEvent,
+} from '../../database/sql/backfill-events.js';
+import type { JobRow } from '../../database/sql/backfill-jobs.js';
+import { backfillSchemaExists, createBackfillSchema, lockBackfillSchema } from '../../database/sql/backfill-schema.js';
 
 // The job table's helpers shared by the API service and the executor: the
 // schema on the target, the audit event of a state change, the job as the API
