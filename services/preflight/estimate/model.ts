@@ -74,9 +74,16 @@ export interface Estimate {
 const nlogn = (n: number) => (n <= 1 ? 0 : n * Math.log2(n));
 const fmt = (ms: number) => (ms < 10 ? ms.toFixed(1) : String(Math.round(ms)));
 
+/**
+ * A cold read slower than this many warm ones is other sessions' I/O at that
+ * moment rather than the disk (a sequential read from disk is a few times
+ * slower than from cache, not tens).
+ */
+const MAX_COLD_TO_WARM = 4;
+
 /** The sample's read scaled to the whole heap. */
 function readMs(s: TableSample): number {
-  return (s.coldMs * s.pages) / s.sampledPages;
+  return (Math.min(s.coldMs, MAX_COLD_TO_WARM * s.warmMs) * s.pages) / s.sampledPages;
 }
 
 function perTupleMs(s: TableSample): number {
