@@ -9,7 +9,7 @@
 // beside it. Goal: estimate within 1.5x of the measured CONCURRENTLY build.
 import { performance } from 'node:perf_hooks';
 import pg from 'pg';
-import { indexBuildFromSample, plannedIndexWorkers } from '../services/preflight/estimate/model.js';
+import { indexBuildFromSample, plannedIndexWorkers, TID_KEY } from '../services/preflight/estimate/model.js';
 import { sampleSettings } from '../database/sql/estimates.js';
 import { sampleTable } from '../services/preflight/estimate/sample.js';
 import { benchServer, median, writeResult } from './support.js';
@@ -49,7 +49,7 @@ async function main(): Promise<void> {
       const plain: number[] = [];
       let basis = '';
       for (let round = 0; round < ROUNDS; round++) {
-        const sample = await sampleTable(client, { schema: 'public', relname: 'accounts', pages: facts!.pages }, [keys], facts!.version);
+        const sample = await sampleTable(client, { schema: 'public', relname: 'accounts', pages: facts!.pages }, [keys, TID_KEY], facts!.version);
         if (!sample) throw new Error('the sample could not be taken');
         const estimate = indexBuildFromSample(sample, keys, 'btree', true, workers);
         estimates.push(estimate.ms);

@@ -90,6 +90,13 @@ export const sampleSort = (schema: string, relname: string, columns: string[], p
   return { text: `SELECT count(*)::float8 AS n FROM (SELECT ${keys} FROM ${ident(schema, relname)}${p.from}${p.where} ORDER BY ${keys}) s` };
 };
 
+/** The average stored width of the keys in the sampled rows: index entries grow with it. */
+export const sampleKeyWidth = (schema: string, relname: string, columns: string[], pages: number, totalPages: number, versionNum: number): Query => {
+  const p = samplePredicate(pages, totalPages, versionNum);
+  const width = columns.map((c) => `COALESCE(pg_column_size(${pg.escapeIdentifier(c)}), 0)`).join(' + ');
+  return { text: `SELECT COALESCE(avg(${width}), 0)::float8 AS n FROM ${ident(schema, relname)}${p.from}${p.where}` };
+};
+
 /** An exact row count that stops after `limit` rows (so a huge table costs at most that many). */
 export const boundedCount = (schema: string, relname: string, limit: number): Query => ({
   text: `SELECT count(*)::float8 AS n FROM (SELECT 1 FROM ${ident(schema, relname)} LIMIT $1) s`,

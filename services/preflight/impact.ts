@@ -5,7 +5,7 @@ import type { EnvironmentConfig } from '../environments/model.js';
 import { estimateBackup } from './estimate/backup.js';
 import { migrationHistory } from './estimate/history.js';
 import { indexKeysOf, parseNodes, tempTableOf, type IndexKeys } from './estimate/index-keys.js';
-import { DEFAULT_RATES, fromDefaultRate, indexBuildFromSample, plannedIndexWorkers, rewriteFromSample, scanFromSample, type Estimate } from './estimate/model.js';
+import { DEFAULT_RATES, fromDefaultRate, indexBuildFromSample, plannedIndexWorkers, rewriteFromSample, scanFromSample, TID_KEY, type Estimate } from './estimate/model.js';
 import { rowCount } from './estimate/row-counts.js';
 import { sampleTable, type TableSample } from './estimate/sample.js';
 import type { RehearsalResult } from './rehearsal.js';
@@ -119,6 +119,7 @@ export async function estimateImpact(target: pg.ClientBase, rehearsal: Rehearsal
     const onThis = work.filter((a) => a.impact.tables.map(tableOf).includes(name));
     const keyLists = [
       ...onThis.flatMap((a) => (a.keys ? [a.keys.columns.filter((c) => columns.has(c))] : [])),
+      ...(onThis.some((a) => a.keys?.concurrent) ? [TID_KEY] : []),
       ...(onThis.some((a) => a.impact.rewritesTable || (a.impact.buildsIndex && !a.keys)) ? indexes.map((i) => i.keys) : []),
     ].filter((k) => k.length > 0);
     samples.set(name, await sampleTable(target, { schema: f.schema, relname: f.relname, pages: Math.ceil(f.heap_bytes / blockSize) }, keyLists, versionNum));

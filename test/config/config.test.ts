@@ -156,6 +156,15 @@ describe('environments in migration-config.js', () => {
     assert.equal(staging!.apply.mode, 'auto');
   });
 
+  test("verify.smokeEtl: 'auto' by default (run where the ETL tables are), true, false or 'auto'; anything else refused", () => {
+    const parsed = parseMigrationConfig({ environments: {
+      plain: { databaseUrlEnv: 'A' }, required: { databaseUrlEnv: 'B', verify: { smokeEtl: true } },
+      off: { databaseUrlEnv: 'C', verify: { smokeEtl: false } }, auto: { databaseUrlEnv: 'D', verify: { smokeEtl: 'auto' } },
+    } }, root);
+    assert.deepEqual([parsed.plain!.verify.smokeEtl, parsed.required!.verify.smokeEtl, parsed.off!.verify.smokeEtl, parsed.auto!.verify.smokeEtl], ['auto', true, false, 'auto']);
+    refuse(env({ verify: { smokeEtl: 'yes' } }), 'environments.staging.verify.smokeEtl');
+  });
+
   test('an environment named production defaults to engineering + sre approvals', () => {
     const parsed = parseMigrationConfig({ environments: { production: { databaseUrlEnv: 'P' }, dev: { databaseUrlEnv: 'D' } } }, root);
     assert.deepEqual(parsed.production!.approvals.required, ['engineering', 'sre']);

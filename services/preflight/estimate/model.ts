@@ -7,14 +7,28 @@
 // WRITE_PER_TUPLE times what reading a tuple did in the warm sample.
 import type { TableSample } from './sample.js';
 
-/** Index tuple write cost relative to the warm read of a heap tuple (measured on PostgreSQL 15). */
+/**
+ * Index tuple write cost relative to the warm read of a heap tuple, for an
+ * entry of REFERENCE_ENTRY_BYTES (an 8-byte key); wider entries cost in
+ * proportion (more pages to write and WAL-log, and to visit when validating).
+ * Measured on PostgreSQL 15.
+ */
 export const WRITE_PER_TUPLE = 2;
+const REFERENCE_ENTRY_BYTES = 16;
+/** The key list a sample sorts by to time CONCURRENTLY's sort of the index's TIDs. */
+export const TID_KEY = ['ctid'];
+/** A B-tree entry: an 8-byte IndexTupleData header plus the keys, MAXALIGNed. */
+const entryBytes = (keyBytes: number) => Math.ceil((8 + keyBytes) / 8) * 8;
 /** A table rewrite writes a new heap: about this many times its read. */
 export const REWRITE_WRITE_FACTOR = 1.5;
 /** GIN, GiST and SP-GiST build per-entry structures: this many times a B-tree build of the same keys. */
 const COMPLEX_INDEX_FACTOR = 3;
-/** What each parallel worker of a B-tree build adds to the leader's sort speed. */
-const WORKER_EFFICIENCY = 0.9;
+/**
+ * What each parallel worker of a B-tree build adds to the leader's sort
+ * speed: half a process, as measured on a shared 2-core server (an idle one
+ * with spare cores gains more, which the history ratio then learns).
+ */
+const WORKER_EFFICIENCY = 0.5;
 
 export interface ParallelSettings {
   maxParallelMaintenanceWorkers: number;
@@ -60,9 +74,16 @@ export interface Estimate {
 const nlogn = (n: number) => (n <= 1 ? 0 : n * Math.log2(n));
 const fmt = (ms: number) => (ms < 10 ? ms.toFixed(1) : String(Math.round(ms)));
 
+/**
+ * A cold read slower than this many warm ones is other sessions' I/O at that
+ * moment rather than the disk (a sequential read from disk is a few times
+ * slower than from cache, not tens).
+ */
+const MAX_COLD_TO_WARM = 4;
+
 /** The sample's read scaled to the whole heap. */
 function readMs(s: TableSample): number {
-  return (s.coldMs * s.pages) / s.sampledPages;
+  return (Math.min(s.coldMs, MAX_COLD_TO_WARM * s.warmMs) * s.pages) / s.sampledPages;
 }
 
 function perTupleMs(s: TableSample): number {
@@ -85,17 +106,21 @@ function describe(s: TableSample): string {
  */
 export function indexBuildFromSample(s: TableSample, keys: string[], method: string, concurrent = false, workers = 0): Estimate {
   const read = readMs(s);
-  // CONCURRENTLY validates the built index in a second pass: the heap read again and the index's TIDs sorted.
-  const validate = concurrent ? read + perTupleMs(s) * s.rows : 0;
+  const width = s.keyBytes[keys.join(',')];
+  const entry = width === undefined ? 1 : Math.max(1, entryBytes(width) / REFERENCE_ENTRY_BYTES);
+  const write = WRITE_PER_TUPLE * entry * perTupleMs(s) * s.rows;
+  // CONCURRENTLY validates the built index in a second pass: the heap read again, every index entry
+  // visited and their TIDs sorted (timed in the sample as a sort by ctid, when it was taken).
+  const tids = s.sortMs[TID_KEY.join(',')];
+  const validate = concurrent ? read + write + (tids === undefined ? 0 : sortPartMs(s, tids)) : 0;
   const validation = concurrent ? ` + validate ${fmt(validate)}` : '';
-  if (method === 'brin') return { ms: read + validate, basis: `BRIN: one read of the heap${validation}; ${describe(s)}` };
+  if (method === 'brin') return { ms: concurrent ? 2 * read : read, basis: `BRIN: ${concurrent ? 'two reads' : 'one read'} of the heap; ${describe(s)}` };
   const sorted = s.sortMs[keys.join(',')];
   // Only B-tree builds run in parallel; the sample sorted in one process.
   const parallel = method === 'btree' && workers > 0 ? 1 + WORKER_EFFICIENCY * workers : 1;
   const sort = (sorted === undefined ? 2 * perTupleMs(s) * s.rows : sortPartMs(s, sorted)) / parallel;
-  const write = WRITE_PER_TUPLE * perTupleMs(s) * s.rows;
   const factor = ['gin', 'gist', 'spgist'].includes(method) ? COMPLEX_INDEX_FACTOR : 1;
-  const keyText = sorted === undefined ? 'keys not sampled' : `sort by (${keys.join(', ')}) ${fmt(sorted)} ms`;
+  const keyText = sorted === undefined ? 'keys not sampled' : `sort by (${keys.join(', ')}) ${fmt(sorted)} ms, ${Math.round(width ?? 0)}-byte keys`;
   const shared = parallel > 1 ? ` (shared by ${workers} parallel worker(s) and the leader)` : '';
   return {
     ms: (read + sort + write) * factor + validate,

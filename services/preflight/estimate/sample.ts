@@ -5,7 +5,7 @@
 import { performance } from 'node:perf_hooks';
 import type pg from 'pg';
 import { exec, one } from '../../../database/db.js';
-import { beginReadOnly, rollback, sampleLimits, sampleScan, sampleSort } from '../../../database/sql/estimates.js';
+import { beginReadOnly, rollback, sampleKeyWidth, sampleLimits, sampleScan, sampleSort } from '../../../database/sql/estimates.js';
 
 /** At most this many heap pages are read (16 MiB at the default 8 KiB block size). */
 export const SAMPLE_PAGES = 2048;
@@ -17,8 +17,14 @@ const SAMPLE_STATEMENT_TIMEOUT_MS = 5000;
 const SAMPLE_LOCK_TIMEOUT_MS = 500;
 /** Enough for the sample's keys to sort in memory, as an index build's do up to maintenance_work_mem. */
 const SAMPLE_WORK_MEM = '64MB';
-/** Repeats of the warm reads and sorts: the fastest is the server's speed, the rest is other sessions' noise. */
-const REPEATS = 2;
+/**
+ * Repeats of the warm reads and sorts; the median is kept: one stall does not
+ * count, and neither does one lucky moment of a server other sessions share
+ * (the build will share it too).
+ */
+const REPEATS = 3;
+
+const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
 
 export interface SampleTarget {
   schema: string;
@@ -35,10 +41,12 @@ export interface TableSample {
   rows: number;
   /** The first read of the sampled pages (from disk, if they were not cached). */
   coldMs: number;
-  /** The same read again, the fastest of the repeats. */
+  /** The same read again, the median of the repeats. */
   warmMs: number;
-  /** Sort time per key list ('a,b'), fastest of the repeats, including the warm read. */
+  /** Sort time per key list ('a,b'), the median of the repeats, including the warm read. */
   sortMs: Record<string, number>;
+  /** Average stored bytes of each key list's values (untimed). */
+  keyBytes: Record<string, number>;
 }
 
 async function timed(client: pg.ClientBase, query: { text: string; values?: unknown[] }): Promise<{ ms: number; n: number }> {
@@ -61,16 +69,19 @@ export async function sampleTable(client: pg.ClientBase, target: SampleTarget, k
     await exec(client, sampleLimits(SAMPLE_STATEMENT_TIMEOUT_MS, SAMPLE_LOCK_TIMEOUT_MS, SAMPLE_WORK_MEM));
     const scan = () => timed(client, sampleScan(target.schema, target.relname, pages, target.pages, versionNum));
     const cold = await scan();
-    let warmMs = Infinity;
-    for (let i = 0; i < REPEATS; i++) warmMs = Math.min(warmMs, (await scan()).ms);
+    const warm: number[] = [];
+    for (let i = 0; i < REPEATS; i++) warm.push((await scan()).ms);
     const sortMs: Record<string, number> = {};
+    const keyBytes: Record<string, number> = {};
     for (const keys of keyLists) {
       const id = keys.join(',');
       if (keys.length === 0 || id in sortMs) continue;
-      let best = Infinity;
-      for (let i = 0; i < REPEATS; i++) best = Math.min(best, (await timed(client, sampleSort(target.schema, target.relname, keys, pages, target.pages, versionNum))).ms);
-      sortMs[id] = best;
+      keyBytes[id] = (await one<{ n: number }>(client, sampleKeyWidth(target.schema, target.relname, keys, pages, target.pages, versionNum))).n;
+      const sorts: number[] = [];
+      for (let i = 0; i < REPEATS; i++) sorts.push((await timed(client, sampleSort(target.schema, target.relname, keys, pages, target.pages, versionNum))).ms);
+      sortMs[id] = median(sorts);
     }
+    const warmMs = median(warm);
     const sampledRows = cold.n;
     return {
       pages: target.pages,
@@ -80,6 +91,7 @@ export async function sampleTable(client: pg.ClientBase, target: SampleTarget, k
       coldMs: cold.ms,
       warmMs,
       sortMs,
+      keyBytes,
     };
   } catch {
     // A timeout, a lock we would have waited for, a table dropped meanwhile: no sample, default rates.
