@@ -4,6 +4,7 @@ import { basename, extname } from 'node:path';
 import { createJiti } from 'jiti';
 import type { RunnerOption } from 'node-pg-migrate';
 import { SCRIPT_EXTENSIONS } from './import-closure.js';
+import { memoTransform } from './transform-memo.js';
 
 export type LoaderStrategies = NonNullable<RunnerOption['migrationLoaderStrategies']>;
 
@@ -37,11 +38,12 @@ function sqlActions(content: string) {
  * `expected` whose bytes hash differently is refused, `.sql` ones included
  * (node-pg-migrate's own SQL loader would read the file again unchecked).
  * Each loader set caches by content hash, so one rehearsal evaluates each file
- * once. Modules a migration imports are loaded by Node from their own path:
+ * once; the TypeScript/ESM transform before evaluating is shared by all of
+ * them (transform-memo.ts). Modules a migration imports are loaded by Node from their own path:
  * run from a sealed snapshot (snapshot.ts) that path is a fresh, verified copy.
  */
 export function verifiedLoaders(expected: ReadonlyMap<string, string> = new Map()): LoaderStrategies {
-  const jiti = createJiti(import.meta.url, { moduleCache: false, fsCache: false });
+  const jiti = createJiti(import.meta.url, { moduleCache: false, fsCache: false, transform: memoTransform });
   const evaluated = new Map<string, unknown>();
   const read = async (filePath: string) => {
     const bytes = await readFile(filePath);
