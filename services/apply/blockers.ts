@@ -153,6 +153,19 @@ export async function watchBlockers(opts: BlockerWatchOptions): Promise<BlockerW
     opts.onProgress({ command: p.command, phase: p.phase, done: (byBlocks ? p.done : p.tuples_done) ?? 0, total: (byBlocks ? p.total : p.tuples_total) ?? 0, unit: byBlocks ? 'blocks' : 'tuples' });
   };
 
+  // The pause between two samples ends early when the watch is stopped: the apply does not wait out an interval after its last migration.
+  let wake: (() => void) | null = null;
+  const pause = () => new Promise<void>((resolve) => {
+    const timer = setTimeout(() => {
+      wake = null;
+      resolve();
+    }, intervalMs);
+    wake = () => {
+      clearTimeout(timer);
+      wake = null;
+      resolve();
+    };
+  });
   const loop = (async () => {
     while (connected && !stopped) {
       try {
@@ -162,7 +175,7 @@ export async function watchBlockers(opts: BlockerWatchOptions): Promise<BlockerW
         if (stopped) break;
         opts.log(`sampling blocking sessions failed: ${(err as Error).message}`);
       }
-      await new Promise((r) => setTimeout(r, intervalMs));
+      if (!stopped) await pause();
     }
   })();
 
@@ -176,6 +189,7 @@ export async function watchBlockers(opts: BlockerWatchOptions): Promise<BlockerW
     },
     async stop() {
       stopped = true;
+      (wake as (() => void) | null)?.();
       await loop;
       if (connected) await client.end().catch(() => undefined);
     },

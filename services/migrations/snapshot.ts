@@ -4,6 +4,7 @@ import { hostname } from 'node:os';
 import { dirname, join } from 'node:path';
 import type { Queryable } from '../../database/db.js';
 import { MigrationChangedError, verifiedLoaders } from './loader.js';
+import { mapLimit } from './map-limit.js';
 import { loadSnapshot } from './snapshot-store.js';
 import type { MigrationSource, SourceOpener } from './source.js';
 
@@ -27,6 +28,7 @@ const PROCESS_TOKEN = randomUUID();
 const OWNER_FILE = 'owner.json';
 const TREE = 'tree';
 const UNOWNED_GRACE_MS = 60 * 60 * 1000;
+const FILE_CONCURRENCY = 16;
 
 const sha256 = (bytes: Buffer) => createHash('sha256').update(bytes).digest('hex');
 
@@ -112,10 +114,8 @@ export async function materializeSnapshot(db: Queryable, runId: string, opts: { 
     const files = [...snapshot.migrations, ...snapshot.modules];
     const dir = join(root, snapshot.migrationsPath);
     await mkdir(dir, { recursive: true, mode: 0o700 });
-    for (const f of files) {
-      await mkdir(dirname(join(root, f.path)), { recursive: true, mode: 0o700 });
-      await writeFile(join(root, f.path), f.bytes, { mode: 0o400, flag: 'wx' });
-    }
+    for (const sub of new Set(files.map((f) => dirname(join(root, f.path))))) await mkdir(sub, { recursive: true, mode: 0o700 });
+    await mapLimit(files, FILE_CONCURRENCY, (f) => writeFile(join(root, f.path), f.bytes, { mode: 0o400, flag: 'wx' }));
     const packages = await packagesFor(snapshot.root);
     if (packages) await symlink(packages, join(root, 'node_modules'), 'dir');
 
@@ -124,8 +124,8 @@ export async function materializeSnapshot(db: Queryable, runId: string, opts: { 
       const { files: present, unexpected } = await walk(root);
       const extra = [...unexpected, ...present.filter((p) => !expected.has(p))];
       const missing = [...expected.keys()].filter((p) => !present.includes(p));
-      const changed: string[] = [];
-      for (const path of present) if (expected.has(path) && sha256(await readFile(join(root, path))) !== expected.get(path)) changed.push(path);
+      const hashes = await mapLimit(present, FILE_CONCURRENCY, async (path) => (expected.has(path) ? sha256(await readFile(join(root, path))) : null));
+      const changed = present.filter((path, i) => hashes[i] !== null && hashes[i] !== expected.get(path));
       if (extra.length || missing.length || changed.length) {
         const what = [changed.length && `changed: ${changed.join(', ')}`, missing.length && `missing: ${missing.join(', ')}`, extra.length && `not sealed: ${extra.join(', ')}`].filter(Boolean).join('; ');
         throw new MigrationChangedError(changed[0] ?? missing[0] ?? extra[0]!, `The run-private copy of the sealed snapshot no longer matches it (${what}); nothing more was run from it.`);
