@@ -251,6 +251,9 @@ describe('console in Chromium', () => {
     await page.getByTestId('live-progress').getByText('✓ Migrations applied (2 of 2)').waitFor({ timeout: 30_000 });
     await until('succeeded in the page', async () => (await statusText(page)) === 'succeeded', 60_000);
     await page.getByTestId('verification').waitFor();
+    // The followed apply stays on the page with its outcome instead of vanishing.
+    await page.getByRole('heading', { name: 'Apply finished: succeeded' }).waitFor({ timeout: 10_000 });
+    assert.match(await page.getByTestId('live-progress').textContent() ?? '', /✓ Migrations applied \(2 of 2\)/);
     assert.equal(await page.evaluate('window.marker'), 2, 'followed live, not reloaded');
     const run = await api.run();
     assert.equal(run.status, 'succeeded');

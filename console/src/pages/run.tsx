@@ -8,7 +8,7 @@ import { useLive } from '../lib/use-live.js';
 import { RunActions } from './run/actions.js';
 import { Approvals } from './run/approvals.js';
 import { Migrations, Preflight } from './run/preflight.js';
-import { LiveProgress } from './run/progress.js';
+import { LIVE, LiveProgress, startsLive } from './run/progress.js';
 import { RunLog, VerificationReport } from './run/report.js';
 import { Rollback } from './run/rollback.js';
 import { Timeline } from './run/timeline.js';
@@ -29,6 +29,10 @@ export function RunPage({ id }: { id: string }) {
   const rollbacks = useResource(() => getJson<RollbackRequest[]>(`${base}/rollback`), [id, tick]);
   const envs = useResource(() => getJson<Environment[]>('/v1/environments'), [id, status]);
   const [liveEvents, setLiveEvents] = useState<AuditEvent[]>([]);
+  // Whether this page saw an apply or rollback under way (kept past its end).
+  const [followedId, setFollowedId] = useState<string | null>(null);
+  const followed = followedId === id;
+  if (!followed && status !== undefined && LIVE.includes(status)) setFollowedId(id);
 
   const refresh = useDebounced(() => {
     setLiveEvents([]);
@@ -38,6 +42,7 @@ export function RunPage({ id }: { id: string }) {
   useLive(events.data ? { run: id, after: lastLoaded ?? 0 } : null, (e) => {
     // The timeline and progress move at once; the run and its reports follow shortly.
     setLiveEvents((list) => (list.some((x) => x.id === e.id) ? list : [...list, e]));
+    if (startsLive(e)) setFollowedId(id);
     if (!e.type.startsWith('notification.')) refresh();
   }, refresh);
 
@@ -67,7 +72,7 @@ export function RunPage({ id }: { id: string }) {
         </div>
       ) : null}
       <ErrorNote error={run.error} what="Could not refresh the run" />
-      <LiveProgress run={r} events={allEvents} />
+      <LiveProgress run={r} events={allEvents} followed={followed} />
       <RunActions run={r} env={env} onChange={reload} />
       <Approvals run={r} onChange={reload} />
       {report.data ? <VerificationReport report={report.data} /> : null}

@@ -1,7 +1,10 @@
 import type { AuditEvent, Run } from '../../api/types.js';
 import { Section } from '../../components/ui.js';
 
-const LIVE = ['applying', 'verifying', 'monitoring', 'rolling_back', 'restoring'];
+export const LIVE = ['applying', 'verifying', 'monitoring', 'rolling_back', 'restoring'];
+
+/** The events that start what this section follows: an apply, a rollback or a restore. */
+export const startsLive = (e: AuditEvent) => e.type === 'apply.started' || e.to === 'rolling_back' || e.to === 'restoring';
 
 interface Step {
   label: string;
@@ -10,6 +13,7 @@ interface Step {
 
 /** The apply (or rollback) as it happens, from the events since it started. */
 function steps(run: Run, events: AuditEvent[]): { title: string; steps: Step[]; migrations: { done: number; total: number } } {
+  const finished = !LIVE.includes(run.status);
   const rollback = ['rolling_back', 'restoring'].includes(run.status) || events.some((e) => e.to === 'rolling_back' || e.to === 'restoring');
   const startType = rollback ? (e: AuditEvent) => e.to === 'rolling_back' || e.to === 'restoring' : (e: AuditEvent) => e.type === 'apply.started';
   const start = events.findLastIndex(startType);
@@ -18,7 +22,7 @@ function steps(run: Run, events: AuditEvent[]): { title: string; steps: Step[]; 
   if (rollback) {
     const reverted = since.filter((e) => e.type === 'migration.reverted').length;
     return {
-      title: run.status === 'restoring' || has((e) => e.to === 'restoring') ? 'Restore in progress' : 'Rollback in progress',
+      title: `${run.status === 'restoring' || has((e) => e.to === 'restoring') ? 'Restore' : 'Rollback'} ${finished ? `finished: ${run.status}` : 'in progress'}`,
       steps: [
         { label: 'Started', done: start >= 0 },
         { label: 'Workers paused', done: has((e) => e.type === 'workers.paused') },
@@ -31,7 +35,7 @@ function steps(run: Run, events: AuditEvent[]): { title: string; steps: Step[]; 
   }
   const applied = since.filter((e) => e.type === 'migration.applied').length;
   return {
-    title: 'Apply in progress',
+    title: finished ? `Apply finished: ${run.status}` : 'Apply in progress',
     steps: [
       { label: 'Apply started', done: start >= 0 },
       { label: 'ETL workers paused', done: has((e) => e.type === 'workers.paused') },
@@ -39,14 +43,19 @@ function steps(run: Run, events: AuditEvent[]): { title: string; steps: Step[]; 
       { label: `Migrations applied (${applied} of ${run.migrations.length})`, done: applied >= run.migrations.length && run.migrations.length > 0 },
       { label: 'Verification', done: has((e) => e.to === 'monitoring' || e.to === 'verification_failed') },
       { label: 'ETL workers resumed', done: has((e) => e.type === 'workers.resumed') },
-      { label: 'Post-apply watch', done: has((e) => e.from === 'monitoring') },
+      // With nothing to watch a run goes from verifying straight to its outcome.
+      { label: 'Post-apply watch', done: has((e) => e.from === 'monitoring' || (e.from === 'verifying' && e.to !== 'monitoring')) },
     ],
     migrations: { done: applied, total: run.migrations.length },
   };
 }
 
-export function LiveProgress({ run, events }: { run: Run; events: AuditEvent[] }) {
-  if (!LIVE.includes(run.status)) return null;
+/**
+ * Shown while the run is live, and kept (with its outcome) once it ends if the
+ * page followed it: a fast apply must not vanish before the operator saw it.
+ */
+export function LiveProgress({ run, events, followed }: { run: Run; events: AuditEvent[]; followed: boolean }) {
+  if (!LIVE.includes(run.status) && !followed) return null;
   const view = steps(run, events);
   return (
     <Section title={view.title} id="progress">
