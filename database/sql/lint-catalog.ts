@@ -7,27 +7,35 @@ import type { Query } from '../db.js';
 
 const USER_SCHEMAS = `n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp%'`;
 
-export const lintColumnTypes = (): Query => ({
-  text: `SELECT lower(n.nspname || '.' || c.relname || '.' || a.attname) AS key, format_type(a.atttypid, a.atttypmod) AS type
+const COLUMN_TYPES = `SELECT lower(n.nspname || '.' || c.relname || '.' || a.attname) AS key, format_type(a.atttypid, a.atttypmod) AS type
          FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace
-         WHERE c.relkind IN ('r', 'p') AND a.attnum > 0 AND NOT a.attisdropped AND ${USER_SCHEMAS}`,
-});
+         WHERE c.relkind IN ('r', 'p') AND a.attnum > 0 AND NOT a.attisdropped AND ${USER_SCHEMAS}`;
 
-export const lintCheckConstraints = (): Query => ({
-  text: `SELECT lower(n.nspname || '.' || c.relname) AS "table", lower(co.conname) AS name, co.convalidated AS validated,
+const CHECK_CONSTRAINTS = `SELECT lower(n.nspname || '.' || c.relname) AS "table", lower(co.conname) AS name, co.convalidated AS validated,
                 pg_get_constraintdef(co.oid) AS definition
          FROM pg_constraint co JOIN pg_class c ON c.oid = co.conrelid JOIN pg_namespace n ON n.oid = c.relnamespace
-         WHERE co.contype = 'c' AND ${USER_SCHEMAS}`,
-});
+         WHERE co.contype = 'c' AND ${USER_SCHEMAS}`;
 
-/** Overloads share a name; the linter keeps the most volatile of them. */
-export const lintFunctionVolatility = (): Query => ({
-  text: `SELECT lower(n.nspname) AS schema, lower(p.proname) AS name, p.provolatile AS volatility
-         FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace`,
-});
+// Overloads share a name; the linter keeps the most volatile of them.
+const FUNCTIONS = (where: string) => `SELECT lower(n.nspname) AS schema, lower(p.proname) AS name, p.provolatile AS volatility
+         FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE ${where}`;
+const SYSTEM_SCHEMAS = `n.nspname IN ('pg_catalog', 'information_schema')`;
 
-export const lintMaterializedViews = (): Query => ({
-  text: `SELECT lower(schemaname || '.' || matviewname) AS name FROM pg_matviews`,
+const MATERIALIZED_VIEWS = `SELECT lower(schemaname || '.' || matviewname) AS name FROM pg_matviews`;
+
+/** The built-in functions' volatility: the same for the whole life of a server, read once. */
+export const lintSystemFunctionVolatility = (): Query => ({ text: FUNCTIONS(SYSTEM_SCHEMAS) });
+
+/**
+ * Everything else the linter asks, in one round trip (it is asked before every migration of a
+ * rehearsal): column types, CHECK constraints, the volatility of functions outside the system
+ * schemas, materialized views; each a JSON array of the rows above.
+ */
+export const lintSchemaFacts = (): Query => ({
+  text: `SELECT (SELECT coalesce(json_agg(x), '[]') FROM (${COLUMN_TYPES}) x) AS "columnTypes",
+                (SELECT coalesce(json_agg(x), '[]') FROM (${CHECK_CONSTRAINTS}) x) AS checks,
+                (SELECT coalesce(json_agg(x), '[]') FROM (${FUNCTIONS(`NOT (${SYSTEM_SCHEMAS})`)}) x) AS functions,
+                (SELECT coalesce(json_agg(x), '[]') FROM (${MATERIALIZED_VIEWS}) x) AS "materializedViews"`,
 });
 
 export const lintServerVersion = (): Query => ({ text: `SELECT current_setting('server_version_num')::int AS version_num` });

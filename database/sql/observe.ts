@@ -13,6 +13,28 @@ export const OBSERVE_SCHEMA = 'sfm_observe';
 
 const USER_RELATION = `n.nspname NOT IN ('pg_catalog', 'information_schema', '${OBSERVE_SCHEMA}') AND n.nspname NOT LIKE 'pg\\_toast%'`;
 
+/**
+ * Set to 'on' in the observed session when the copy holds no table of the
+ * target's: every relation is then new in the run, and the locks and scans of
+ * each DDL command (costly to gather: pg_locks and the statistics of every
+ * table, twice per command) can judge nothing.
+ */
+export const OBSERVE_LIGHT = 'sfm_observe.light';
+
+export const observeLight = (): Query => ({ text: `SELECT set_config('${OBSERVE_LIGHT}', 'on', false)` });
+
+/** Whether the database holds a table or materialized view of its own (not the migrations table, not the observer's). */
+export const holdsRelations = (migrationsSchema: string, migrationsTable: string): Query => ({
+  text: `SELECT EXISTS (SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+                        WHERE c.relkind IN ('r', 'p', 'm') AND ${USER_RELATION} AND n.nspname NOT LIKE 'pg\\_temp\\_%'
+                          AND NOT (n.nspname = $1 AND c.relname = $2)) AS holds`,
+  values: [migrationsSchema, migrationsTable],
+});
+
+/** After the up phase nothing is observed any more: the event triggers stop firing for the downs and the ups again. */
+export const disableObserverSql = (): Query[] =>
+  ['sfm_observe_ddl_start', 'sfm_observe_ddl', 'sfm_observe_rewrite', 'sfm_observe_drop'].map((name) => ({ text: `ALTER EVENT TRIGGER ${name} DISABLE` }));
+
 export const installObserverSql = (): Query[] => [
   { text: `CREATE SCHEMA ${OBSERVE_SCHEMA}` },
   {
@@ -24,6 +46,7 @@ export const installObserverSql = (): Query[] => [
     // The transaction's seq_scan counters before the command (pending counters can also hold earlier transactions' scans).
     text: `CREATE FUNCTION ${OBSERVE_SCHEMA}.on_ddl_start() RETURNS event_trigger LANGUAGE plpgsql AS $fn$
       BEGIN
+        IF current_setting('${OBSERVE_LIGHT}', true) = 'on' THEN RETURN; END IF;
         PERFORM set_config('sfm_observe.scans', (SELECT coalesce(jsonb_object_agg(lower(schemaname || '.' || relname), seq_scan), '{}')::text
           FROM pg_stat_xact_user_tables WHERE seq_scan > 0 AND schemaname <> '${OBSERVE_SCHEMA}'), true);
       EXCEPTION WHEN OTHERS THEN NULL;
@@ -31,8 +54,9 @@ export const installObserverSql = (): Query[] => [
   },
   {
     text: `CREATE FUNCTION ${OBSERVE_SCHEMA}.on_ddl() RETURNS event_trigger LANGUAGE plpgsql AS $fn$
-      DECLARE held jsonb; scanned jsonb; base jsonb;
+      DECLARE held jsonb := '[]'; scanned jsonb := '{}'; base jsonb;
       BEGIN
+        IF current_setting('${OBSERVE_LIGHT}', true) IS DISTINCT FROM 'on' THEN
         SELECT coalesce(jsonb_agg(jsonb_build_object('relation', lower(n.nspname || '.' || c.relname), 'relkind', c.relkind, 'mode', l.mode)), '[]')
           INTO held
           FROM pg_locks l JOIN pg_class c ON c.oid = l.relation JOIN pg_namespace n ON n.oid = c.relnamespace
@@ -42,6 +66,7 @@ export const installObserverSql = (): Query[] => [
         SELECT coalesce(jsonb_object_agg(d.relation, d.scans), '{}') INTO scanned FROM (
           SELECT lower(schemaname || '.' || relname) AS relation, seq_scan - coalesce((base ->> lower(schemaname || '.' || relname))::bigint, 0) AS scans
           FROM pg_stat_xact_user_tables WHERE schemaname <> '${OBSERVE_SCHEMA}') d WHERE d.scans > 0;
+        END IF;
         INSERT INTO ${OBSERVE_SCHEMA}.events (kind, xid, command_tag, object_type, object_identity, locks, scans)
           SELECT 'ddl', txid_current(), d.command_tag, d.object_type, d.object_identity, held, scanned
           FROM pg_event_trigger_ddl_commands() d WHERE d.schema_name IS DISTINCT FROM '${OBSERVE_SCHEMA}';

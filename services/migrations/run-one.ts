@@ -4,6 +4,7 @@ import { runner } from 'node-pg-migrate';
 import { scrubSecrets } from '../../database/pg-errors.js';
 import type { EnvironmentConfig } from '../environments/model.js';
 import { compareMigrationNames } from './files.js';
+import { hookedLoaders } from './hooked-loaders.js';
 import { MigrationChangedError } from './loader.js';
 import { readAppliedMigrations } from './pending.js';
 import type { MigrationSource } from './source.js';
@@ -37,7 +38,25 @@ export interface RunOneOptions {
    * `previousTransactional` tells whether the one before it (now committed) ran in a transaction.
    */
   onStart?: (migration: string, previousTransactional: boolean | null) => void;
+  /**
+   * Awaited between two migrations of the batch, before `next` sends anything
+   * and after `previous` (its outcome; null before the first) committed. It
+   * may query the same session: nothing it sends is captured. A throw stops
+   * the batch and is thrown from runMigrations as it is.
+   */
+  between?: (next: string, previous: StepOutcome | null) => Promise<void>;
 }
+
+/** A `between` hook failed: not the migration's error. */
+class HookFailed extends Error {
+  constructor(readonly original: unknown) {
+    super('rehearsal hook failed');
+  }
+}
+
+// node-pg-migrate's own refusals, thrown before the migration's function runs: they name it.
+const REFUSAL = [/disabled (?:up|down) migration on file: (.+)$/, /Is the migration (.+) exporting a '(?:up|down)' function\?/];
+const refusedMigration = (message: string) => REFUSAL.map((re) => re.exec(message)?.[1]).find((name) => name !== undefined) ?? null;
 
 /**
  * node-pg-migrate's checkOrder for a sealed source, whose directory holds only
@@ -69,11 +88,17 @@ export interface RunManyResult {
  * before it stay committed. The caller holds whatever lock it needs.
  */
 export async function runMigrations(client: pg.ClientBase, env: EnvironmentConfig, direction: 'up' | 'down', count: number, opts: RunOneOptions): Promise<RunManyResult> {
+  // node-pg-migrate reads a down count of 0 as "all of them" (slice(-0)).
+  if (count <= 0) return { completed: [], failed: null };
   const captured: string[] = [];
   // By position, not by text: a `pgm.sql('BEGIN')` of the migration's own looks exactly like node-pg-migrate's
   // "BEGIN;", and linting must see it. node-pg-migrate wraps a transactional migration's steps in BEGIN; ... COMMIT;
   // and logs NOT_WRAPPED for the others.
-  const markers: Array<{ name: string; index: number; at: number; transactional: boolean }> = [];
+  // index: where node-pg-migrate's own steps start (its BEGIN); from: where the migration's function started,
+  // earlier when the function itself sent queries (pgm.db.query) while it built its steps.
+  const markers: Array<{ name: string; index: number; from: number; at: number; end?: number; transactional: boolean }> = [];
+  // The migration whose function the runner called last: it may fail before logging its marker.
+  const run: { starting: { name: string; index: number; at: number } | null } = { starting: null };
   const capturing = {
     query: (text: string | pg.QueryConfig, values?: unknown[]) => {
       captured.push(typeof text === 'string' ? text : text.text);
@@ -85,7 +110,8 @@ export async function runMigrations(client: pg.ClientBase, env: EnvironmentConfi
       const match = MARKER.exec(String(msg).trim());
       if (match) {
         const previous = markers[markers.length - 1];
-        markers.push({ name: match[1]!, index: captured.length, at: performance.now(), transactional: true });
+        const began = run.starting?.name === match[1] ? run.starting : null;
+        markers.push({ name: match[1]!, index: captured.length, from: began?.index ?? captured.length, at: began?.at ?? performance.now(), transactional: true });
         opts.onStart?.(match[1]!, previous ? previous.transactional : null);
       }
     },
@@ -95,6 +121,36 @@ export async function runMigrations(client: pg.ClientBase, env: EnvironmentConfi
     },
     error: () => undefined,
   };
+  const outcomeAt = (i: number, failure: StepOutcome['error'], now: number): StepOutcome => {
+    const marker = markers[i]!;
+    const next = markers[i + 1];
+    const direct = captured.slice(marker.from, marker.index);
+    const steps = captured.slice(marker.index, next ? next.from : captured.length);
+    const body = steps.slice(marker.transactional ? 1 : 0);
+    // The last steps are node-pg-migrate marking the migration as run (or unrun), then its COMMIT.
+    if (!failure && marker.transactional && body.length) body.pop();
+    if (!failure && body.length) body.pop();
+    return {
+      migration: marker.name,
+      durationMs: Math.round(((marker.end ?? next?.at ?? now) - marker.at) * 10) / 10,
+      statements: [...direct, ...body].map((s) => s.trim()),
+      transactional: marker.transactional,
+      error: failure,
+    };
+  };
+  const loaders = hookedLoaders(opts.source.loaders, async (name) => {
+    const previous = markers[markers.length - 1];
+    if (previous && previous.end === undefined) previous.end = performance.now();
+    if (opts.between) {
+      try {
+        await opts.between(name, previous ? outcomeAt(markers.length - 1, null, performance.now()) : null);
+      } catch (err) {
+        throw new HookFailed(err);
+      }
+    }
+    // After the hook: its time is neither migration's.
+    run.starting = { name, index: captured.length, at: performance.now() };
+  });
   let error: StepOutcome['error'] = null;
   try {
     // Right before the runner reads them: the files still have the bytes they were sealed with.
@@ -114,37 +170,35 @@ export async function runMigrations(client: pg.ClientBase, env: EnvironmentConfi
       noLock: true,
       checkOrder: opts.source.sealed === null,
       logger,
-      migrationLoaderStrategies: opts.source.loaders,
+      migrationLoaderStrategies: loaders,
     });
-  } catch (err) {
+  } catch (caught) {
+    const hook = caught instanceof HookFailed ? caught : (caught as Error).cause instanceof HookFailed ? (caught as Error).cause as HookFailed : null;
+    if (hook) throw hook.original;
+    const err = caught;
     const e = err as pg.DatabaseError;
-    const last = markers[markers.length - 1];
+    const refused = refusedMigration(String(e.message ?? ''));
+    if (refused !== null && refused !== run.starting?.name) run.starting = { name: refused, index: captured.length, at: performance.now() };
     error = {
       message: scrubSecrets(e.message ?? String(err), opts.secrets),
       sqlState: typeof e.code === 'string' ? e.code : null,
-      statement: last && captured.length > last.index ? captured[captured.length - 1]!.trim().slice(0, 2000) : null,
+      statement: null,
       // node-pg-migrate wraps loader errors ("Error loading migration files") with the original as cause.
       contentChanged: err instanceof MigrationChangedError || (err as Error).cause instanceof MigrationChangedError,
     };
     await client.query('ROLLBACK').catch(() => undefined);
   }
   const ended = performance.now();
-  const outcomes: StepOutcome[] = markers.map((marker, i) => {
-    const next = markers[i + 1];
-    const steps = captured.slice(marker.index, next ? next.index : captured.length);
-    const failed = error !== null && !next;
-    const body = steps.slice(marker.transactional ? 1 : 0);
-    // The last steps are node-pg-migrate marking the migration as run (or unrun), then its COMMIT.
-    if (!failed && marker.transactional && body.length) body.pop();
-    if (!failed && body.length) body.pop();
-    return {
-      migration: marker.name,
-      durationMs: Math.round(((next ? next.at : ended) - marker.at) * 10) / 10,
-      statements: body.map((s) => s.trim()),
-      transactional: marker.transactional,
-      error: failed ? error : null,
-    };
-  });
+  const last = markers[markers.length - 1];
+  const starting = run.starting;
+  if (error && starting !== null && starting.name !== last?.name) {
+    // Its function threw, or node-pg-migrate refused it, before node-pg-migrate ran its steps.
+    markers.push({ name: starting.name, index: captured.length, from: starting.index, at: starting.at, end: ended, transactional: true });
+  }
+  const failing = markers[markers.length - 1];
+  // The statement it failed on: the last one it sent, if it sent any.
+  if (error && failing && captured.length > failing.from) error.statement = captured[captured.length - 1]!.trim().slice(0, 2000);
+  const outcomes: StepOutcome[] = markers.map((_, i) => outcomeAt(i, error !== null && i === markers.length - 1 ? error : null, ended));
   if (error && (outcomes.length === 0 || outcomes[outcomes.length - 1]!.error === null)) {
     // It failed before any migration started (loading files, reading history).
     return { completed: outcomes, failed: { migration: '', durationMs: 0, statements: [], transactional: true, error } };

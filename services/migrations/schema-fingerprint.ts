@@ -56,9 +56,9 @@ export async function readFingerprint(db: Queryable, scope: FingerprintScope): P
  * rename can leave a kept row's text behind, but that object itself shows
  * the change, so whether two reads differ is still told right.
  */
-export function fingerprintReader(scope: FingerprintScope): (db: Queryable) => Promise<SchemaFingerprint> {
+export function fingerprintReader(scope: FingerprintScope, opts: { qualifiedSession?: boolean } = {}): (db: Queryable) => Promise<SchemaFingerprint> {
   const kept = new Map<number, { sig: string; rows: FingerprintRow[] }>();
-  return (db) => withQualifiedNames(db, async () => {
+  const read = async (db: Queryable) => {
     const sigs = await prepared<{ oid: number; sig: string }>(db, 'sfm-fingerprint-signatures', relationSignatures(scope));
     const stale = sigs.filter((s) => kept.get(s.oid)?.sig !== s.sig);
     if (stale.length) {
@@ -69,8 +69,13 @@ export function fingerprintReader(scope: FingerprintScope): (db: Queryable) => P
     const present = new Set(sigs.map((s) => s.oid));
     for (const oid of kept.keys()) if (!present.has(oid)) kept.delete(oid);
     return assemble([...kept.values()].flatMap((k) => k.rows), await prepared<FingerprintRow>(db, 'sfm-fingerprint-others', otherObjects()));
-  });
+  };
+  // A session opened with QUALIFIED_SESSION_OPTIONS needs no settings saved and put back around each read.
+  return (db) => (opts.qualifiedSession ? read(db) : withQualifiedNames(db, () => read(db)));
 }
+
+/** A session's start-up options (libpq `options`) under which fingerprintReader({qualifiedSession: true}) may read: see withQualifiedNames. */
+export const QUALIFIED_SESSION_OPTIONS = '-c search_path=pg_catalog -c plan_cache_mode=force_generic_plan';
 
 const INVALID_SQL_STATEMENT_NAME = '26000';
 

@@ -1,21 +1,52 @@
-import { rows, type Queryable } from '../../database/db.js';
-import { lintCheckConstraints, lintColumnTypes, lintFunctionVolatility, lintMaterializedViews } from '../../database/sql/lint-catalog.js';
+import { one, rows, type Queryable } from '../../database/db.js';
+import { lintSchemaFacts, lintSystemFunctionVolatility } from '../../database/sql/lint-catalog.js';
 import { moreVolatile, notNullCheckColumn, volatilityOf, type NotNullCheck, type SchemaFacts, type Volatility } from './sql-analysis/schema-facts.js';
 
-/** The catalog facts the linter uses, read from a database (the rehearsal copy before a migration, or `sfm lint --database-url`). */
-export async function readSchemaFacts(db: Queryable): Promise<SchemaFacts> {
-  const columnTypes = new Map((await rows<{ key: string; type: string }>(db, lintColumnTypes())).map((r) => [r.key, r.type]));
-  const notNullChecks = new Map<string, NotNullCheck>();
-  for (const c of await rows<{ table: string; name: string; validated: boolean; definition: string }>(db, lintCheckConstraints())) {
-    const column = notNullCheckColumn(c.definition);
-    if (column) notNullChecks.set(`${c.table}/${c.name}`, { column, validated: c.validated });
-  }
-  const functions = new Map<string, Volatility>();
-  for (const f of await rows<{ schema: string; name: string; volatility: string }>(db, lintFunctionVolatility())) {
+type FunctionRow = { schema: string; name: string; volatility: string };
+
+interface FactRows {
+  columnTypes: Array<{ key: string; type: string }>;
+  checks: Array<{ table: string; name: string; validated: boolean; definition: string }>;
+  functions: FunctionRow[];
+  materializedViews: Array<{ name: string }>;
+}
+
+function addFunctions(into: Map<string, Volatility>, list: FunctionRow[]): void {
+  for (const f of list) {
     const v = volatilityOf(f.volatility);
-    functions.set(`${f.schema}.${f.name}`, moreVolatile(functions.get(`${f.schema}.${f.name}`), v));
-    functions.set(f.name, moreVolatile(functions.get(f.name), v));
+    into.set(`${f.schema}.${f.name}`, moreVolatile(into.get(`${f.schema}.${f.name}`), v));
+    into.set(f.name, moreVolatile(into.get(f.name), v));
   }
-  const materializedViews = new Set((await rows<{ name: string }>(db, lintMaterializedViews())).map((r) => r.name));
-  return { columnTypes, notNullChecks, functions, materializedViews };
+}
+
+/**
+ * Reads the catalog facts the linter uses from a database, again and again
+ * (the rehearsal copy before every migration): the ~3,000 built-in functions
+ * are read once per reader, the rest in one round trip per read.
+ */
+export function schemaFactsReader(): (db: Queryable) => Promise<SchemaFacts> {
+  let system: FunctionRow[] | null = null;
+  return async (db) => {
+    system ??= await rows<FunctionRow>(db, lintSystemFunctionVolatility());
+    const facts = await one<FactRows>(db, lintSchemaFacts());
+    const notNullChecks = new Map<string, NotNullCheck>();
+    for (const c of facts.checks) {
+      const column = notNullCheckColumn(c.definition);
+      if (column) notNullChecks.set(`${c.table}/${c.name}`, { column, validated: c.validated });
+    }
+    const functions = new Map<string, Volatility>();
+    addFunctions(functions, system);
+    addFunctions(functions, facts.functions);
+    return {
+      columnTypes: new Map(facts.columnTypes.map((r) => [r.key, r.type])),
+      notNullChecks,
+      functions,
+      materializedViews: new Set(facts.materializedViews.map((r) => r.name)),
+    };
+  };
+}
+
+/** The catalog facts the linter uses, read from a database once (`sfm lint --database-url`, a static lint's start). */
+export async function readSchemaFacts(db: Queryable): Promise<SchemaFacts> {
+  return schemaFactsReader()(db);
 }

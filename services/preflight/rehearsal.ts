@@ -1,9 +1,10 @@
 import { performance } from 'node:perf_hooks';
 import { LINT_DB_PREFIX, REHEARSAL_DB_PREFIX } from '../../database/sql/preflight.js';
-import { fingerprintReader } from '../migrations/schema-fingerprint.js';
+import { fingerprintReader, QUALIFIED_SESSION_OPTIONS } from '../migrations/schema-fingerprint.js';
 import { ClusterGuard } from './rehearsal/cluster-guard.js';
 import { downPhase, upAgainPhase, upPhase, type DownPhase, type PhaseContext, type UpAgainPhase } from './rehearsal/phases.js';
 import { seedCopy } from './rehearsal/seed.js';
+import { openSession } from './rehearsal/session.js';
 import { compareServers } from './rehearsal/server-identity.js';
 import { readStaticMigrations } from './rehearsal/static-sql.js';
 import { staticTraces } from './rehearsal/static-traces.js';
@@ -40,10 +41,14 @@ export async function rehearse(input: RehearsalInput): Promise<RehearsalResult> 
       throw err;
     });
     const steps: RehearsalStep[] = [];
-    const ctx: PhaseContext = {
-      input, url: db.url, secrets, guard, steps, data,
-      fingerprint: fingerprintReader({ migrationsSchema: input.environment.migrationsSchema, migrationsTable: input.environment.migrationsTable }),
-    };
+    // The copy's schema is read between migrations, when what ran before has committed: from a session of its own,
+    // opened with the settings the reads need (no saving and restoring the phase session's own).
+    const reader = await openSession(db.url, QUALIFIED_SESSION_OPTIONS).catch(async (err) => {
+      await db.drop();
+      throw err;
+    });
+    const readFingerprint = fingerprintReader({ migrationsSchema: input.environment.migrationsSchema, migrationsTable: input.environment.migrationsTable }, { qualifiedSession: true });
+    const ctx: PhaseContext = { input, url: db.url, secrets, guard, steps, data, fingerprint: () => readFingerprint(reader) };
     let up;
     let down: DownPhase = { reversibility: Object.fromEntries(input.pending.map((n) => [n, 'not-checked' as const])), downDiffs: {}, downStatements: {}, reverted: [] };
     let again: UpAgainPhase = { complete: false, smoke: null };
@@ -55,6 +60,7 @@ export async function rehearse(input: RehearsalInput): Promise<RehearsalResult> 
       if (allUp || down.reverted.length) again = await upAgainPhase(ctx, down, allUp);
     } finally {
       // Subscriptions first (a database that has one cannot be dropped), the server-wide objects once the copy is gone.
+      await reader.end().catch(() => undefined);
       await guard.beforeCopyDrop(db.url).catch(() => undefined);
       await db.drop();
       await guard.cleanup();

@@ -1,6 +1,6 @@
 import type pg from 'pg';
 import { one, rows } from '../../../database/db.js';
-import { backendPid, drainObservedEvents, installObserverSql, relationFiles } from '../../../database/sql/observe.js';
+import { backendPid, disableObserverSql, drainObservedEvents, holdsRelations, installObserverSql, observeLight, relationFiles } from '../../../database/sql/observe.js';
 import { fromEvents, type EventRow } from './events.js';
 import { LockSampler } from './sampler.js';
 import type { ObserveMethod, Observation } from './types.js';
@@ -53,6 +53,23 @@ export async function installObserver(client: pg.ClientBase, options: { url?: st
   }
   observers.set(client, { method: 'sampling', note, url: options.url, pid, sampler: null, before: null });
   return 'sampling';
+}
+
+/**
+ * On a copy without a single table of the target's, every relation a
+ * migration touches is new in the run: the locks and scans the event
+ * triggers gather per DDL command could judge nothing, and are skipped.
+ */
+export async function observeNewRelationsOnly(client: pg.ClientBase, migrationsTable: { schema: string; name: string }): Promise<boolean> {
+  if (observers.get(client)?.method !== 'event-triggers') return false;
+  const { holds } = await one<{ holds: boolean }>(client, holdsRelations(migrationsTable.schema, migrationsTable.name));
+  if (!holds) await client.query(observeLight());
+  return !holds;
+}
+
+/** The phases after the up are not observed: the event triggers stop firing (any session of the copy; none installed is fine). */
+export async function stopObserver(client: pg.ClientBase): Promise<void> {
+  for (const q of disableObserverSql()) await client.query(q).catch(() => undefined);
 }
 
 function state(client: pg.ClientBase): ObserverState {

@@ -30,6 +30,12 @@ function named(statements: string[], name: string): boolean {
   return statements.some((s) => bare.test(s.toLowerCase()) || s.includes(`"${name.replace(/"/g, '""')}"`) || s.includes(`'${name.replace(/'/g, "''")}'`));
 }
 
+// A step whose SQL has none of these words cannot have created or changed a
+// server-wide object (nor run code that does), so the snapshot after it is
+// skipped: a change seen later is still attributed only to a step that names it.
+const MAY_TOUCH_SERVER = /\b(role|user|group|tablespace|database|subscription|grant|revoke|owned|owner|authorization|current_role|current_user|session_user|select|call|do|perform|execute)\b/i;
+const MAY_TOUCH_COPY = /\b(event|publication|select|call|do|perform|execute)\b/i;
+
 export interface StepSeen {
   migration: string;
   phase: Phase;
@@ -79,7 +85,19 @@ export class ClusterGuard {
 
   /** After a step: what changed since the previous one, as far as the step's SQL names it. `copy`: a session on the copy, for its own objects. */
   async afterStep(step: StepSeen, copy?: pg.ClientBase): Promise<void> {
-    const now = await this.snapshot();
+    const text = step.statements.join('\n');
+    // The server's objects and the copy's own are read on two sessions at once.
+    const [now, local] = await Promise.all([
+      MAY_TOUCH_SERVER.test(text) ? this.snapshot() : null,
+      copy && MAY_TOUCH_COPY.test(text) ? rows<GlobalRow>(copy, databaseGlobals()) : null,
+    ]);
+    if (now) this.compareServer(step, now);
+    if (!local) return;
+    for (const row of local) if (!this.lastLocal.has(keyOf(row))) this.record(row, 'created', step, 'database');
+    this.lastLocal = new Map(local.map((r) => [keyOf(r), r]));
+  }
+
+  private compareServer(step: StepSeen, now: Map<string, GlobalRow>): void {
     for (const [key, row] of now) {
       const was = this.last.get(key);
       if (was && was.definition === row.definition) continue;
@@ -90,10 +108,6 @@ export class ClusterGuard {
       if (!now.has(key) && this.baseline.has(key) && named(step.statements, row.name)) this.record(row, 'removed', step, 'server');
     }
     this.last = now;
-    if (!copy) return;
-    const local = new Map((await rows<GlobalRow>(copy, databaseGlobals())).map((r) => [keyOf(r), r]));
-    for (const [key, row] of local) if (!this.lastLocal.has(key)) this.record(row, 'created', step, 'database');
-    this.lastLocal = local;
   }
 
   /** What the rehearsal's migrations did outside the copy's schema, in the order seen. */

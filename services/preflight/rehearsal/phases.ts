@@ -1,15 +1,16 @@
 import type pg from 'pg';
-import { rows, type Queryable } from '../../../database/db.js';
+import { rows } from '../../../database/db.js';
 import { userIndexes, userTables } from '../../../database/sql/preflight.js';
 import { smokeEtl, type SmokeOutcome } from '../../etl/smoke.js';
-import { runOne, type StepOutcome } from '../../migrations/run-one.js';
+import type { StepOutcome } from '../../migrations/run-one.js';
 import { diffFingerprints, type FingerprintChange, type SchemaFingerprint } from '../../migrations/schema-fingerprint.js';
-import { readSchemaFacts } from '../catalog-facts.js';
+import { schemaFactsReader } from '../catalog-facts.js';
 // From the observer's own modules, not the index: the index also re-exports the judge, which reads report types that read ours.
-import { beginObserved, collectObserved, installObserver } from '../observe/install.js';
+import { beginObserved, collectObserved, installObserver, observeNewRelationsOnly, stopObserver } from '../observe/install.js';
 import type { SchemaFacts } from '../sql-analysis/schema-facts.js';
 import type { DataRehearsal } from '../data-rehearsal/data-rehearsal.js';
 import type { ClusterGuard } from './cluster-guard.js';
+import { eachMigration, type PhaseRun } from './each-migration.js';
 import { isNoDown, ownDownDiff } from './reversibility.js';
 import { replayHistory } from './seed.js';
 import { inSession } from './session.js';
@@ -23,12 +24,17 @@ export interface PhaseContext {
   url: string;
   secrets: string[];
   guard: ClusterGuard;
-  /** Reads the copy's schema (services/migrations/schema-fingerprint.ts fingerprintReader: one per rehearsal). */
-  fingerprint: (db: Queryable) => Promise<SchemaFingerprint>;
+  /** Reads the copy's committed schema, on a session of its own (services/migrations/schema-fingerprint.ts fingerprintReader: one per rehearsal). */
+  fingerprint: () => Promise<SchemaFingerprint>;
   steps: RehearsalStep[];
   /** data-bearing rehearsal (issue 18): with rows on the copy, the ups are timed statement by statement with their locks. */
   data: DataRehearsal | null;
 }
+
+const run = (ctx: PhaseContext, direction: 'up' | 'down', names: string[], measure?: PhaseRun['measure']): PhaseRun =>
+  ({ env: ctx.input.environment, secrets: ctx.secrets, source: ctx.input.source, direction, names, measure });
+
+const tableNames = async (client: pg.ClientBase) => (await rows<{ name: string }>(client, userTables())).map((r) => r.name);
 
 function record(ctx: PhaseContext, phase: Phase, expected: string, outcome: StepOutcome): RehearsalStep {
   const step: RehearsalStep = { phase, migration: outcome.migration || expected, durationMs: outcome.durationMs, ok: !outcome.error, error: outcome.error };
@@ -53,35 +59,46 @@ export interface UpPhase {
 export async function upPhase(ctx: PhaseContext, replay: boolean): Promise<UpPhase> {
   const { input } = ctx;
   const result: UpPhase = { traces: {}, before: new Map(), applied: [], created: { tables: [], indexes: [] }, dropped: { tables: [], indexes: [] }, stoppedAt: null, cleanStop: true };
+  const facts = schemaFactsReader();
   await inSession(ctx.url, async (client) => {
     if (replay) await replayHistory(client, input, ctx.secrets, (migration, statements) => ctx.guard.afterStep({ migration, phase: 'up', statements }));
-    const catalog = async (): Promise<SchemaChange> => ({
-      tables: (await rows<{ name: string }>(client, userTables())).map((r) => r.name),
-      indexes: (await rows<{ name: string }>(client, userIndexes())).map((r) => r.name),
-    });
+    const catalog = async (): Promise<SchemaChange> => ({ tables: await tableNames(client), indexes: (await rows<{ name: string }>(client, userIndexes())).map((r) => r.name) });
     // After seeding: the copy's own history is not observed.
     await installObserver(client, { url: ctx.url });
+    await observeNewRelationsOnly(client, { schema: input.environment.migrationsSchema, name: input.environment.migrationsTable });
     await ctx.guard.baselineCopy(client);
     const start = await catalog();
-    for (const name of input.pending) {
-      result.before.set(name, await ctx.fingerprint(client));
-      const tablesBefore = (await rows<{ name: string }>(client, userTables())).map((r) => r.name);
-      const factsBefore = await readSchemaFacts(client);
-      await beginObserved(client, name);
-      const up = (c: pg.ClientBase) => runOne(c, input.environment, 'up', { secrets: ctx.secrets, source: input.source });
-      // data-bearing rehearsal (issue 18)
-      const outcome = ctx.data ? await ctx.data.measure(name, client, up) : await up(client);
-      const observed = await collectObserved(client, name);
-      result.traces[name] = { statements: outcome.statements, transactional: outcome.transactional, tablesBefore, factsBefore, observed, source: 'rehearsal' };
-      record(ctx, 'up', name, outcome);
-      await ctx.guard.afterStep({ migration: name, phase: 'up', statements: outcome.statements }, client);
-      if (outcome.error) {
-        result.cleanStop = outcome.transactional;
-        result.stoppedAt = { tables: (await rows<{ name: string }>(client, userTables())).map((r) => r.name), facts: await readSchemaFacts(client) };
-        return;
-      }
-      result.applied.push(name);
-    }
+    // The fingerprint reads on its own session, meanwhile the linter's facts on this one.
+    const readBefore = async () => {
+      const [fingerprint, tablesBefore, factsBefore] = await Promise.all([ctx.fingerprint(), tableNames(client), facts(client)]);
+      return { fingerprint, tablesBefore, factsBefore };
+    };
+    const befores = new Map<string, Awaited<ReturnType<typeof readBefore>>>();
+    const measure: PhaseRun['measure'] = ctx.data ? (name, c, up) => ctx.data!.measure(name, c, up) : undefined;
+    await eachMigration(client, run(ctx, 'up', input.pending, measure), {
+      before: async (name) => {
+        const before = await readBefore();
+        befores.set(name, before);
+        result.before.set(name, before.fingerprint);
+        await beginObserved(client, name);
+      },
+      after: async (outcome, expected) => {
+        const name = outcome.migration || expected;
+        // node-pg-migrate refused it before it ran (no `before`): the schema is still the one it found.
+        const { tablesBefore, factsBefore } = befores.get(name) ?? await readBefore();
+        const observed = await collectObserved(client, name);
+        result.traces[name] = { statements: outcome.statements, transactional: outcome.transactional, tablesBefore, factsBefore, observed, source: 'rehearsal' };
+        record(ctx, 'up', expected, outcome);
+        await ctx.guard.afterStep({ migration: name, phase: 'up', statements: outcome.statements }, client);
+        if (outcome.error) {
+          result.cleanStop = outcome.transactional;
+          result.stoppedAt = { tables: await tableNames(client), facts: await facts(client) };
+        } else {
+          result.applied.push(name);
+        }
+      },
+    });
+    if (result.stoppedAt) return;
     const end = await catalog();
     result.created = { tables: end.tables.filter((t) => !start.tables.includes(t)), indexes: end.indexes.filter((t) => !start.indexes.includes(t)) };
     result.dropped = { tables: start.tables.filter((t) => !end.tables.includes(t)), indexes: start.indexes.filter((t) => !end.indexes.includes(t)) };
@@ -107,32 +124,39 @@ export async function downPhase(ctx: PhaseContext, up: UpPhase): Promise<DownPha
   const result: DownPhase = { reversibility: {}, downDiffs: {}, downStatements: {}, reverted: [] };
   for (const name of ctx.input.pending) result.reversibility[name] = 'not-checked';
   await inSession(ctx.url, async (client) => {
+    await stopObserver(client);
     let previous: Map<string, FingerprintChange> | null = null;
     let irreversible: string | null = null;
-    for (const name of [...up.applied].reverse()) {
-      const outcome = await runOne(client, ctx.input.environment, 'down', { secrets: ctx.secrets, source: ctx.input.source });
-      const step = record(ctx, 'down', name, outcome);
-      await ctx.guard.afterStep({ migration: name, phase: 'down', statements: outcome.statements }, client);
-      if (outcome.error) {
-        if (isNoDown(outcome.error)) {
-          result.reversibility[name] = 'no-down';
-          step.explainedBy = name;
-        } else {
-          step.explainedBy = irreversible;
+    // A down that sent nothing left the schema as it found it: the last read stands (most downs of some histories are empty).
+    let lastRead: SchemaFingerprint | null = null;
+    await eachMigration(client, run(ctx, 'down', [...up.applied].reverse()), {
+      after: async (outcome, expected) => {
+        const name = outcome.migration || expected;
+        const step = record(ctx, 'down', expected, outcome);
+        await ctx.guard.afterStep({ migration: name, phase: 'down', statements: outcome.statements }, client);
+        if (outcome.error) {
+          if (isNoDown(outcome.error)) {
+            result.reversibility[name] = 'no-down';
+            step.explainedBy = name;
+          } else {
+            step.explainedBy = irreversible;
+          }
+          return;
         }
-        return;
-      }
-      result.downStatements[name] = outcome.statements;
-      const current = diffFingerprints(up.before.get(name)!, await ctx.fingerprint(client));
-      const own = ownDownDiff(current, previous);
-      result.reversibility[name] = own ? 'irreversible' : 'reversible';
-      if (own) {
-        result.downDiffs[name] = own;
-        irreversible ??= name;
-      }
-      previous = current;
-      result.reverted.push(name);
-    }
+        result.downStatements[name] = outcome.statements;
+        const now = outcome.statements.length === 0 && lastRead ? lastRead : await ctx.fingerprint();
+        lastRead = now;
+        const current = diffFingerprints(up.before.get(name)!, now);
+        const own = ownDownDiff(current, previous);
+        result.reversibility[name] = own ? 'irreversible' : 'reversible';
+        if (own) {
+          result.downDiffs[name] = own;
+          irreversible ??= name;
+        }
+        previous = current;
+        result.reverted.push(name);
+      },
+    });
   });
   return result;
 }
@@ -151,17 +175,21 @@ export interface UpAgainPhase {
 export async function upAgainPhase(ctx: PhaseContext, down: DownPhase, runSmoke: boolean): Promise<UpAgainPhase> {
   const irreversible = [...down.reverted].reverse().filter((n) => down.reversibility[n] === 'irreversible');
   return inSession(ctx.url, async (client) => {
-    for (const name of [...down.reverted].reverse()) {
-      const up = (c: pg.ClientBase) => runOne(c, ctx.input.environment, 'up', { secrets: ctx.secrets, source: ctx.input.source });
-      // data-bearing rehearsal (issue 18): the re-applied up is timed too; the lower time of the two ups is what gets scaled.
-      const outcome = ctx.data ? await ctx.data.measure(name, client, up, true) : await up(client);
-      const step = record(ctx, 'up-again', name, outcome);
-      await ctx.guard.afterStep({ migration: name, phase: 'up-again', statements: outcome.statements }, client);
-      if (outcome.error) {
-        step.explainedBy = irreversible.includes(name) ? name : irreversible[0] ?? null;
-        return { complete: false, smoke: null };
-      }
-    }
+    let complete = true;
+    // data-bearing rehearsal (issue 18): the re-applied up is timed too; the lower time of the two ups is what gets scaled.
+    const measure: PhaseRun['measure'] = ctx.data ? (name, c, up) => ctx.data!.measure(name, c, up, true) : undefined;
+    await eachMigration(client, run(ctx, 'up', [...down.reverted].reverse(), measure), {
+      after: async (outcome, expected) => {
+        const name = outcome.migration || expected;
+        const step = record(ctx, 'up-again', expected, outcome);
+        await ctx.guard.afterStep({ migration: name, phase: 'up-again', statements: outcome.statements }, client);
+        if (outcome.error) {
+          step.explainedBy = irreversible.includes(name) ? name : irreversible[0] ?? null;
+          complete = false;
+        }
+      },
+    });
+    if (!complete) return { complete: false, smoke: null };
     // The runbook's smoke ETL, on the copy: a migration that breaks the worker's writes fails here, before approval.
     const smoke = runSmoke && ctx.input.environment.verify.smokeEtl ? await smokeEtl(client, ctx.input.environment, ctx.input.runId) : null;
     return { complete: true, smoke };

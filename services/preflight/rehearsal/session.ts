@@ -5,8 +5,9 @@ import pg from 'pg';
  * as a real apply and a later rollback do: temporary tables, SET values and
  * prepared statements of one phase cannot make another pass or fail.
  */
-export async function openSession(url: string): Promise<pg.Client> {
-  const client = new pg.Client({ connectionString: url, application_name: 'starforge-rehearsal' });
+export async function openSession(url: string, options?: string): Promise<pg.Client> {
+  // `options`: settings the session starts with (libpq's `-c name=value ...`).
+  const client = new pg.Client({ connectionString: url, application_name: 'starforge-rehearsal', ...(options ? { options } : {}) });
   client.on('error', () => undefined); // the query in flight reports a lost server; pg's 'error' event must not crash the process
   await client.connect();
   return client;

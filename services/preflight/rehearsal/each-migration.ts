@@ -1,0 +1,55 @@
+import type pg from 'pg';
+import type { EnvironmentConfig } from '../../environments/model.js';
+import { runMigrations, runOne, type StepOutcome } from '../../migrations/run-one.js';
+import type { MigrationSource } from '../../migrations/source.js';
+
+// How a rehearsal phase runs its migrations with work of its own between
+// them (schema fingerprints, catalog facts, the cluster guard). One
+// node-pg-migrate runner call for the phase, the work done in its hook
+// between two migrations (run-one.ts `between`): the runner's fixed cost of
+// listing, reading and hashing every file and reading the history, paid per
+// migration, was most of a rehearsal of a long history. A data-bearing
+// rehearsal times each migration through its own wrapped client
+// (data-rehearsal measure()), so there each migration gets its own call.
+
+export interface PhaseRun {
+  env: EnvironmentConfig;
+  secrets: string[];
+  source: MigrationSource;
+  direction: 'up' | 'down';
+  /** The migrations the phase runs, in the order the runner takes them. */
+  names: string[];
+  /** data-bearing rehearsal (issue 18): wraps each migration's run; one runner call per migration then. */
+  measure?: (name: string, client: pg.ClientBase, run: (client: pg.ClientBase) => Promise<StepOutcome>) => Promise<StepOutcome>;
+}
+
+export interface MigrationHooks {
+  /** Before `name` sends anything, after the one before it committed; not called when node-pg-migrate refuses `name` outright. */
+  before?(name: string): Promise<void>;
+  /** After a migration ran or failed, before the next starts; `expected` is the name it had in `names` (a failure before any migration started has none of its own). */
+  after(outcome: StepOutcome, expected: string): Promise<void>;
+}
+
+/** Runs `run.names` on `client`, stopping at the first failure; `hooks` see each one. */
+export async function eachMigration(client: pg.ClientBase, run: PhaseRun, hooks: MigrationHooks): Promise<void> {
+  const { env, secrets, source, direction, names } = run;
+  if (run.measure) {
+    for (const name of names) {
+      await hooks.before?.(name);
+      const outcome = await run.measure(name, client, (c) => runOne(c, env, direction, { secrets, source }));
+      await hooks.after(outcome, name);
+      if (outcome.error) return;
+    }
+    return;
+  }
+  let done = 0;
+  const { completed, failed } = await runMigrations(client, env, direction, names.length, {
+    secrets,
+    source,
+    between: async (next, previous) => {
+      if (previous) await hooks.after(previous, names[done++] ?? previous.migration);
+      await hooks.before?.(next);
+    },
+  });
+  for (const outcome of [...completed.slice(done), ...(failed ? [failed] : [])]) await hooks.after(outcome, names[done++] ?? outcome.migration);
+}
