@@ -9,31 +9,40 @@ import type { LoaderStrategies } from './loader.js';
 // own first statement. Wrapping those functions gives that hook, and tells
 // which migration is starting even when its function throws before any SQL.
 
-/** Called as `name` starts, after the one before it committed; it may query the same session. */
-export type MigrationStarting = (name: string) => Promise<void>;
+export interface MigrationHooks {
+  /** `name` starts, after the one before it committed; it may query the same session. */
+  starting(name: string): Promise<void>;
+  /** Its function built its steps, none of which ran yet: how many, and whether node-pg-migrate wraps them in BEGIN/COMMIT. */
+  built(name: string, steps: string[], transactional: boolean): void;
+}
 
 type Action = (pgm: unknown, run?: () => void) => unknown;
+interface Builder {
+  getSqlSteps(): string[];
+  isUsingTransaction(): boolean;
+}
 
-function wrap(action: unknown, name: string, starting: MigrationStarting): unknown {
+function wrap(action: unknown, name: string, hooks: MigrationHooks): unknown {
   if (typeof action !== 'function') return action;
   const fn = action as Action;
   // Always one argument: node-pg-migrate awaits it (a callback-style original, length 2, is awaited through its callback here).
-  return async (pgm: unknown) => {
-    await starting(name);
+  return async (pgm: Builder) => {
+    await hooks.starting(name);
     if (fn.length === 2) await new Promise<void>((resolve) => void fn(pgm, resolve));
     else await fn(pgm);
+    hooks.built(name, pgm.getSqlSteps(), pgm.isUsingTransaction());
   };
 }
 
-function wrapActions(actions: Record<string, unknown>, name: string, starting: MigrationStarting): Record<string, unknown> {
-  const up = wrap(actions.up, name, starting);
+function wrapActions(actions: Record<string, unknown>, name: string, hooks: MigrationHooks): Record<string, unknown> {
+  const up = wrap(actions.up, name, hooks);
   // A down that is the up itself (node-pg-migrate's reverse mode) must stay the same function.
-  const down = actions.down === actions.up ? up : wrap(actions.down, name, starting);
+  const down = actions.down === actions.up ? up : wrap(actions.down, name, hooks);
   return { ...actions, up, down };
 }
 
-/** `loaders` whose migrations call `starting` before their up or down function runs. */
-export function hookedLoaders(loaders: LoaderStrategies, starting: MigrationStarting): LoaderStrategies {
+/** `loaders` whose migrations call `hooks` around their up or down function. */
+export function hookedLoaders(loaders: LoaderStrategies, hooks: MigrationHooks): LoaderStrategies {
   return loaders.map((strategy) => {
     const inner = strategy.loader;
     // Ours are functions (loader.ts); node-pg-migrate's predefined ones cannot be wrapped.
@@ -42,7 +51,7 @@ export function hookedLoaders(loaders: LoaderStrategies, starting: MigrationStar
       ...strategy,
       loader: async (filePaths: string[]) => (await inner(filePaths)).map((unit) => ({
         ...unit,
-        actions: wrapActions(unit.actions as unknown as Record<string, unknown>, basename(unit.id, extname(unit.id)), starting) as never,
+        actions: wrapActions(unit.actions as unknown as Record<string, unknown>, basename(unit.id, extname(unit.id)), hooks) as never,
       })),
     };
   });

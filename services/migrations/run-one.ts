@@ -41,11 +41,18 @@ export interface RunOneOptions {
   /**
    * Awaited between two migrations of the batch, before `next` sends anything
    * and after `previous` (its outcome; null before the first) committed. It
-   * may query the same session: nothing it sends is captured. A throw stops
-   * the batch and is thrown from runMigrations as it is.
+   * may query the same session: nothing it sends is captured. It may return
+   * work that goes on meanwhile on other sessions, reading what is committed:
+   * that is awaited before `next` sends anything that could commit (its own
+   * COMMIT when node-pg-migrate wraps it in a transaction, else its first
+   * statement), so it reads the schema as `next` found it. A throw (or a
+   * rejected background) stops the batch and is thrown from runMigrations as it is.
    */
-  between?: (next: string, previous: StepOutcome | null) => Promise<void>;
+  between?: (next: string, previous: StepOutcome | null) => Promise<{ background?: Promise<unknown> } | void>;
 }
+
+// A step of a transactional migration that ends its transaction early: statements after it commit one by one.
+const ENDS_TRANSACTION = /(^|;)\s*(commit|end|rollback|abort)\b/im;
 
 /** A `between` hook failed: not the migration's error. */
 class HookFailed extends Error {
@@ -99,8 +106,29 @@ export async function runMigrations(client: pg.ClientBase, env: EnvironmentConfi
   const markers: Array<{ name: string; index: number; from: number; at: number; end?: number; transactional: boolean }> = [];
   // The migration whose function the runner called last: it may fail before logging its marker.
   const run: { starting: { name: string; index: number; at: number } | null } = { starting: null };
+  // The `between` hook's background work, and per migration what its function built (hooked-loaders.ts).
+  let background: Promise<unknown> | null = null;
+  const planned = new Map<string, { steps: number; wrapped: boolean }>();
+  const settle = async () => {
+    const pending = background;
+    background = null;
+    if (!pending) return;
+    try {
+      await pending;
+    } catch (err) {
+      throw new HookFailed(err);
+    }
+  };
+  // Whether the query about to go runs inside the current migration's own transaction and is not its COMMIT:
+  // node-pg-migrate sends BEGIN (position 0), its steps, the history row, then COMMIT (steps + 2).
+  const insideOwnTransaction = () => {
+    const marker = markers[markers.length - 1];
+    const plan = marker && marker.name === run.starting?.name && marker.transactional ? planned.get(marker.name) : undefined;
+    return plan !== undefined && plan.wrapped && captured.length - marker!.index <= plan.steps + 1;
+  };
   const capturing = {
-    query: (text: string | pg.QueryConfig, values?: unknown[]) => {
+    query: async (text: string | pg.QueryConfig, values?: unknown[]) => {
+      if (background && !insideOwnTransaction()) await settle();
       captured.push(typeof text === 'string' ? text : text.text);
       return client.query(text as string, values);
     },
@@ -138,18 +166,29 @@ export async function runMigrations(client: pg.ClientBase, env: EnvironmentConfi
       error: failure,
     };
   };
-  const loaders = hookedLoaders(opts.source.loaders, async (name) => {
-    const previous = markers[markers.length - 1];
-    if (previous && previous.end === undefined) previous.end = performance.now();
-    if (opts.between) {
-      try {
-        await opts.between(name, previous ? outcomeAt(markers.length - 1, null, performance.now()) : null);
-      } catch (err) {
-        throw new HookFailed(err);
+  const loaders = hookedLoaders(opts.source.loaders, {
+    starting: async (name) => {
+      const previous = markers[markers.length - 1];
+      if (previous && previous.end === undefined) previous.end = performance.now();
+      if (opts.between) {
+        await settle();
+        try {
+          const started = await opts.between(name, previous ? outcomeAt(markers.length - 1, null, performance.now()) : null);
+          if (started?.background) {
+            background = started.background;
+            // Handled from now on (settle awaits it): a rejection before then must not count as unhandled.
+            background.catch(() => undefined);
+          }
+        } catch (err) {
+          throw new HookFailed(err);
+        }
       }
-    }
-    // After the hook: its time is neither migration's.
-    run.starting = { name, index: captured.length, at: performance.now() };
+      // After the hook: its time is neither migration's.
+      run.starting = { name, index: captured.length, at: performance.now() };
+    },
+    built: (name, steps, transactional) => {
+      planned.set(name, { steps: steps.length, wrapped: transactional && !steps.some((step) => ENDS_TRANSACTION.test(step)) });
+    },
   });
   let error: StepOutcome['error'] = null;
   try {
@@ -174,7 +213,11 @@ export async function runMigrations(client: pg.ClientBase, env: EnvironmentConfi
     });
   } catch (caught) {
     const hook = caught instanceof HookFailed ? caught : (caught as Error).cause instanceof HookFailed ? (caught as Error).cause as HookFailed : null;
-    if (hook) throw hook.original;
+    if (hook) {
+      // It may have stopped a migration inside its transaction.
+      await client.query('ROLLBACK').catch(() => undefined);
+      throw hook.original;
+    }
     const err = caught;
     const e = err as pg.DatabaseError;
     const refused = refusedMigration(String(e.message ?? ''));
@@ -189,6 +232,10 @@ export async function runMigrations(client: pg.ClientBase, env: EnvironmentConfi
     await client.query('ROLLBACK').catch(() => undefined);
   }
   const ended = performance.now();
+  // What the last hook started: a failed migration did not wait for it.
+  await settle().catch((err: HookFailed) => {
+    throw err.original;
+  });
   const last = markers[markers.length - 1];
   const starting = run.starting;
   if (error && starting !== null && starting.name !== last?.name) {

@@ -25,17 +25,20 @@ function addFunctions(into: Map<string, Volatility>, list: FunctionRow[]): void 
  * are read once per reader, the rest in one round trip per read.
  */
 export function schemaFactsReader(): (db: Queryable) => Promise<SchemaFacts> {
-  let system: FunctionRow[] | null = null;
+  let system: Map<string, Volatility> | null = null;
   return async (db) => {
-    system ??= await rows<FunctionRow>(db, lintSystemFunctionVolatility());
+    if (!system) {
+      system = new Map();
+      addFunctions(system, await rows<FunctionRow>(db, lintSystemFunctionVolatility()));
+    }
     const facts = await one<FactRows>(db, lintSchemaFacts());
     const notNullChecks = new Map<string, NotNullCheck>();
     for (const c of facts.checks) {
       const column = notNullCheckColumn(c.definition);
       if (column) notNullChecks.set(`${c.table}/${c.name}`, { column, validated: c.validated });
     }
-    const functions = new Map<string, Volatility>();
-    addFunctions(functions, system);
+    // A copy: the next read must start from the built-in functions alone.
+    const functions = new Map(system);
     addFunctions(functions, facts.functions);
     return {
       columnTypes: new Map(facts.columnTypes.map((r) => [r.key, r.type])),

@@ -1,5 +1,7 @@
 import { performance } from 'node:perf_hooks';
-import { LINT_DB_PREFIX, REHEARSAL_DB_PREFIX } from '../../database/sql/preflight.js';
+import { rows } from '../../database/db.js';
+import { LINT_DB_PREFIX, REHEARSAL_DB_PREFIX, userTables } from '../../database/sql/preflight.js';
+import { schemaFactsReader } from './catalog-facts.js';
 import { fingerprintReader, QUALIFIED_SESSION_OPTIONS } from '../migrations/schema-fingerprint.js';
 import { ClusterGuard } from './rehearsal/cluster-guard.js';
 import { downPhase, upAgainPhase, upPhase, type DownPhase, type PhaseContext, type UpAgainPhase } from './rehearsal/phases.js';
@@ -43,12 +45,21 @@ export async function rehearse(input: RehearsalInput): Promise<RehearsalResult> 
     const steps: RehearsalStep[] = [];
     // The copy's schema is read between migrations, when what ran before has committed: from a session of its own,
     // opened with the settings the reads need (no saving and restoring the phase session's own).
-    const reader = await openSession(db.url, QUALIFIED_SESSION_OPTIONS).catch(async (err) => {
+    // The linter's facts likewise, from a session with the settings a migration session starts with.
+    const [reader, lintSession] = await Promise.all([openSession(db.url, QUALIFIED_SESSION_OPTIONS), openSession(db.url)]).catch(async (err) => {
       await db.drop();
       throw err;
     });
     const readFingerprint = fingerprintReader({ migrationsSchema: input.environment.migrationsSchema, migrationsTable: input.environment.migrationsTable }, { qualifiedSession: true });
-    const ctx: PhaseContext = { input, url: db.url, secrets, guard, steps, data, fingerprint: () => readFingerprint(reader) };
+    const readFacts = schemaFactsReader();
+    const ctx: PhaseContext = {
+      input, url: db.url, secrets, guard, steps, data,
+      fingerprint: () => readFingerprint(reader),
+      catalog: async () => {
+        const [tables, facts] = await Promise.all([rows<{ name: string }>(lintSession, userTables()), readFacts(lintSession)]);
+        return { tables: tables.map((r) => r.name), facts };
+      },
+    };
     let up;
     let down: DownPhase = { reversibility: Object.fromEntries(input.pending.map((n) => [n, 'not-checked' as const])), downDiffs: {}, downStatements: {}, reverted: [] };
     let again: UpAgainPhase = { complete: false, smoke: null };
@@ -60,7 +71,7 @@ export async function rehearse(input: RehearsalInput): Promise<RehearsalResult> 
       if (allUp || down.reverted.length) again = await upAgainPhase(ctx, down, allUp);
     } finally {
       // Subscriptions first (a database that has one cannot be dropped), the server-wide objects once the copy is gone.
-      await reader.end().catch(() => undefined);
+      await Promise.all([reader.end().catch(() => undefined), lintSession.end().catch(() => undefined)]);
       await guard.beforeCopyDrop(db.url).catch(() => undefined);
       await db.drop();
       await guard.cleanup();

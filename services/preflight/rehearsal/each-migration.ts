@@ -8,9 +8,11 @@ import type { MigrationSource } from '../../migrations/source.js';
 // node-pg-migrate runner call for the phase, the work done in its hook
 // between two migrations (run-one.ts `between`): the runner's fixed cost of
 // listing, reading and hashing every file and reading the history, paid per
-// migration, was most of a rehearsal of a long history. A data-bearing
-// rehearsal times each migration through its own wrapped client
-// (data-rehearsal measure()), so there each migration gets its own call.
+// migration, was most of a rehearsal of a long history. Reads of what is
+// committed go on, on other sessions, while the next migration runs, up to
+// its COMMIT. A data-bearing rehearsal times each migration through its own
+// wrapped client (data-rehearsal measure()): there each migration gets its
+// own call and every hook is awaited.
 
 export interface PhaseRun {
   env: EnvironmentConfig;
@@ -23,11 +25,14 @@ export interface PhaseRun {
   measure?: (name: string, client: pg.ClientBase, run: (client: pg.ClientBase) => Promise<StepOutcome>) => Promise<StepOutcome>;
 }
 
+/** What a hook leaves running: reads on other sessions of what is committed now (see run-one.ts `between`). */
+export type Background = Promise<unknown> | void;
+
 export interface MigrationHooks {
   /** Before `name` sends anything, after the one before it committed; not called when node-pg-migrate refuses `name` outright. */
-  before?(name: string): Promise<void>;
+  before?(name: string): Promise<Background>;
   /** After a migration ran or failed, before the next starts; `expected` is the name it had in `names` (a failure before any migration started has none of its own). */
-  after(outcome: StepOutcome, expected: string): Promise<void>;
+  after(outcome: StepOutcome, expected: string): Promise<Background>;
 }
 
 /** Runs `run.names` on `client`, stopping at the first failure; `hooks` see each one. */
@@ -35,9 +40,9 @@ export async function eachMigration(client: pg.ClientBase, run: PhaseRun, hooks:
   const { env, secrets, source, direction, names } = run;
   if (run.measure) {
     for (const name of names) {
-      await hooks.before?.(name);
+      await (await hooks.before?.(name));
       const outcome = await run.measure(name, client, (c) => runOne(c, env, direction, { secrets, source }));
-      await hooks.after(outcome, name);
+      await (await hooks.after(outcome, name));
       if (outcome.error) return;
     }
     return;
@@ -47,9 +52,10 @@ export async function eachMigration(client: pg.ClientBase, run: PhaseRun, hooks:
     secrets,
     source,
     between: async (next, previous) => {
-      if (previous) await hooks.after(previous, names[done++] ?? previous.migration);
-      await hooks.before?.(next);
+      const after = previous ? await hooks.after(previous, names[done++] ?? previous.migration) : undefined;
+      const before = await hooks.before?.(next);
+      return { background: Promise.all([after, before]) };
     },
   });
-  for (const outcome of [...completed.slice(done), ...(failed ? [failed] : [])]) await hooks.after(outcome, names[done++] ?? outcome.migration);
+  for (const outcome of [...completed.slice(done), ...(failed ? [failed] : [])]) await (await hooks.after(outcome, names[done++] ?? outcome.migration));
 }

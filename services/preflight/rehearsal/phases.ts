@@ -4,7 +4,6 @@ import { userIndexes, userTables } from '../../../database/sql/preflight.js';
 import { smokeEtl, type SmokeOutcome } from '../../etl/smoke.js';
 import type { StepOutcome } from '../../migrations/run-one.js';
 import { diffFingerprints, type FingerprintChange, type SchemaFingerprint } from '../../migrations/schema-fingerprint.js';
-import { schemaFactsReader } from '../catalog-facts.js';
 // From the observer's own modules, not the index: the index also re-exports the judge, which reads report types that read ours.
 import { beginObserved, collectObserved, installObserver, observeNewRelationsOnly, stopObserver } from '../observe/install.js';
 import type { SchemaFacts } from '../sql-analysis/schema-facts.js';
@@ -26,6 +25,8 @@ export interface PhaseContext {
   guard: ClusterGuard;
   /** Reads the copy's committed schema, on a session of its own (services/migrations/schema-fingerprint.ts fingerprintReader: one per rehearsal). */
   fingerprint: () => Promise<SchemaFingerprint>;
+  /** Reads the copy's committed tables and the linter's catalog facts, on another session of its own. */
+  catalog: () => Promise<{ tables: string[]; facts: SchemaFacts }>;
   steps: RehearsalStep[];
   /** data-bearing rehearsal (issue 18): with rows on the copy, the ups are timed statement by statement with their locks. */
   data: DataRehearsal | null;
@@ -59,7 +60,6 @@ export interface UpPhase {
 export async function upPhase(ctx: PhaseContext, replay: boolean): Promise<UpPhase> {
   const { input } = ctx;
   const result: UpPhase = { traces: {}, before: new Map(), applied: [], created: { tables: [], indexes: [] }, dropped: { tables: [], indexes: [] }, stoppedAt: null, cleanStop: true };
-  const facts = schemaFactsReader();
   await inSession(ctx.url, async (client) => {
     if (replay) await replayHistory(client, input, ctx.secrets, (migration, statements) => ctx.guard.afterStep({ migration, phase: 'up', statements }));
     const catalog = async (): Promise<SchemaChange> => ({ tables: await tableNames(client), indexes: (await rows<{ name: string }>(client, userIndexes())).map((r) => r.name) });
@@ -68,31 +68,34 @@ export async function upPhase(ctx: PhaseContext, replay: boolean): Promise<UpPha
     await observeNewRelationsOnly(client, { schema: input.environment.migrationsSchema, name: input.environment.migrationsTable });
     await ctx.guard.baselineCopy(client);
     const start = await catalog();
-    // The fingerprint reads on its own session, meanwhile the linter's facts on this one.
+    // Both on sessions of their own, while the migration runs (up to its COMMIT: eachMigration).
     const readBefore = async () => {
-      const [fingerprint, tablesBefore, factsBefore] = await Promise.all([ctx.fingerprint(), tableNames(client), facts(client)]);
-      return { fingerprint, tablesBefore, factsBefore };
+      const [fingerprint, { tables, facts }] = await Promise.all([ctx.fingerprint(), ctx.catalog()]);
+      return { fingerprint, tablesBefore: tables, factsBefore: facts };
     };
     const befores = new Map<string, Awaited<ReturnType<typeof readBefore>>>();
     const measure: PhaseRun['measure'] = ctx.data ? (name, c, up) => ctx.data!.measure(name, c, up) : undefined;
     await eachMigration(client, run(ctx, 'up', input.pending, measure), {
       before: async (name) => {
-        const before = await readBefore();
-        befores.set(name, before);
-        result.before.set(name, before.fingerprint);
         await beginObserved(client, name);
+        return readBefore().then((before) => {
+          befores.set(name, before);
+          result.before.set(name, before.fingerprint);
+        });
       },
       after: async (outcome, expected) => {
         const name = outcome.migration || expected;
         // node-pg-migrate refused it before it ran (no `before`): the schema is still the one it found.
-        const { tablesBefore, factsBefore } = befores.get(name) ?? await readBefore();
+        if (!befores.has(name)) befores.set(name, await readBefore());
+        const { tablesBefore, factsBefore } = befores.get(name)!;
         const observed = await collectObserved(client, name);
         result.traces[name] = { statements: outcome.statements, transactional: outcome.transactional, tablesBefore, factsBefore, observed, source: 'rehearsal' };
         record(ctx, 'up', expected, outcome);
         await ctx.guard.afterStep({ migration: name, phase: 'up', statements: outcome.statements }, client);
         if (outcome.error) {
           result.cleanStop = outcome.transactional;
-          result.stoppedAt = { tables: await tableNames(client), facts: await facts(client) };
+          const { tables, facts } = await ctx.catalog();
+          result.stoppedAt = { tables, facts };
         } else {
           result.applied.push(name);
         }
@@ -128,7 +131,9 @@ export async function downPhase(ctx: PhaseContext, up: UpPhase): Promise<DownPha
     let previous: Map<string, FingerprintChange> | null = null;
     let irreversible: string | null = null;
     // A down that sent nothing left the schema as it found it: the last read stands (most downs of some histories are empty).
-    let lastRead: SchemaFingerprint | null = null;
+    let lastRead: Promise<SchemaFingerprint> | null = null;
+    // Each down's schema is read while the next down runs; the comparisons follow in order.
+    let compared: Promise<void> = Promise.resolve();
     await eachMigration(client, run(ctx, 'down', [...up.applied].reverse()), {
       after: async (outcome, expected) => {
         const name = outcome.migration || expected;
@@ -144,17 +149,20 @@ export async function downPhase(ctx: PhaseContext, up: UpPhase): Promise<DownPha
           return;
         }
         result.downStatements[name] = outcome.statements;
-        const now = outcome.statements.length === 0 && lastRead ? lastRead : await ctx.fingerprint();
-        lastRead = now;
-        const current = diffFingerprints(up.before.get(name)!, now);
-        const own = ownDownDiff(current, previous);
-        result.reversibility[name] = own ? 'irreversible' : 'reversible';
-        if (own) {
-          result.downDiffs[name] = own;
-          irreversible ??= name;
-        }
-        previous = current;
         result.reverted.push(name);
+        const reading: Promise<SchemaFingerprint> = outcome.statements.length === 0 && lastRead ? lastRead : ctx.fingerprint();
+        lastRead = reading;
+        compared = compared.then(async () => {
+          const current = diffFingerprints(up.before.get(name)!, await reading);
+          const own = ownDownDiff(current, previous);
+          result.reversibility[name] = own ? 'irreversible' : 'reversible';
+          if (own) {
+            result.downDiffs[name] = own;
+            irreversible ??= name;
+          }
+          previous = current;
+        });
+        return compared;
       },
     });
   });

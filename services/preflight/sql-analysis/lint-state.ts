@@ -129,13 +129,19 @@ export class LintState extends MigrationState {
   /** The catalog facts after the migration: the input facts plus what it defined. */
   factsAfterMigration(): SchemaFacts {
     const base = this.facts;
-    const functions = new Map(base?.functions ?? []);
-    for (const [k, v] of this.functions) functions.set(k, v);
+    // The input's maps are never written to: one the migration added nothing to is passed on as it is
+    // (the function map holds every built-in function, thousands, for each migration of a run).
+    const merged = <K, V>(from: ReadonlyMap<K, V> | undefined, own: Map<K, V>): Map<K, V> => {
+      if (own.size === 0 && from) return from as Map<K, V>;
+      const out = new Map(from ?? []);
+      for (const [k, v] of own) out.set(k, v);
+      return out;
+    };
     return {
-      columnTypes: new Map([...(base?.columnTypes ?? []), ...this.columnTypes]),
-      notNullChecks: new Map([...(base?.notNullChecks ?? []), ...this.notNullChecks]),
-      functions,
-      materializedViews: new Set([...(base?.materializedViews ?? [])]),
+      columnTypes: merged(base?.columnTypes, this.columnTypes),
+      notNullChecks: merged(base?.notNullChecks, this.notNullChecks),
+      functions: merged(base?.functions, this.functions),
+      materializedViews: base?.materializedViews ?? new Set(),
     };
   }
 
