@@ -2,30 +2,46 @@ import type { Query } from '../db.js';
 import { OBSERVE_SCHEMA } from './observe.js';
 
 // A normalised description of a database's schema, one row per object:
-// (kind, identity, parent, definition). Two databases, or one database at two
-// moments, have the same schema when these rows are the same. No oids, no
-// owners, no privileges (a copy restored with --no-owner --no-privileges
-// differs from its target in those, and a rollback does not hinge on them),
-// no column order. Extension members are represented by their extension;
-// array types and tables' row types by what they follow. Left out: the
-// migrations table (and its sequence), the rehearsal observer's schema and
-// event triggers, temporary schemas, casts, operators, collations, text
-// search objects, foreign servers.
+// (kind, identity, parent, definition). One database at two moments has the
+// same schema when these rows are the same: the rehearsal's copy before an up
+// and after its down, a target before an apply and after a rollback `down`.
+// Never a copy against its target: owners and privileges are in the rows, and
+// a copy restored with --no-owner --no-privileges differs from its target in
+// them. No oids, no column order. Extension members are represented by their
+// extension; array types and tables' row types by what they follow; built-in
+// casts, and everything in pg_catalog and information_schema, are left out.
+//
+// Besides relations with their columns, constraints, indexes, triggers, rules
+// and policies: schemas, types, domains, functions, extensions, event
+// triggers, publications, casts, operators, operator classes and families,
+// collations, text search configurations, dictionaries, parsers and
+// templates, foreign-data wrappers, foreign servers, user mappings; the owner
+// of everything that has one; privileges (relations, columns, functions,
+// types, schemas, wrappers, servers) where they differ from the built-in
+// default, and default privileges; comments on relations, columns and the
+// objects above. Option values of wrappers, servers and user mappings can
+// hold passwords: only their names appear, the values as one SHA-256.
+//
+// Left out: the migrations table (and its sequence), the rehearsal observer's
+// schema and event triggers, temporary schemas, comments on constraints,
+// indexes, triggers and the like, procedural languages, large objects, and
+// anything outside the database (roles, tablespaces: the rehearsal's cluster
+// guard watches those).
 
 export interface FingerprintRow {
   kind: string;
   identity: string;
-  /** The relation or domain a column, constraint, index, trigger, policy, rule or owned sequence belongs to. */
+  /** The relation or domain a column, constraint, index, trigger, policy, rule or owned sequence belongs to; for a relation's or column's owner, privileges or comment, that relation. */
   parent: string | null;
   definition: string;
 }
 
 // Extension members are left out (their extension stands for them); checked per object through pg_depend's index.
-const notInExtension = (catalog: string, oid: string) =>
+export const notInExtension = (catalog: string, oid: string) =>
   `NOT EXISTS (SELECT 1 FROM pg_depend e WHERE e.classid = '${catalog}'::regclass AND e.objid = ${oid} AND e.deptype = 'e')`;
 
 // The schemas compared: not the system's, the observer's, temporary or TOAST ones, nor an extension's.
-const NAMESPACES = `ns AS NOT MATERIALIZED (
+export const NAMESPACES = `ns AS NOT MATERIALIZED (
       SELECT n.oid, n.nspname FROM pg_namespace n
       WHERE n.nspname NOT IN ('pg_catalog', 'information_schema', '${OBSERVE_SCHEMA}')
         AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp\\_%'
@@ -34,7 +50,8 @@ const NAMESPACES = `ns AS NOT MATERIALIZED (
 
 // Relations in those schemas but the migrations table ($1 schema, $2 names) and extension members; `filter` narrows them.
 const relations = (filter: string) => `rel AS NOT MATERIALIZED (
-      SELECT c.oid, c.relkind, c.relpersistence, c.relrowsecurity, c.relforcerowsecurity, c.relpartbound, c.reloptions,
+      SELECT c.oid, c.relkind, c.relpersistence, c.relrowsecurity, c.relforcerowsecurity, c.relpartbound, c.reloptions, c.relowner, c.relacl,
+             CASE c.relkind WHEN 'v' THEN 'view' WHEN 'm' THEN 'materialized view' WHEN 'S' THEN 'sequence' WHEN 'f' THEN 'foreign table' ELSE 'table' END AS kind,
              quote_ident(ns.nspname) || '.' || quote_ident(c.relname) AS ident
       FROM pg_class c JOIN ns ON ns.oid = c.relnamespace
       WHERE c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f')
@@ -43,8 +60,16 @@ const relations = (filter: string) => `rel AS NOT MATERIALIZED (
         AND ${filter}
     )`;
 
-// Objects created after initdb (FirstNormalObjectId): what a signature needs to read of the catalogs.
-const FIRST_USER_OID = 16384;
+// Objects created after initdb (FirstNormalObjectId): what a signature needs to read of the catalogs, and the casts compared.
+export const FIRST_USER_OID = 16384;
+
+// An ACL as text, its items sorted (a REVOKE and GRANT back may reorder them); '' for none at all.
+export const aclText = (acl: string) => `coalesce((SELECT string_agg(i::text, ',' ORDER BY i::text) FROM unnest(${acl}) i), '')`;
+
+// Privileges are compared where they are not the built-in default: NULL (never granted or revoked) and a
+// GRANT undone by its REVOKE (an explicit copy of the default) are the same; `type` as acldefault() takes it.
+export const aclChanged = (acl: string, type: string, owner: string) =>
+  `${acl} IS NOT NULL AND ${aclText(acl)} <> ${aclText(`acldefault(${type}, ${owner})`)}`;
 
 // A changed catalog row is a new row version with a newer transaction id, an
 // added or dropped one changes the count: count and sum of xmin tell that a
@@ -61,16 +86,18 @@ export interface FingerprintScope {
 /**
  * Relations (tables, views, materialized views, sequences, foreign tables)
  * with what belongs to them: columns, constraints, indexes, triggers, rules,
- * policies; `oids` null for all of them, else only those. Each row carries its
- * relation's oid (rel_oid), so a reader can keep the rows of relations that
- * did not change.
+ * policies, their owner, privileges (also per column) and comments (also on
+ * columns); `oids` null for all of them, else only those. An owner,
+ * privileges or comment row is named by the object it describes ('table
+ * public.t', 'column public.t.c'): that object's own key. Each row carries
+ * its relation's oid (rel_oid), so a reader can keep the rows of relations
+ * that did not change.
  */
 export const relationObjects = (exclude: FingerprintScope, oids: number[] | null): Query => ({
   text: `
     WITH ${NAMESPACES},
     ${relations(oids ? 'c.oid = ANY($3::oid[])' : 'true')}
-    SELECT r.oid::int AS rel_oid, CASE r.relkind WHEN 'v' THEN 'view' WHEN 'm' THEN 'materialized view' WHEN 'S' THEN 'sequence' WHEN 'f' THEN 'foreign table' ELSE 'table' END AS kind,
-           r.ident AS identity,
+    SELECT r.oid::int AS rel_oid, r.kind, r.ident AS identity,
            quote_ident(owner_ns.nspname) || '.' || quote_ident(owner.relname) AS parent,
            concat_ws(' ', r.relkind, r.relpersistence,
              CASE WHEN r.relrowsecurity THEN 'row-security' END, CASE WHEN r.relforcerowsecurity THEN 'forced' END,
@@ -114,21 +141,36 @@ export const relationObjects = (exclude: FingerprintScope, oids: number[] | null
            concat_ws(' ', p.polcmd, CASE WHEN p.polpermissive THEN 'permissive' ELSE 'restrictive' END,
              (SELECT string_agg(CASE WHEN u = 0 THEN 'public' ELSE pg_get_userbyid(u)::text END, ',' ORDER BY 1) FROM unnest(p.polroles) u),
              pg_get_expr(p.polqual, p.polrelid), pg_get_expr(p.polwithcheck, p.polrelid))
-    FROM pg_policy p JOIN rel r ON r.oid = p.polrelid`,
+    FROM pg_policy p JOIN rel r ON r.oid = p.polrelid
+    UNION ALL
+    SELECT r.oid::int AS rel_oid, 'owner', r.kind || ' ' || r.ident, r.ident, pg_get_userbyid(r.relowner)::text FROM rel r
+    UNION ALL
+    SELECT r.oid::int AS rel_oid, 'privileges', r.kind || ' ' || r.ident, r.ident, ${aclText('r.relacl')}
+    FROM rel r WHERE ${aclChanged('r.relacl', `(CASE WHEN r.relkind = 'S' THEN 's' ELSE 'r' END)::"char"`, 'r.relowner')}
+    UNION ALL
+    SELECT r.oid::int AS rel_oid, 'privileges', 'column ' || r.ident || '.' || quote_ident(a.attname), r.ident, ${aclText('a.attacl')}
+    FROM rel r JOIN pg_attribute a ON a.attrelid = r.oid AND a.attnum > 0 AND NOT a.attisdropped
+    WHERE a.attacl IS NOT NULL AND cardinality(a.attacl) > 0
+    UNION ALL
+    SELECT r.oid::int AS rel_oid, 'comment', CASE WHEN d.objsubid = 0 THEN r.kind || ' ' || r.ident ELSE 'column ' || r.ident || '.' || quote_ident(a.attname) END,
+           r.ident, md5(d.description)
+    FROM rel r JOIN pg_description d ON d.classoid = 'pg_class'::regclass AND d.objoid = r.oid
+    LEFT JOIN pg_attribute a ON d.objsubid > 0 AND a.attrelid = r.oid AND a.attnum = d.objsubid`,
   values: oids ? [...exclusions(exclude), oids] : exclusions(exclude),
 });
 
 /**
  * Per relation, the transaction ids (xmin) of the catalog rows that make up
  * its relationObjects(): any DDL on the relation, its columns, defaults,
- * constraints, indexes, triggers, rules or policies changes it. Cheap (no
+ * constraints, indexes, triggers, rules, policies or comments changes it (an
+ * owner or a privilege is in its pg_class or pg_attribute row). Cheap (no
  * deparsing), so the rehearsal re-reads only the relations whose signature moved.
  */
 export const relationSignatures = (exclude: FingerprintScope): Query => ({
   text: `
     WITH ${NAMESPACES},
     ${relations('true')}
-    SELECT r.oid::int AS oid, concat_ws('|', c.xmin, a.sig, ad.sig, con.sig, ix.sig, tg.sig, rw.sig, po.sig, sq.xmin, dp.sig) AS sig
+    SELECT r.oid::int AS oid, concat_ws('|', c.xmin, a.sig, ad.sig, con.sig, ix.sig, tg.sig, rw.sig, po.sig, sq.xmin, dp.sig, ds.sig) AS sig
     FROM rel r JOIN pg_class c ON c.oid = r.oid
     LEFT JOIN (SELECT attrelid, ${CHANGES} AS sig FROM pg_attribute WHERE attrelid >= ${FIRST_USER_OID} AND attnum > 0 GROUP BY attrelid) a ON a.attrelid = r.oid
     LEFT JOIN (SELECT adrelid, ${CHANGES} AS sig FROM pg_attrdef WHERE adrelid >= ${FIRST_USER_OID} GROUP BY adrelid) ad ON ad.adrelid = r.oid
@@ -140,52 +182,10 @@ export const relationSignatures = (exclude: FingerprintScope): Query => ({
     LEFT JOIN (SELECT polrelid, ${CHANGES} AS sig FROM pg_policy GROUP BY polrelid) po ON po.polrelid = r.oid
     LEFT JOIN (SELECT seqrelid, xmin::text AS xmin FROM pg_sequence) sq ON sq.seqrelid = r.oid
     LEFT JOIN (SELECT objid, count(*) || ':' || sum(refobjid::bigint) || ':' || sum(xmin::text::bigint) AS sig FROM pg_depend
-               WHERE classid = 'pg_class'::regclass AND objid >= ${FIRST_USER_OID} AND refclassid = 'pg_class'::regclass AND deptype IN ('a', 'i') GROUP BY objid) dp ON dp.objid = r.oid`,
+               WHERE classid = 'pg_class'::regclass AND objid >= ${FIRST_USER_OID} AND refclassid = 'pg_class'::regclass AND deptype IN ('a', 'i') GROUP BY objid) dp ON dp.objid = r.oid
+    LEFT JOIN (SELECT objoid, ${CHANGES} AS sig FROM pg_description
+               WHERE classoid = 'pg_class'::regclass AND objoid >= ${FIRST_USER_OID} GROUP BY objoid) ds ON ds.objoid = r.oid`,
   values: exclusions(exclude),
-});
-
-/** Everything not owned by a relation: schemas, domain constraints, types, functions, extensions, event triggers, publications. */
-export const otherObjects = (): Query => ({
-  text: `
-    WITH ${NAMESPACES}
-    SELECT 'schema' AS kind, quote_ident(nspname) AS identity, NULL::text AS parent, '' AS definition FROM ns
-    UNION ALL
-    SELECT 'constraint', quote_ident(ns.nspname) || '.' || quote_ident(ty.typname) || '.' || quote_ident(con.conname),
-           quote_ident(ns.nspname) || '.' || quote_ident(ty.typname), pg_get_constraintdef(con.oid)
-    FROM pg_constraint con JOIN pg_type ty ON ty.oid = con.contypid JOIN ns ON ns.oid = ty.typnamespace
-    UNION ALL
-    SELECT CASE t.typtype WHEN 'e' THEN 'enum' WHEN 'd' THEN 'domain' WHEN 'c' THEN 'composite type' WHEN 'r' THEN 'range type' WHEN 'm' THEN 'multirange type' ELSE 'type' END,
-           quote_ident(ns.nspname) || '.' || quote_ident(t.typname), NULL,
-           CASE t.typtype
-             WHEN 'e' THEN (SELECT string_agg(e.enumlabel, ',' ORDER BY e.enumsortorder) FROM pg_enum e WHERE e.enumtypid = t.oid)
-             WHEN 'd' THEN concat_ws(' ', format_type(t.typbasetype, t.typtypmod), CASE WHEN t.typnotnull THEN 'not null' END, t.typdefault)
-             WHEN 'c' THEN (SELECT string_agg(quote_ident(a.attname) || ' ' || format_type(a.atttypid, a.atttypmod), ', ' ORDER BY a.attnum)
-                              FROM pg_attribute a WHERE a.attrelid = t.typrelid AND a.attnum > 0 AND NOT a.attisdropped)
-             WHEN 'r' THEN (SELECT format_type(rg.rngsubtype, NULL) FROM pg_range rg WHERE rg.rngtypid = t.oid)
-             ELSE '' END
-    FROM pg_type t JOIN ns ON ns.oid = t.typnamespace
-    LEFT JOIN pg_class tc ON tc.oid = t.typrelid
-    WHERE t.typtype IN ('b', 'c', 'd', 'e', 'r', 'm')
-      AND (t.typrelid = 0 OR tc.relkind = 'c')
-      AND NOT (t.typcategory = 'A' AND t.typelem <> 0)
-      AND ${notInExtension('pg_type', 't.oid')}
-    UNION ALL
-    SELECT CASE p.prokind WHEN 'p' THEN 'procedure' WHEN 'a' THEN 'aggregate' ELSE 'function' END,
-           quote_ident(ns.nspname) || '.' || quote_ident(p.proname) || '(' || pg_get_function_identity_arguments(p.oid) || ')', NULL,
-           md5(CASE WHEN p.prokind = 'a'
-                 THEN (SELECT concat_ws(' ', ag.aggtransfn, ag.aggfinalfn, format_type(ag.aggtranstype, NULL), ag.agginitval) FROM pg_aggregate ag WHERE ag.aggfnoid = p.oid)
-                 ELSE pg_get_functiondef(p.oid) END)
-    FROM pg_proc p JOIN ns ON ns.oid = p.pronamespace
-    WHERE ${notInExtension('pg_proc', 'p.oid')}
-    UNION ALL
-    SELECT 'extension', quote_ident(x.extname), NULL, x.extversion || ' in ' || n.nspname
-    FROM pg_extension x JOIN pg_namespace n ON n.oid = x.extnamespace
-    UNION ALL
-    SELECT 'event trigger', quote_ident(ev.evtname), NULL, concat_ws(' ', ev.evtevent, ev.evtfoid::regproc, ev.evtenabled, array_to_string(ev.evttags, ','))
-    FROM pg_event_trigger ev WHERE ev.evtname NOT LIKE '${OBSERVE_SCHEMA}\\_%'
-    UNION ALL
-    SELECT 'publication', quote_ident(pb.pubname), NULL, concat_ws(' ', pb.puballtables, pb.pubinsert, pb.pubupdate, pb.pubdelete, pb.pubtruncate)
-    FROM pg_publication pb`,
 });
 
 export interface ReadSettings {

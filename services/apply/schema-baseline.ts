@@ -4,7 +4,7 @@ import { insertSchemaBaseline, selectSchemaBaseline } from '../../database/sql/s
 import type { ServiceContext } from '../context.js';
 import type { EnvironmentConfig } from '../environments/model.js';
 import {
-  describeDiff, diffFingerprints, diffSentence, fingerprintDigest, fingerprintFromRows, fingerprintRows, isEmptyDiff, readFingerprint,
+  asOfFormat, describeDiff, diffFingerprints, diffSentence, FINGERPRINT_FORMAT, fingerprintDigest, fingerprintFromRows, fingerprintRows, isEmptyDiff, readFingerprint,
 } from '../migrations/schema-fingerprint.js';
 
 // The target's schema before a run changes it, and after a rollback `down`
@@ -24,7 +24,7 @@ export async function recordPreApplySchema(ctx: ServiceContext, run: { id: strin
   if (!nothingLanded) return [];
   try {
     const fp = await ctx.targets.withClient(env, (client) => readFingerprint(client, scopeOf(env)));
-    await exec(ctx.control, insertSchemaBaseline(run.id, env.name, fingerprintDigest(fp), fingerprintRows(fp)));
+    await exec(ctx.control, insertSchemaBaseline(run.id, env.name, fingerprintDigest(fp), fingerprintRows(fp), FINGERPRINT_FORMAT));
     return [];
   } catch (err) {
     return [`The target's schema before the apply could not be recorded (${(err as Error).message}); a rollback down will not be able to compare the schema with it.`];
@@ -38,9 +38,10 @@ export interface SchemaCheck {
 
 /** After a real down: is the target's schema the one recorded before the apply? null: none was recorded (a run applied before this check existed). */
 export async function verifySchemaRestored(ctx: ServiceContext, run: { id: string }, env: EnvironmentConfig): Promise<SchemaCheck | null> {
-  const baseline = await maybeOne<{ digest: string; objects: FingerprintRow[]; taken_at: Date }>(ctx.control, selectSchemaBaseline(run.id));
+  const baseline = await maybeOne<{ digest: string; objects: FingerprintRow[]; format: number; taken_at: Date }>(ctx.control, selectSchemaBaseline(run.id));
   if (!baseline) return null;
-  const now = await ctx.targets.withClient(env, (client) => readFingerprint(client, scopeOf(env)));
+  // Owners, privileges and comments are compared too: both reads are of the target itself, never of a copy restored without them.
+  const now = asOfFormat(await ctx.targets.withClient(env, (client) => readFingerprint(client, scopeOf(env))), baseline.format);
   const diff = describeDiff(diffFingerprints(fingerprintFromRows(baseline.objects), now).values());
   if (isEmptyDiff(diff)) {
     return { check: { id: 'schema-restored', status: 'pass', detail: `The target's schema is the one recorded before the apply (${baseline.taken_at.toISOString()}).` }, failure: null };

@@ -1,8 +1,9 @@
 import { createHash } from 'node:crypto';
 import { exec, one, rows, type Query, type Queryable } from '../../database/db.js';
 import { isPgError } from '../../database/pg-errors.js';
+import { otherObjects } from '../../database/sql/schema-fingerprint-objects.js';
 import {
-  currentReadSettings, otherObjects, relationObjects, relationSignatures, setReadSettings, type FingerprintRow, type FingerprintScope, type ReadSettings,
+  currentReadSettings, relationObjects, relationSignatures, setReadSettings, type FingerprintRow, type FingerprintScope, type ReadSettings,
 } from '../../database/sql/schema-fingerprint.js';
 
 // A database's schema as a set of objects (database/sql/schema-fingerprint.ts),
@@ -103,6 +104,26 @@ export function fingerprintFromRows(list: FingerprintRow[]): SchemaFingerprint {
   return new Map(list.map((r) => [keyOf(r), r]));
 }
 
+/**
+ * What the rows cover changes with this service's releases: a fingerprint
+ * stored by an older one (run_schema_baselines.format) is compared with a
+ * fresh read only in the kinds it had, or every owner in the database would
+ * count as left behind by a rollback. Format 1: relations and their parts,
+ * schemas, types, functions, extensions, event triggers, publications.
+ */
+export const FINGERPRINT_FORMAT = 2;
+
+const KINDS_SINCE: Record<number, string[]> = {
+  2: ['cast', 'operator', 'operator class', 'operator family', 'collation', 'text search configuration', 'text search dictionary',
+    'text search parser', 'text search template', 'foreign-data wrapper', 'server', 'user mapping', 'owner', 'privileges', 'comment', 'default privileges'],
+};
+
+/** `fp` as a reader of `format` would have read it. */
+export function asOfFormat(fp: SchemaFingerprint, format: number): SchemaFingerprint {
+  const newer = new Set(Object.entries(KINDS_SINCE).filter(([since]) => Number(since) > format).flatMap(([, kinds]) => kinds));
+  return newer.size ? new Map([...fp].filter(([, r]) => !newer.has(r.kind))) : fp;
+}
+
 export function fingerprintDigest(fp: SchemaFingerprint): string {
   const hash = createHash('sha256');
   for (const r of fingerprintRows(fp)) hash.update(`${r.kind}\0${r.identity}\0${r.parent ?? ''}\0${r.definition}\n`);
@@ -138,24 +159,35 @@ export interface DescribedDiff {
 // Parents whose children (columns, constraints, indexes, triggers, policies, owned sequences) go without saying.
 const PARENT_KINDS = new Set(['table', 'view', 'materialized view', 'foreign table', 'domain', 'composite type']);
 
+// Rows about another object, whose identity is that object's key ('table public.t'), and how they are named.
+const ABOUT: Record<string, string> = { owner: 'owner of', privileges: 'privileges on', comment: 'comment on' };
+
+const named = (r: FingerprintRow) => `${ABOUT[r.kind] ?? r.kind} ${r.identity}`;
+
 /**
  * The differences as 'kind name' lists, the children of a table (or domain)
  * that is itself left or removed folded into it: "leaves table
- * public.audit_log", not also its columns and its primary key.
+ * public.audit_log", not also its columns and its primary key; an object's
+ * owner, privileges and comment likewise. Privileges are rows only where
+ * they are not the built-in default, but every object has some: one that
+ * appears or disappears on an object that stays is a change ("changes
+ * privileges on table public.t").
  */
 export function describeDiff(changes: Iterable<FingerprintChange>): DescribedDiff {
   const list = [...changes];
-  const leaves = list.filter((c) => c.before === null).map((c) => c.after!);
-  const removes = list.filter((c) => c.after === null).map((c) => c.before!);
-  const changed = list.filter((c) => c.before !== null && c.after !== null);
   const fold = (side: FingerprintRow[]) => {
     const parents = new Set(side.filter((r) => PARENT_KINDS.has(r.kind)).map((r) => r.identity));
-    return side.filter((r) => r.parent === null || !parents.has(r.parent)).map((r) => `${r.kind} ${r.identity}`).sort();
+    const keys = new Set(side.map(keyOf));
+    return side.filter((r) => !(r.parent !== null && parents.has(r.parent)) && !(r.kind in ABOUT && keys.has(r.identity)));
   };
+  const leaves = fold(list.filter((c) => c.before === null).map((c) => c.after!));
+  const removes = fold(list.filter((c) => c.after === null).map((c) => c.before!));
+  const changed = list.filter((c) => c.before !== null && c.after !== null).map((c) => c.after!);
+  const privileges = (r: FingerprintRow) => r.kind === 'privileges';
   return {
-    leaves: fold(leaves),
-    removes: fold(removes),
-    changes: changed.map((c) => `${c.after!.kind} ${c.after!.identity}`).sort(),
+    leaves: leaves.filter((r) => !privileges(r)).map(named).sort(),
+    removes: removes.filter((r) => !privileges(r)).map(named).sort(),
+    changes: [...changed, ...leaves.filter(privileges), ...removes.filter(privileges)].map(named).sort(),
   };
 }
 
@@ -166,7 +198,7 @@ function listed(items: string[]): string {
   return items.length > MAX_LISTED ? `${shown} and ${items.length - MAX_LISTED} more` : shown;
 }
 
-/** "leaves table public.audit_log, index public.x; removes column public.users.email; changes enum public.mood". */
+/** "leaves table public.audit_log, cast (text AS public.mood); removes column public.users.email; changes enum public.mood, owner of table public.t". */
 export function diffSentence(d: DescribedDiff): string {
   return [
     d.leaves.length ? `leaves ${listed(d.leaves)}` : '',

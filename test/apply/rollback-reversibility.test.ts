@@ -133,6 +133,28 @@ describe('rollback down and reversibility', () => {
     assert.match(report.failure.message, /not back to where it was before the apply: it leaves table public\.drafts\..*mode "restore"/);
   });
 
+  test('a real down that leaves a grant in place ends failed, naming the privileges', async () => {
+    // On the empty copy the down revokes; on the target, whose accounts hold rows, it does not.
+    const revokeIfUnused = 'DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM accounts) THEN REVOKE SELECT ON accounts FROM PUBLIC; END IF; END $$';
+    const id = await succeededRun({ '2000_grant-accounts': migration('GRANT SELECT ON accounts TO PUBLIC', revokeIfUnused) });
+    const { run, report } = await rollDown(id);
+    assert.equal(run.status, 'failed');
+    assert.equal(run.error.code, 'schema-not-restored');
+    assert.match(report.checks.find((c: { id: string }) => c.id === 'schema-restored').detail, /the target now changes privileges on table public\.accounts\./);
+  });
+
+  test('a baseline recorded before owners and privileges were fingerprinted (format 1) is compared in its own kinds', async () => {
+    const id = await succeededRun({ '2000_add-note': FIXTURES.addNote });
+    const newer = ['owner', 'privileges', 'comment', 'default privileges', 'cast', 'operator', 'collation', 'server', 'user mapping', 'foreign-data wrapper'];
+    await t.control.query(`UPDATE run_schema_baselines SET format = 1,
+      objects = (SELECT jsonb_agg(o) FROM jsonb_array_elements(objects) o WHERE NOT o->>'kind' = ANY($2)) WHERE run_id = $1`, [id, newer]);
+    // Outside the kinds it knew: no difference to that baseline. The owner rows it lacks are not "left behind" either.
+    await t.targets.staging.query('GRANT SELECT ON accounts TO PUBLIC');
+    const { run, report } = await rollDown(id);
+    assert.equal(run.status, 'rolled_back', JSON.stringify(run.error));
+    assert.equal(report.checks.find((c: { id: string }) => c.id === 'schema-restored').status, 'pass');
+  });
+
   test('a down that restores the schema passes the comparison and the run is rolled_back', async () => {
     const id = await succeededRun({ '2000_add-note': FIXTURES.addNote, '3000_add-score': FIXTURES.addScore });
     const { run, report } = await rollDown(id);

@@ -93,6 +93,26 @@ describe('reversibility by schema diff', () => {
     assert.equal(run.status, 'awaiting_approval', JSON.stringify(report.findings));
   });
 
+  test('a down that forgets a cast, a grant or a foreign server is irreversible and names them; no option value in the words', async () => {
+    const password = 'archive-pw-4ac1d9';
+    await writeMigrations({
+      '1000_notes': migration("CREATE TABLE notes (id int); CREATE TYPE note_kind AS ENUM ('memo')", 'DROP TABLE notes; DROP TYPE note_kind CASCADE'),
+      // Its down takes back the comment only.
+      '2000_cast-and-grant': migration("CREATE CAST (text AS note_kind) WITH INOUT; GRANT SELECT ON notes TO PUBLIC; COMMENT ON TABLE notes IS 'memos'", 'COMMENT ON TABLE notes IS NULL'),
+      '3000_archive-server': emptyDown(`CREATE FOREIGN DATA WRAPPER notes_fdw; CREATE SERVER notes_archive FOREIGN DATA WRAPPER notes_fdw OPTIONS (host 'archive', password '${password}')`),
+    });
+    const { run, report } = await createRun();
+    assert.deepEqual(report.rehearsal.reversibility, { '1000_notes': 'reversible', '2000_cast-and-grant': 'irreversible', '3000_archive-server': 'irreversible' });
+    assert.deepEqual(report.rehearsal.downDiffs['2000_cast-and-grant'], { leaves: ['cast (text AS public.note_kind)'], removes: [], changes: ['privileges on table public.notes'] });
+    assert.deepEqual(report.rehearsal.downDiffs['3000_archive-server'], { leaves: ['foreign-data wrapper notes_fdw', 'server notes_archive'], removes: [], changes: [] });
+    const [castAndGrant] = of(report, 'irreversible-down', '2000_cast-and-grant');
+    assert.match(castAndGrant!.message, /does not restore the schema its up found: it leaves cast \(text AS public\.note_kind\); changes privileges on table public\.notes\./);
+    const [server] = of(report, 'irreversible-down', '3000_archive-server');
+    assert.match(server!.message, /it leaves foreign-data wrapper notes_fdw, server notes_archive\./);
+    assert.ok(!JSON.stringify([report.findings.map((f) => f.message), report.rehearsal.downDiffs]).includes(password), 'the password is not in the findings');
+    assert.equal(run.status, 'awaiting_approval', JSON.stringify(report.findings));
+  });
+
   test('in production an irreversible down is an error', async () => {
     await writeMigrations({ '1000_audit-log': emptyDown('CREATE TABLE audit_log (id int)') });
     const { run, report } = await createRun('production');
