@@ -12,3 +12,9 @@ export const releaseRunLock = (lockClass: number, runId: string): Query => ({
   text: 'SELECT pg_advisory_unlock($1, hashtext($2)) AS released',
   values: [lockClass, runId],
 });
+
+/** Held until the transaction ends: a sweep holds a dead run's lock exactly as long as it works on what the run left. */
+export const tryRunXactLock = (lockClass: number, runId: string): Query => ({
+  text: 'SELECT pg_try_advisory_xact_lock($1, hashtext($2)) AS locked',
+  values: [lockClass, runId],
+});

@@ -61,6 +61,8 @@ export const userIndexes = (): Query => ({
 export const createDatabase = (escapedName: string): Query => ({ text: `CREATE DATABASE ${escapedName}` });
 
 export const dropDatabase = (escapedName: string): Query => ({ text: `DROP DATABASE IF EXISTS ${escapedName} WITH (FORCE)` });
+/** Refused while anyone is connected to it. */
+export const dropDatabaseUnforced = (escapedName: string): Query => ({ text: `DROP DATABASE IF EXISTS ${escapedName}` });
 
 export const insertMigrationHistory = (escapedTable: string, name: string, runOn: string): Query => ({
   text: `INSERT INTO ${escapedTable} (name, run_on) VALUES ($1, $2)`,

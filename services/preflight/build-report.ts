@@ -13,6 +13,7 @@ import { rehearse } from './rehearsal.js';
 // Rehearsal findings, check detail and notes (issue 16: isolation, reversibility, what was not rehearsed).
 import { rehearsalFindings, untouchedClaim } from './rehearsal/findings.js';
 import { rehearsalDetail, rehearsalNotes } from './rehearsal/summary.js';
+import { sweptEarlierNotes } from './rehearsal/swept-note.js';
 import { sealForPreflight } from './seal-snapshot.js';
 import type { Finding, PreflightCheck, PreflightReport } from './report.js';
 import { applyAcknowledgements, createdExtensions, createRunLinter, withRuleLevels } from './sql-analysis/index.js';
@@ -122,6 +123,7 @@ export async function buildPreflightReport(ctx: ServiceContext, run: RunRow): Pr
     pending: pendingNames,
     source,
     latestBackup, // data-bearing rehearsal (issue 18)
+    ledger: { control: ctx.control, digest: set.digest, log: ctx.log },
   }).finally(() => source.cleanup());
   // data-bearing rehearsal (issue 18): no copied row value may reach a message below.
   withoutCopiedValues(rehearsal);
@@ -132,6 +134,7 @@ export async function buildPreflightReport(ctx: ServiceContext, run: RunRow): Pr
   checks.push({ id: 'rehearsal', status: rehearsal.failed ? 'fail' : irreversible ? 'warn' : 'pass', detail: rehearsalDetail(rehearsal, pendingNames.length) });
   if (rehearsal.seedNote) notes.push(rehearsal.seedNote);
   notes.push(...rehearsalNotes(rehearsal));
+  notes.push(...(await sweptEarlierNotes(ctx.control, run.id)));
   // --- end rehearsal ---
   const smoke = smokeReport(rehearsal.smoke, env, rehearsal.failed !== null, untouchedClaim(rehearsal));
   if (smoke.check) checks.push(smoke.check);

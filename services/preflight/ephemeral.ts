@@ -18,8 +18,11 @@ export function ownerTag(controlUrl: string): string {
   return createHash('sha256').update(`${url.hostname}:${url.port}${url.pathname}`).digest('hex').slice(0, 6);
 }
 
+/** What every throw-away database of one run (of this control database) starts with. */
+export const runCopyPrefix = (owner: string, runId: string): string => `${REHEARSAL_DB_PREFIX}${owner}_${runId.replace(/-/g, '')}_`;
+
 export function rehearsalDatabaseName(owner: string, runId: string): string {
-  return `${REHEARSAL_DB_PREFIX}${owner}_${runId.replace(/-/g, '')}_${randomBytes(2).toString('hex')}`;
+  return `${runCopyPrefix(owner, runId)}${randomBytes(2).toString('hex')}`;
 }
 
 function parseName(database: string): { owner: string; runId: string } | null {
@@ -29,7 +32,7 @@ function parseName(database: string): { owner: string; runId: string } | null {
   return { owner: match[1]!, runId: `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}` };
 }
 
-async function withServer<T>(serverUrl: string, fn: (client: pg.Client) => Promise<T>): Promise<T> {
+export async function withServer<T>(serverUrl: string, fn: (client: pg.Client) => Promise<T>): Promise<T> {
   const client = new pg.Client({ connectionString: serverUrl, application_name: 'starforge-preflight' });
   // A server going away fails the query in flight; the 'error' pg also emits must not crash the process.
   client.on('error', () => undefined);

@@ -14,6 +14,7 @@ import { lockRunForUpdate, transition } from '../runs/transition.js';
 import { applyApiAcks, servedReport } from './api-acks.js';
 import { buildPreflightReport } from './build-report.js';
 import { ownerTag, sweepOrphanedRehearsals } from './ephemeral.js';
+import { sweepOrphanedGlobals } from './rehearsal/globals-sweep.js';
 import type { PreflightReport } from './report.js';
 
 // Retries after a lost connection back off from 2 s to at most a minute.
@@ -63,6 +64,14 @@ export function createPreflightService(ctx: ServiceContext) {
     });
   }
 
+  // What a dead preflight left on the rehearsal server: its copies, then the
+  // server-wide objects its migrations created (a role may own things in a copy).
+  async function sweep(): Promise<void> {
+    const sweepCtx = { serverUrl: config.preflightDatabaseUrl ?? config.databaseUrl!, owner: ownerTag(config.databaseUrl!), control, log };
+    await sweepOrphanedRehearsals(sweepCtx.serverUrl, sweepCtx.owner, control, log);
+    await sweepOrphanedGlobals(sweepCtx);
+  }
+
   // A preflight cut short by the control database going away (its lock
   // connection died with it) is retried until the database answers again, so
   // the run does not stay preflight_running until the next process start. The
@@ -71,7 +80,7 @@ export function createPreflightService(ctx: ServiceContext) {
   function launch(runId: string, attempt = 0): void {
     background.launch('preflight', { runId }, async () => {
       try {
-        if (attempt > 0) await sweepOrphanedRehearsals(config.preflightDatabaseUrl ?? config.databaseUrl!, ownerTag(config.databaseUrl!), control, log);
+        if (attempt > 0) await sweep();
         await execute(runId);
       } catch (err) {
         if (!isConnectionError(err) || background.isClosed()) throw err;
@@ -125,11 +134,12 @@ export function createPreflightService(ctx: ServiceContext) {
   }
 
   /**
-   * After a crash: drops rehearsal databases nobody owns any more, then resumes
-   * preflights left running by a dead process (those whose lock nobody holds).
+   * After a crash: drops rehearsal databases nobody owns any more and what
+   * their migrations created server-wide, then resumes preflights left
+   * running by a dead process (those whose lock nobody holds).
    */
   async function resumeOrphans(): Promise<void> {
-    await sweepOrphanedRehearsals(config.preflightDatabaseUrl ?? config.databaseUrl!, ownerTag(config.databaseUrl!), control, log);
+    await sweep();
     const orphans = await rows<{ id: string }>(control, runsInStatus('preflight_running'));
     for (const { id } of orphans) launch(id);
   }

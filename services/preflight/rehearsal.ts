@@ -4,6 +4,7 @@ import { LINT_DB_PREFIX, REHEARSAL_DB_PREFIX, userTables } from '../../database/
 import { schemaFactsReader } from './catalog-facts.js';
 import { fingerprintReader, QUALIFIED_SESSION_OPTIONS } from '../migrations/schema-fingerprint.js';
 import { ClusterGuard } from './rehearsal/cluster-guard.js';
+import { globalsLedger } from './rehearsal/globals-ledger.js';
 import { downPhase, upAgainPhase, upPhase, type DownPhase, type PhaseContext, type UpAgainPhase } from './rehearsal/phases.js';
 import { seedCopy } from './rehearsal/seed.js';
 import { openSession } from './rehearsal/session.js';
@@ -31,7 +32,8 @@ export async function rehearse(input: RehearsalInput): Promise<RehearsalResult> 
   const started = performance.now();
   const secrets = [input.targetUrl, input.serverUrl];
   const server = await compareServers(input.targetUrl, input.serverUrl);
-  const guard = await ClusterGuard.open(input.serverUrl, { ignoreDatabasePrefixes: [REHEARSAL_DB_PREFIX, LINT_DB_PREFIX] });
+  // The ledger keeps the guard's record in the control database too: a killed process leaves it for a sweep.
+  const guard = await ClusterGuard.open(input.serverUrl, { ignoreDatabasePrefixes: [REHEARSAL_DB_PREFIX, LINT_DB_PREFIX], ledger: globalsLedger(input) });
   try {
     const { db, seededFrom, seedNote } = await seedCopy(input);
     // data-bearing rehearsal (issue 18): the target's rows into the copy, before the observer is installed.

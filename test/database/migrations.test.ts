@@ -8,7 +8,7 @@ import { PROJECT_ROOT } from '../../database/paths.js';
 import { createTestDatabase, type TestDatabase } from '../support/db.js';
 
 const TARGET_TABLES = ['backfill_failures', 'backfill_jobs', 'etl_control', 'etl_errors', 'hero_snapshots', 'user_profile_summary', 'user_troops'];
-const CONTROL_TABLES = ['backup_timings', 'backup_write_counters', 'backups', 'finding_acknowledgements', 'idempotency_keys', 'migration_ledger', 'migration_timings', 'notification_deliveries', 'notification_outbox', 'rollback_requests', 'run_approvals', 'run_events', 'run_logs', 'run_processes', 'run_reports', 'run_schema_baselines', 'run_snapshot_files', 'run_snapshots', 'run_transition_counts', 'runs', 'snapshot_blobs', 'window_overrides'];
+const CONTROL_TABLES = ['backup_timings', 'backup_write_counters', 'backups', 'finding_acknowledgements', 'idempotency_keys', 'migration_ledger', 'migration_timings', 'notification_deliveries', 'notification_outbox', 'rehearsal_globals', 'rollback_requests', 'run_approvals', 'run_events', 'run_logs', 'run_processes', 'run_reports', 'run_schema_baselines', 'run_snapshot_files', 'run_snapshots', 'run_transition_counts', 'runs', 'snapshot_blobs', 'window_overrides'];
 
 async function tables(db: TestDatabase, exclude: string): Promise<string[]> {
   const result = await db.query(`SELECT tablename FROM pg_tables WHERE schemaname = 'public' AND tablename <> $1 ORDER BY 1`, [exclude]);

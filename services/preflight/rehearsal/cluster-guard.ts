@@ -1,11 +1,7 @@
 import pg from 'pg';
-import { exec, rows } from '../../../database/db.js';
-import { DEPENDENT_OBJECTS_STILL_EXIST, isPgError } from '../../../database/pg-errors.js';
-import {
-  databaseGlobals, detachSubscriptionSlot, disableSubscription, dropOwnedBy, dropRole, dropSubscription,
-  dropTablespace, serverGlobals, type GlobalRow,
-} from '../../../database/sql/cluster-globals.js';
-import { dropDatabase } from '../../../database/sql/preflight.js';
+import { rows } from '../../../database/db.js';
+import { databaseGlobals, serverGlobals, type GlobalRow } from '../../../database/sql/cluster-globals.js';
+import { dropServerObject, dropSubscriptionIn, leftMessage } from './drop-global.js';
 import type { ClusterObject, Phase } from './types.js';
 
 // A migration can create things a throw-away database does not contain: a
@@ -20,6 +16,10 @@ import type { ClusterObject, Phase } from './types.js';
 // A server-wide change is taken as the rehearsal's only when the step's SQL
 // names the object; anything else that came and went is someone else's and
 // is neither reported nor touched.
+//
+// What the guard knows lives in memory and dies with a killed process; a
+// ledger (globals-ledger.ts) keeps it in the control database as well, so a
+// sweep can drop what a dead rehearsal left.
 
 const keyOf = (r: Pick<GlobalRow, 'kind' | 'name'>) => `${r.kind} ${r.name}`;
 
@@ -42,9 +42,25 @@ export interface StepSeen {
   statements: string[];
 }
 
+/** A durable record of what the rehearsal may leave on its server (globals-ledger.ts). */
+export interface GuardLedger {
+  /** Before the baseline: drops what a dead earlier attempt of the same run left, so the baseline does not take it for the server's. */
+  sweepEarlier(server: pg.Client): Promise<void>;
+  /** Right after the baseline, before any migration can run. */
+  begin(server: pg.Client, baseline: GlobalRow[]): Promise<void>;
+  /** Server-wide objects a step was just seen creating. */
+  created(objects: ClusterObject[]): Promise<void>;
+  /** After cleanup: nothing of this attempt is left to sweep. Never throws. */
+  finish(): Promise<void>;
+  /** Closed without cleanup (the copy was never seeded, or could not be dropped): sweeps this attempt's record now. */
+  abandoned(server: pg.Client): Promise<void>;
+}
+
 export interface GuardOptions {
   /** Database name prefixes never taken for a migration's (throw-away copies of any service). */
   ignoreDatabasePrefixes: string[];
+  /** Without one (sfm lint, which has no control database) a killed process leaves what it created. */
+  ledger?: GuardLedger;
 }
 
 export class ClusterGuard {
@@ -52,6 +68,7 @@ export class ClusterGuard {
   private last = new Map<string, GlobalRow>();
   private lastLocal = new Map<string, GlobalRow>();
   private readonly found = new Map<string, ClusterObject>();
+  private cleaned = false;
 
   private constructor(private readonly server: pg.Client, private readonly options: GuardOptions) {}
 
@@ -61,7 +78,14 @@ export class ClusterGuard {
     client.on('error', () => undefined); // the query in flight reports a lost server
     await client.connect();
     const guard = new ClusterGuard(client, options);
-    guard.baseline = await guard.snapshot();
+    try {
+      await options.ledger?.sweepEarlier(client);
+      guard.baseline = await guard.snapshot();
+      await options.ledger?.begin(client, [...guard.baseline.values()]);
+    } catch (err) {
+      await guard.close();
+      throw err;
+    }
     guard.last = guard.baseline;
     return guard;
   }
@@ -76,11 +100,14 @@ export class ClusterGuard {
     this.lastLocal = new Map((await rows<GlobalRow>(copy, databaseGlobals())).map((r) => [keyOf(r), r]));
   }
 
-  private record(row: GlobalRow, change: ClusterObject['change'], step: StepSeen, scope: ClusterObject['scope']): void {
+  /** The object, when it is new to the record. */
+  private record(row: GlobalRow, change: ClusterObject['change'], step: StepSeen, scope: ClusterObject['scope']): ClusterObject | null {
     const key = `${keyOf(row)} ${change}`;
-    if (this.found.has(key)) return;
+    if (this.found.has(key)) return null;
     const cleanup = scope === 'database' ? 'gone with the copy' : change === 'created' ? 'to be dropped' : 'not reverted: the rehearsal cannot restore it';
-    this.found.set(key, { kind: row.kind, name: row.name, change, migration: step.migration, phase: step.phase, scope, cleanup });
+    const object: ClusterObject = { kind: row.kind, name: row.name, change, migration: step.migration, phase: step.phase, scope, cleanup };
+    this.found.set(key, object);
+    return object;
   }
 
   /** After a step: what changed since the previous one, as far as the step's SQL names it. `copy`: a session on the copy, for its own objects. */
@@ -91,23 +118,26 @@ export class ClusterGuard {
       MAY_TOUCH_SERVER.test(text) ? this.snapshot() : null,
       copy && MAY_TOUCH_COPY.test(text) ? rows<GlobalRow>(copy, databaseGlobals()) : null,
     ]);
-    if (now) this.compareServer(step, now);
+    if (now) await this.compareServer(step, now);
     if (!local) return;
     for (const row of local) if (!this.lastLocal.has(keyOf(row))) this.record(row, 'created', step, 'database');
     this.lastLocal = new Map(local.map((r) => [keyOf(r), r]));
   }
 
-  private compareServer(step: StepSeen, now: Map<string, GlobalRow>): void {
+  private async compareServer(step: StepSeen, now: Map<string, GlobalRow>): Promise<void> {
+    const created: ClusterObject[] = [];
     for (const [key, row] of now) {
       const was = this.last.get(key);
       if (was && was.definition === row.definition) continue;
       if (!named(step.statements, row.name) && !(row.kind === 'role' && was && /\b(current_user|current_role|session_user)\b/i.test(step.statements.join('\n')))) continue;
-      this.record(row, this.baseline.has(key) ? 'changed' : 'created', step, 'server');
+      const object = this.record(row, this.baseline.has(key) ? 'changed' : 'created', step, 'server');
+      if (object?.change === 'created') created.push(object);
     }
     for (const [key, row] of this.last) {
       if (!now.has(key) && this.baseline.has(key) && named(step.statements, row.name)) this.record(row, 'removed', step, 'server');
     }
     this.last = now;
+    if (created.length) await this.options.ledger?.created(created);
   }
 
   /** What the rehearsal's migrations did outside the copy's schema, in the order seen. */
@@ -133,19 +163,10 @@ export class ClusterGuard {
     await copy.connect();
     try {
       for (const s of subscriptions) {
-        const name = copy.escapeIdentifier(s.name);
         try {
-          await exec(copy, dropSubscription(name));
-          s.cleanup = 'dropped';
-        } catch {
-          try {
-            await exec(copy, disableSubscription(name));
-            await exec(copy, detachSubscriptionSlot(name));
-            await exec(copy, dropSubscription(name));
-            s.cleanup = 'dropped; its replication slot on the publisher (if it made one) was left there';
-          } catch (err) {
-            s.cleanup = `left on the server: dropping it failed (${(err as Error).message})`;
-          }
+          s.cleanup = await dropSubscriptionIn(copy, s.name);
+        } catch (err) {
+          s.cleanup = leftMessage(err);
         }
       }
     } finally {
@@ -160,35 +181,22 @@ export class ClusterGuard {
    * A failure is recorded on the object, never thrown.
    */
   async cleanup(): Promise<void> {
-    const attempt = async (o: ClusterObject, queries: Array<{ text: string }>) => {
-      try {
-        for (const q of queries) await exec(this.server, q);
-        o.cleanup = 'dropped';
-      } catch (err) {
-        if (o.kind === 'role' && isPgError(err, DEPENDENT_OBJECTS_STILL_EXIST)) {
-          try {
-            const name = this.server.escapeIdentifier(o.name);
-            await exec(this.server, dropOwnedBy(name));
-            await exec(this.server, dropRole(name));
-            o.cleanup = 'dropped (after DROP OWNED)';
-            return;
-          } catch (again) {
-            err = again;
-          }
+    for (const kind of ['database', 'tablespace', 'role'] as const) {
+      for (const o of this.created(kind)) {
+        try {
+          o.cleanup = await dropServerObject(this.server, kind, o.name);
+        } catch (err) {
+          o.cleanup = leftMessage(err);
         }
-        o.cleanup = `left on the server: dropping it failed (${(err as Error).message})`;
       }
-    };
-    try {
-      for (const o of this.created('database')) await attempt(o, [dropDatabase(this.server.escapeIdentifier(o.name))]);
-      for (const o of this.created('tablespace')) await attempt(o, [dropTablespace(this.server.escapeIdentifier(o.name))]);
-      for (const o of this.created('role')) await attempt(o, [dropRole(this.server.escapeIdentifier(o.name))]);
-    } catch (err) {
-      for (const o of this.objects()) if (o.cleanup === 'to be dropped') o.cleanup = `left on the server: ${(err as Error).message}`;
     }
+    this.cleaned = true;
+    // Done with: what is left is in the report, not for a sweep to retry behind its back.
+    await this.options.ledger?.finish();
   }
 
   async close(): Promise<void> {
+    if (!this.cleaned) await this.options.ledger?.abandoned(this.server).catch(() => undefined);
     await this.server.end().catch(() => undefined);
   }
 }

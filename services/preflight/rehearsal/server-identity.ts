@@ -54,3 +54,16 @@ export async function compareServers(targetUrl: string, serverUrl: string): Prom
   }
   return { sameAsTarget: target.started === server.started && target.port === server.port, method: 'postmaster start time and port' };
 }
+
+/**
+ * Names the server a session is on, the same across its restarts (no start
+ * time): its system identifier, else its port and data directory. Whatever
+ * a rehearsal recorded about one server is only acted on there
+ * (globals-sweep.ts).
+ */
+export async function serverKeyOf(client: pg.ClientBase): Promise<string> {
+  const id = await maybeOne<{ id: string }>(client, systemIdentifier()).catch(() => undefined);
+  if (id?.id) return `system ${id.id}`;
+  const w = await one<{ port_setting: string; data_directory: string | null }>(client, serverWhereabouts());
+  return `port ${w.port_setting} ${w.data_directory ?? '(data directory hidden)'}`;
+}

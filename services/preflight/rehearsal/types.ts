@@ -1,3 +1,5 @@
+import type pg from 'pg';
+import type { Logger } from '../../logger.js';
 // data-bearing rehearsal (issue 18)
 import type { BackupRecord } from '../../apply/backup.js';
 import type { DataRehearsalResult } from '../data-rehearsal/data-rehearsal.js';
@@ -135,4 +137,13 @@ export interface RehearsalInput {
   source: MigrationSource;
   /** data-bearing rehearsal (issue 18): for preflight.data 'full', the environment's latest verified pg_dump backup. */
   latestBackup?: BackupRecord | null;
+  /** Where the guard records what the rehearsal may leave server-wide, for a sweep after a crash (globals-ledger.ts). */
+  ledger: RehearsalLedgerInput;
+}
+
+export interface RehearsalLedgerInput {
+  control: pg.Pool;
+  /** The digest of the sealed snapshot being rehearsed: its files are read for what they create. */
+  digest: string;
+  log: Logger;
 }
