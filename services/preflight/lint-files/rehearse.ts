@@ -6,13 +6,14 @@ import { exec, rows, withDatabase } from '../../../database/db.js';
 import { createDatabase, dropDatabase, LINT_DB_PREFIX, REHEARSAL_DB_PREFIX, userTables } from '../../../database/sql/preflight.js';
 import type { EnvironmentConfig } from '../../environments/model.js';
 import { diskSource } from '../../migrations/source.js';
-import { runOne } from '../../migrations/run-one.js';
 import { runPgTool } from '../../pg-tools.js';
-import { readSchemaFacts } from '../catalog-facts.js';
+import { schemaFactsReader } from '../catalog-facts.js';
 import { beginObserved, collectObserved, installObserver, judgeObserved, mergeObserved, readPreExisting, type Observation } from '../observe/index.js';
 import { createRunLinter, lintMigration } from '../sql-analysis/index.js';
 import type { RunBaseline } from '../sql-analysis/lint-run.js';
 import { ClusterGuard } from '../rehearsal/cluster-guard.js';
+import { eachMigration } from '../rehearsal/each-migration.js';
+import type { SchemaFacts } from '../sql-analysis/schema-facts.js';
 import { ruleDocPath, ruleLevel } from '../sql-analysis/rule-catalog.js';
 import { lineOf, type MigrationSource } from './collect.js';
 import { connect } from './target.js';
@@ -102,26 +103,37 @@ async function lintOnCopy(files: MigrationSource[], setup: RehearsalSetup, optio
       const method = await installObserver(client, { url });
       const runLinter = setup.baseline ? createRunLinter(setup.baseline) : null;
       await guard.baselineCopy(client);
-      for (const [index, file] of files.entries()) {
-        const tablesBefore = runLinter ? null : new Set((await rows<{ name: string }>(client, userTables())).map((r) => r.name.toLowerCase()));
-        const facts = await readSchemaFacts(client);
-        await beginObserved(client, file.name);
-        const outcome = await runOne(client, env, 'up', { secrets, source });
-        observations.push(await collectObserved(client, file.name));
-        await guard.afterStep({ migration: file.name, phase: 'up', statements: outcome.statements }, client);
-        const input = {
-          migration: file.name,
-          file: file.path,
-          statements: outcome.statements,
-          transactional: outcome.transactional,
-          facts,
-          serverMajor: setup.serverMajor,
-          source: file.text,
-          ruleLevels: options.ruleLevels,
-        };
-        const lint = runLinter ? (await runLinter.lint(input)).findings : await lintMigration({ ...input, existingTables: tablesBefore! });
-        findings.push(...lint.map((f) => ({ ...f, path: file.path, line: lineOf(file.text, f.statement) })));
-        if (outcome.error) {
+      const readFacts = schemaFactsReader();
+      const befores = new Map<string, { tablesBefore: Set<string> | null; facts: SchemaFacts }>();
+      const readBefore = async () => ({
+        tablesBefore: runLinter ? null : new Set((await rows<{ name: string }>(client, userTables())).map((r) => r.name.toLowerCase())),
+        facts: await readFacts(client),
+      });
+      const byName = new Map(files.map((f) => [f.name, f]));
+      // One runner call for all the files, the linter's reads between two of them (rehearsal/each-migration.ts).
+      await eachMigration(client, { env, secrets, source, direction: 'up', names: files.map((f) => f.name) }, {
+        before: async (name) => {
+          befores.set(name, await readBefore());
+          await beginObserved(client, name);
+        },
+        after: async (outcome, expected) => {
+          const file = byName.get(outcome.migration || expected)!;
+          const { tablesBefore, facts } = befores.get(file.name) ?? await readBefore();
+          observations.push(await collectObserved(client, file.name));
+          await guard.afterStep({ migration: file.name, phase: 'up', statements: outcome.statements }, client);
+          const input = {
+            migration: file.name,
+            file: file.path,
+            statements: outcome.statements,
+            transactional: outcome.transactional,
+            facts,
+            serverMajor: setup.serverMajor,
+            source: file.text,
+            ruleLevels: options.ruleLevels,
+          };
+          const lint = runLinter ? (await runLinter.lint(input)).findings : await lintMigration({ ...input, existingTables: tablesBefore! });
+          findings.push(...lint.map((f) => ({ ...f, path: file.path, line: lineOf(file.text, f.statement) })));
+          if (!outcome.error) return;
           const where = outcome.error.sqlState ? ` (SQLSTATE ${outcome.error.sqlState})` : '';
           // Undefined table, column, schema, function or object: the copy lacks the schema these migrations start from.
           const missing = ['42P01', '42703', '3F000', '42883', '42704'].includes(outcome.error.sqlState ?? '');
@@ -133,17 +145,15 @@ async function lintOnCopy(files: MigrationSource[], setup: RehearsalSetup, optio
             statement: outcome.error.statement ?? '',
             message: `Migration ${file.name} failed when run on a throw-away copy: ${outcome.error.message}${where}.${hint}`,
           });
-          const rest = files.slice(index + 1).map((f) => f.name);
+          const rest = files.slice(files.indexOf(file) + 1).map((f) => f.name);
           if (rest.length) notes.push(`Not linted, the rehearsal stopped at ${file.name}: ${rest.join(', ')}.`);
-          break;
-        }
-      }
+        },
+      });
       // Observed effects need to know what the target holds: only with --database-url.
       if (setup.seedFrom) {
         const target = await connect(setup.seedFrom, 'sfm-lint');
         try {
           const observed = judgeObserved(observations, await readPreExisting(target, observations));
-          const byName = new Map(files.map((f) => [f.name, f]));
           const merged = mergeObserved(findings, observed).map((f): FileFinding => {
             if ('path' in f) return f as FileFinding;
             const source = f.migration === null ? undefined : byName.get(f.migration);
