@@ -17,6 +17,7 @@ function waitTargetParser(rt: { checking: boolean }) {
   };
 }
 import { planText, type RollbackPlan } from '../plan-format.js';
+import { acknowledgeCommand } from './acknowledge.js';
 import { overrideCommand } from './override.js';
 
 const ROLES = ['engineering', 'sre'] as const;
@@ -88,6 +89,7 @@ function reportCommand(rt: Runtime, what: 'report' | 'preflight') {
 export function runsCommand(rt: Runtime, parent: Command): void {
   const runs = parent.command('runs').description('migration runs: create, approve, apply, follow, undo');
   overrideCommand(rt, runs);
+  acknowledgeCommand(rt, runs);
 
   runs
     .command('create')
