@@ -1,20 +1,12 @@
 import { Command, InvalidArgumentError } from 'commander';
+import type { ApiAcknowledgement } from '../../../services/preflight/api-acks.js';
 import { action, enc, type Runtime } from '../context.js';
 import { UsageError } from '../errors.js';
 import { table, time, truncate, type Run } from '../format.js';
 import { textParser } from '../values.js';
 
-interface Acknowledgement {
-  id: number;
-  finding: string;
-  rule: string;
-  migration: string | null;
-  digest: string;
-  reason: string;
-  by: string;
-  role: string;
-  at: string;
-}
+// The API's shape (GET/POST /v1/runs/:id/acknowledgements).
+type Acknowledgement = ApiAcknowledgement;
 
 const FINDING_ID = /^[0-9a-f]{16}$/;
 
