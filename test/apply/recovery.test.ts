@@ -4,7 +4,7 @@
 // restore resuming the ETL it and the apply paused, re-apply refusals, a
 // restore whose process died after pg_restore committed, a silent lock holder.
 import assert from 'node:assert/strict';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, afterEach, before, describe, test } from 'node:test';
@@ -224,5 +224,45 @@ describe('reconciliation', () => {
     assert.equal((await runOf(id)).status, 'interrupted');
     await assert.rejects(holder.query('SELECT 1'), 'the silent owner\'s control session was terminated');
     await holder.end().catch(() => undefined);
+  });
+
+  test('a terminated owner session that lets go of the lock only as it exits: the sweep waits for the lock, not tries once', async (tc) => {
+    const id = await approvedRun();
+    await t.control.query(`UPDATE runs SET status = 'applying', lease_owner = 'ghost:1:slow', lease_expires_at = now() - interval '1 hour' WHERE id = $1`, [id]);
+    const holder = new pg.Client({ connectionString: t.control.url });
+    holder.on('error', () => undefined);
+    await holder.connect();
+    await holder.query('SELECT pg_advisory_lock(7318, hashtext($1))', [id]);
+    const { rows: [me] } = await holder.query('SELECT pg_backend_pid() AS pid, current_database() AS db');
+    // Stopped, the holder's backend cannot act on pg_terminate_backend: the moment
+    // between the signal and its exit, which a loaded machine stretches, held open.
+    const title = await readFile(`/proc/${me.pid}/cmdline`, 'utf8').catch(() => '');
+    if (!title.includes(` ${me.db} `)) {
+      await holder.end();
+      tc.skip('the control database\'s backends are not local processes this test can stop');
+      return;
+    }
+    process.kill(me.pid, 'SIGSTOP');
+    try {
+      let settled = false;
+      const swept = t.app.services.apply.reconcile({ expiredLeasesOnly: true }).finally(() => { settled = true; });
+      // Let the backend go on only once the sweep waits for the run's lock (or has given up on it).
+      for (;;) {
+        const { rows: [w] } = await t.control.query(
+          `SELECT count(*)::int AS n FROM pg_locks WHERE locktype = 'advisory' AND NOT granted AND classid = 7318 AND objid = hashtext($1)::oid`, [id]);
+        if (w.n > 0 || settled) break;
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      process.kill(me.pid, 'SIGCONT');
+      assert.deepEqual(await swept, [id], 'reconciled in the sweep that terminated its owner');
+    } finally {
+      try {
+        process.kill(me.pid, 'SIGCONT');
+      } catch {
+        // Already gone: it exited after the first SIGCONT.
+      }
+      await holder.end().catch(() => undefined);
+    }
+    assert.equal((await runOf(id)).status, 'interrupted');
   });
 });
