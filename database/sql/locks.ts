@@ -18,3 +18,18 @@ export const tryRunXactLock = (lockClass: number, runId: string): Query => ({
   text: 'SELECT pg_try_advisory_xact_lock($1, hashtext($2)) AS locked',
   values: [lockClass, runId],
 });
+
+/**
+ * Waits for the run's lock (session-level, as tryRunLock) up to the lock_timeout
+ * set by lockWaitLimit in the same transaction; past it, SQLSTATE 55P03.
+ */
+export const waitRunLock = (lockClass: number, runId: string): Query => ({
+  text: 'SELECT pg_advisory_lock($1, hashtext($2))',
+  values: [lockClass, runId],
+});
+
+/** lock_timeout for the rest of the transaction only. */
+export const lockWaitLimit = (ms: number): Query => ({
+  text: "SELECT set_config('lock_timeout', $1, true)",
+  values: [`${Math.max(1, Math.round(ms))}ms`],
+});

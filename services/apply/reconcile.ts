@@ -11,8 +11,11 @@ import type { Lease } from '../scheduler/lease.js';
 import type { ApplyState } from './apply-state.js';
 import { inspectInterrupted, markInterrupted, type ReconcileRun } from './interrupt.js';
 import { reconcileRollback } from './rollback-reconcile.js';
-import { tryLockRun, type RunLock } from './run-lock.js';
+import { tryLockRun, waitLockRun, type RunLock } from './run-lock.js';
 import { completeWatch } from './watch-phase.js';
+
+/** How long a terminated lock holder's backend gets to exit and let go of the lock; past it, the next sweep tries again. */
+const TERMINATED_HOLDER_EXIT_MS = 5_000;
 
 /** Statuses a live process is working on: each holds the run's apply lock and a lease. */
 export const IN_FLIGHT: RunStatus[] = ['applying', 'verifying', 'monitoring', 'rolling_back', 'restoring'];
@@ -30,7 +33,9 @@ export interface ReconcileDeps {
  * although the lease lapsed twice over belongs to a process cut off from the
  * control database whose session the server has not dropped yet: that
  * process fenced itself when it could not renew (services/scheduler/lease.ts),
- * so its session is terminated and the lock taken.
+ * so its session is terminated and the lock taken. pg_terminate_backend only
+ * signals: the backend lets go of the lock as it exits, so the lock is waited
+ * for (the server grants it then), not tried once.
  */
 async function lockOrphanedRun(ctx: ServiceContext, deps: ReconcileDeps, runId: string): Promise<RunLock | null> {
   const lock = await tryLockRun(ctx.control, runId);
@@ -40,7 +45,7 @@ async function lockOrphanedRun(ctx: ServiceContext, deps: ReconcileDeps, runId: 
   const holders = await rows<{ pid: number }>(ctx.control, applyLockHolders(APPLY_LOCK_CLASS, runId));
   for (const h of holders) await one(ctx.control, terminateBackend(h.pid));
   if (holders.length) ctx.log.warn({ runId, sessions: holders.map((h) => h.pid) }, 'terminated the control sessions of a silent run owner');
-  return tryLockRun(ctx.control, runId);
+  return waitLockRun(ctx.control, runId, TERMINATED_HOLDER_EXIT_MS);
 }
 
 /**

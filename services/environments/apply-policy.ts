@@ -1,4 +1,5 @@
 import { ConfigError } from './config-error.js';
+import { isObject } from './config-values.js';
 
 // Who starts an approved run, and which environment a run must have succeeded
 // in first. Parsed here so environments.ts stays one screenful of plumbing.
@@ -26,8 +27,6 @@ export interface PromotionRule {
 export function defaultApplyMode(name: string, required: readonly string[]): ApplyMode {
   return name === 'production' || required.includes('sre') ? 'confirm' : 'auto';
 }
-
-const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 
 function only(value: Record<string, unknown>, key: string, allowed: string[]): void {
   for (const field of Object.keys(value)) {

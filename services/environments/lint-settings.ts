@@ -1,5 +1,6 @@
 import { RULE_IDS, type RuleLevel } from '../preflight/sql-analysis/rule-catalog.js';
 import { ConfigError } from './config-error.js';
+import { isObject } from './config-values.js';
 
 // Per-environment lint settings, like squawk's excluded rules: `lint: {rules:
 // {'ban-drop-column': 'warning', 'prefer-timestamptz': 'error'}}`. A level
@@ -12,7 +13,6 @@ export interface LintSettings {
 }
 
 const LEVELS: readonly RuleLevel[] = ['error', 'warning', 'off'];
-const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 
 export function parseLintSettings(value: unknown, key: string): LintSettings {
   if (value === undefined) return { rules: {} };

@@ -1,15 +1,18 @@
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, afterEach, before, describe, test } from 'node:test';
 import pg from 'pg';
-import { bearer, startTestApp, type Subject, type TestApp } from '../support/app.js';
+import { apiClient } from '../support/api-client.js';
+import type { TestApp } from '../support/app.js';
+import { startApplyApp, type ApplyApp } from '../support/apply-app.js';
 import { applyMigrations, FIXTURE_BASE, FIXTURES, migrationSource as migration, writeMigrations } from '../support/migrations.js';
+import { cancelUnfinishedRuns, emptyPublicSchema } from '../support/reset.js';
 
 // `staging` reads migrations from a temp directory the tests rewrite, backs
 // up into a temp directory and pauses workers through etl_control.
+let app: ApplyApp;
 let t: TestApp;
 let dir: string;
 let backups: string;
@@ -18,20 +21,10 @@ const BASE = FIXTURE_BASE;
 const ADD_NOTE = FIXTURES.addNote;
 const ADD_SCORE = FIXTURES.addScore;
 
-
-const as = (who: Subject) => ({ authorization: bearer(who) });
-
-async function api(method: 'get' | 'post', path: string, who: Subject, body?: object) {
-  const req = t.http()[method](path).set(as(who));
-  return body === undefined ? req : req.send(body);
-}
+const { api, createAndApprove } = apiClient(() => t);
 
 async function approvedRun(description = 'apply test'): Promise<string> {
-  const created = await api('post', '/v1/runs', 'alice', { environment: 'staging', description });
-  assert.equal(created.status, 201, created.text);
-  await t.settle();
-  const id = created.body.id as string;
-  const approved = await api('post', `/v1/runs/${id}/approvals`, 'bob', { role: 'engineering', decision: 'approve' });
+  const { id, approved } = await createAndApprove(description);
   // Approved runs are scheduled at once (no windows configured here: due now).
   assert.ok(['approved', 'scheduled'].includes(approved.body.status), `preflight/approval: ${approved.text}`);
   return id;
@@ -62,28 +55,19 @@ async function assertNoLeftovers(): Promise<void> {
 }
 
 before(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'sf-apply-migrations-'));
-  backups = await mkdtemp(join(tmpdir(), 'sf-apply-backups-'));
-  const config = `export default { environments: {
-    staging: { databaseUrlEnv: 'STAGING_DATABASE_URL', migrationsDir: ${JSON.stringify(dir)}, approvals: { required: ['any'] },
-      lockTimeoutMs: 200, lockRetries: { attempts: 40, baseDelayMs: 50, maxDelayMs: 300 },
-      backup: { method: 'pg_dump', dir: ${JSON.stringify(backups)} }, workers: { pause: { method: 'sql' }, pauseTimeoutMs: 5000 },
-      // These migrations have no hero_snapshots: no smoke ETL; a short watch (test/verify covers both).
-      verify: { smokeEtl: false, watchMinutes: 0.01 } },
-    production: { databaseUrlEnv: 'PRODUCTION_DATABASE_URL', migrationsDir: ${JSON.stringify(dir)} } } };`;
-  t = await startTestApp({ label: 'apply', migrationConfigSource: config });
+  // These migrations have no hero_snapshots: no smoke ETL; a short watch (test/verify covers both).
+  app = await startApplyApp({
+    label: 'apply',
+    staging: 'lockTimeoutMs: 200, lockRetries: { attempts: 40, baseDelayMs: 50, maxDelayMs: 300 }, verify: { smokeEtl: false, watchMinutes: 0.01 }',
+  });
+  ({ t, dir, backups } = app);
 });
 
-after(async () => {
-  await t.close();
-  await rm(dir, { recursive: true, force: true });
-  await rm(backups, { recursive: true, force: true });
-});
+after(() => app.close());
 
 afterEach(async () => {
-  await t.settle();
-  await t.control.query(`UPDATE runs SET status = 'cancelled' WHERE status NOT IN ('cancelled', 'succeeded', 'failed', 'rejected', 'rolled_back', 'restored', 'preflight_failed', 'verification_failed', 'degraded')`);
-  await t.targets.staging.query('DROP SCHEMA public CASCADE; CREATE SCHEMA public AUTHORIZATION pg_database_owner; GRANT USAGE ON SCHEMA public TO PUBLIC;');
+  await cancelUnfinishedRuns(t);
+  await emptyPublicSchema(t.targets.staging);
 });
 
 describe('apply pipeline', () => {

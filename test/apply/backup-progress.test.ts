@@ -4,15 +4,15 @@
 // runs, the bytes of the dump it has read. Real pg_dump and pg_restore of a
 // target with ~80 MB of generated rows.
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { backupProgress, expectedDump, restoreProgress } from '../../services/apply/backup-progress.js';
-import { bearer, startTestApp, type Subject, type TestApp } from '../support/app.js';
+import { apiClient } from '../support/api-client.js';
+import type { TestApp } from '../support/app.js';
+import { startApplyApp, type ApplyApp } from '../support/apply-app.js';
 import { applyMigrations, FIXTURE_BASE, FIXTURES, writeMigrations } from '../support/migrations.js';
 import { scrape } from '../metrics/scrape.js';
 
+let app: ApplyApp;
 let t: TestApp;
 let dir: string;
 let backups: string;
@@ -23,11 +23,7 @@ interface Progress {
 }
 interface Seen { status: string; progress: Progress; metric: number | undefined; eta: number | undefined }
 
-async function api(method: 'get' | 'post', path: string, who: Subject, body?: object) {
-  const req = t.http()[method](path).set({ authorization: bearer(who) });
-  return body === undefined ? req : req.send(body);
-}
-const runOf = async (id: string) => (await api('get', `/v1/runs/${id}`, 'vic')).body;
+const { api, runOf, createAndApprove } = apiClient(() => t);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Reads the run (and, on each new sample of `phase`, the metrics) until the background work has settled. */
@@ -52,11 +48,7 @@ async function follow(id: string, phase: string): Promise<Seen[]> {
 
 async function approvedRun(files: Record<string, string>): Promise<string> {
   await writeMigrations(dir, { ...FIXTURE_BASE, ...files });
-  const created = await api('post', '/v1/runs', 'alice', { environment: 'staging', description: 'backup progress' });
-  assert.equal(created.status, 201, created.text);
-  await t.settle();
-  const id = created.body.id as string;
-  const approved = await api('post', `/v1/runs/${id}/approvals`, 'bob', { role: 'engineering', decision: 'approve' });
+  const { id, approved } = await createAndApprove('backup progress');
   assert.equal(approved.status, 201, approved.text);
   return id;
 }
@@ -100,14 +92,8 @@ function assertBytesProgress(seen: Seen[], phase: string): void {
 }
 
 before(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'sf-bprog-'));
-  backups = await mkdtemp(join(tmpdir(), 'sf-bprog-backups-'));
-  const config = `export default { environments: {
-    staging: { databaseUrlEnv: 'STAGING_DATABASE_URL', migrationsDir: ${JSON.stringify(dir)}, approvals: { required: ['any'] },
-      backup: { method: 'pg_dump', dir: ${JSON.stringify(backups)} }, workers: { pause: { method: 'sql' }, pauseTimeoutMs: 5000 },
-      verify: { smokeEtl: false, watchMinutes: 0 } },
-    production: { databaseUrlEnv: 'PRODUCTION_DATABASE_URL', migrationsDir: ${JSON.stringify(dir)} } } };`;
-  t = await startTestApp({ label: 'bprog', migrationConfigSource: config });
+  app = await startApplyApp({ label: 'bprog', staging: 'verify: { smokeEtl: false, watchMinutes: 0 }' });
+  ({ t, dir, backups } = app);
   await writeMigrations(dir, FIXTURE_BASE);
   await applyMigrations(t.targets.staging.url, dir, 2);
   // ~80 MB of rows (a ~25 MB custom dump): pg_dump runs for a few sampling intervals. The index
@@ -116,11 +102,7 @@ before(async () => {
   await t.targets.staging.query('CREATE INDEX payload_a ON payload (a)');
 });
 
-after(async () => {
-  await t.close();
-  await rm(dir, { recursive: true, force: true });
-  await rm(backups, { recursive: true, force: true });
-});
+after(() => app.close());
 
 describe('the expected dump size', () => {
   test('calibrated on the last dump/database ratio; without one the database size; a dump outgrowing its estimate falls back to the upper bound, never done > total', () => {

@@ -10,9 +10,11 @@ import { listMigrationFiles } from '../../services/migrations/files.js';
 import { diskSource } from '../../services/migrations/source.js';
 import { parseMigrationConfig, type EnvironmentConfig } from '../../services/environments/model.js';
 import { PROJECT_ROOT } from '../../database/paths.js';
-import { bearer, startTestApp, type TestApp } from '../support/app.js';
+import { bearer, type TestApp } from '../support/app.js';
+import { startApplyApp, type ApplyApp } from '../support/apply-app.js';
 import { createTestDatabase, type TestDatabase } from '../support/db.js';
 import { applyMigrations, FIXTURE_BASE, FIXTURES, migrationSource, writeMigrations } from '../support/migrations.js';
+import { emptyPublicSchema } from '../support/reset.js';
 
 const BASE = {
   '1000_create-accounts': migrationSource(
@@ -93,7 +95,7 @@ describe('named blockers in migrate() on real PostgreSQL', () => {
   });
   afterEach(async () => {
     await db.query(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'reporting-job'`);
-    await db.query('DROP SCHEMA public CASCADE; CREATE SCHEMA public AUTHORIZATION pg_database_owner; GRANT USAGE ON SCHEMA public TO PUBLIC;');
+    await emptyPublicSchema(db);
   });
 
   test('an idle-in-transaction session holding the table is named (pid, application, user, state, query) in every retry, the log and the failure', async () => {
@@ -168,27 +170,19 @@ describe('named blockers in migrate() on real PostgreSQL', () => {
 });
 
 describe('named blockers through the apply pipeline', () => {
+  let app: ApplyApp;
   let t: TestApp;
   let appDir: string;
-  let backups: string;
   const as = (who: string) => ({ authorization: bearer(who as never) });
 
   before(async () => {
-    appDir = await mkdtemp(join(tmpdir(), 'sf-blockers-app-'));
-    backups = await mkdtemp(join(tmpdir(), 'sf-blockers-backups-'));
-    const config = `export default { environments: {
-      staging: { databaseUrlEnv: 'STAGING_DATABASE_URL', migrationsDir: ${JSON.stringify(appDir)}, approvals: { required: ['any'] },
-        lockTimeoutMs: 200, lockRetries: { attempts: 3, baseDelayMs: 50, maxDelayMs: 100 },
-        backup: { method: 'pg_dump', dir: ${JSON.stringify(backups)} }, workers: { pause: { method: 'sql' }, pauseTimeoutMs: 5000 },
-        verify: { smokeEtl: false, watchMinutes: 0.01 } },
-      production: { databaseUrlEnv: 'PRODUCTION_DATABASE_URL', migrationsDir: ${JSON.stringify(appDir)} } } };`;
-    t = await startTestApp({ label: 'blockers', migrationConfigSource: config });
+    app = await startApplyApp({
+      label: 'blockers',
+      staging: 'lockTimeoutMs: 200, lockRetries: { attempts: 3, baseDelayMs: 50, maxDelayMs: 100 }, verify: { smokeEtl: false, watchMinutes: 0.01 }',
+    });
+    ({ t, dir: appDir } = app);
   });
-  after(async () => {
-    await t.close();
-    await rm(appDir, { recursive: true, force: true });
-    await rm(backups, { recursive: true, force: true });
-  });
+  after(() => app.close());
 
   test('lock-timeout failure: migration.lock_wait audit event per attempt naming the blocker, the failure names it, and the workers paused by the run are resumed because nothing landed', async () => {
     await writeMigrations(appDir, FIXTURE_BASE);

@@ -11,8 +11,10 @@ import { tmpdir } from 'node:os';
 import { basename, join, resolve } from 'node:path';
 import { after, afterEach, before, describe, test } from 'node:test';
 import { PROJECT_ROOT } from '../../database/paths.js';
-import { bearer, startTestApp, type Subject, type TestApp } from '../support/app.js';
+import { apiClient } from '../support/api-client.js';
+import { startTestApp, type TestApp } from '../support/app.js';
 import { applyMigrations, migrationSource, writeMigrations } from '../support/migrations.js';
+import { cancelUnfinishedRuns } from '../support/reset.js';
 
 let t: TestApp;
 let appDir: string;
@@ -33,11 +35,7 @@ const APP_PENDING = {
   '2100_orders-user-idx': migrationSource('CREATE INDEX CONCURRENTLY orders_user_idx ON orders (user_id)', 'DROP INDEX CONCURRENTLY orders_user_idx', { noTransaction: true }),
 };
 
-async function api(method: 'get' | 'post', path: string, who: Subject, body?: object) {
-  const req = t.http()[method](path).set({ authorization: bearer(who) });
-  return body === undefined ? req : req.send(body);
-}
-const runOf = async (id: string) => (await api('get', `/v1/runs/${id}`, 'vic')).body;
+const { api, runOf } = apiClient(() => t);
 const eventTypes = async (id: string) => (await t.control.query('SELECT type FROM run_events WHERE run_id = $1 ORDER BY id', [id])).rows.map((r) => r.type as string);
 const preflightOf = async (id: string) => (await api('get', `/v1/runs/${id}/preflight`, 'vic')).body.report;
 const checkStatus = (checks: Array<{ id: string; status: string }>) => Object.fromEntries(checks.map((c) => [c.id, c.status]));
@@ -82,10 +80,7 @@ after(async () => {
   for (const d of [appDir, forgeDir, backups]) await rm(d, { recursive: true, force: true });
 });
 
-afterEach(async () => {
-  await t.settle();
-  await t.control.query(`UPDATE runs SET status = 'cancelled' WHERE status NOT IN ('cancelled', 'succeeded', 'failed', 'rejected', 'rolled_back', 'restored', 'preflight_failed', 'verification_failed', 'degraded')`);
-});
+afterEach(() => cancelUnfinishedRuns(t));
 
 describe('a target without the StarForge ETL', () => {
   test('preflight lists the smoke ETL, the worker pause and the watch as not configured, with no ETL warning or note', async () => {

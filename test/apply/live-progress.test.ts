@@ -1,35 +1,23 @@
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { bearer, startTestApp, type TestApp } from '../support/app.js';
+import { bearer, type TestApp } from '../support/app.js';
+import { startApplyApp, type ApplyApp } from '../support/apply-app.js';
 import { applyMigrations, FIXTURE_BASE, migrationSource, writeMigrations } from '../support/migrations.js';
 
+let app: ApplyApp;
 let t: TestApp;
 let dir: string;
-let backups: string;
 const as = (who: string) => ({ authorization: bearer(who as never) });
 
 // Each migration sleeps, recognisably, so the test can tell from pg_stat_activity which one is running.
 const sleeper = (n: number) => migrationSource(`ALTER TABLE accounts ADD COLUMN c${n} int; SELECT pg_sleep(1.5) /* live-m${n} */`, `ALTER TABLE accounts DROP COLUMN c${n}`);
 
 before(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'sf-live-'));
-  backups = await mkdtemp(join(tmpdir(), 'sf-live-backups-'));
-  const config = `export default { environments: {
-    staging: { databaseUrlEnv: 'STAGING_DATABASE_URL', migrationsDir: ${JSON.stringify(dir)}, approvals: { required: ['any'] },
-      backup: { method: 'pg_dump', dir: ${JSON.stringify(backups)} }, workers: { pause: { method: 'sql' }, pauseTimeoutMs: 5000 },
-      verify: { smokeEtl: false, watchMinutes: 0.01 } },
-    production: { databaseUrlEnv: 'PRODUCTION_DATABASE_URL', migrationsDir: ${JSON.stringify(dir)} } } };`;
-  t = await startTestApp({ label: 'live', migrationConfigSource: config });
+  app = await startApplyApp({ label: 'live', staging: 'verify: { smokeEtl: false, watchMinutes: 0.01 }' });
+  ({ t, dir } = app);
 });
 
-after(async () => {
-  await t.close();
-  await rm(dir, { recursive: true, force: true });
-  await rm(backups, { recursive: true, force: true });
-});
+after(() => app.close());
 
 async function events(id: string): Promise<Array<{ type: string; details: Record<string, unknown>; at: Date }>> {
   return (await t.control.query(`SELECT type, details, created_at AS at FROM run_events WHERE run_id = $1 AND type LIKE 'migration.%' ORDER BY id`, [id])).rows;

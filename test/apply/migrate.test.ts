@@ -13,6 +13,7 @@ import { parseMigrationConfig, type EnvironmentConfig } from '../../services/env
 import { PROJECT_ROOT } from '../../database/paths.js';
 import { createTestDatabase, type TestDatabase } from '../support/db.js';
 import { applyMigrations, migrationSource, writeMigrations } from '../support/migrations.js';
+import { emptyPublicSchema } from '../support/reset.js';
 
 let db: TestDatabase;
 let dir: string;
@@ -89,7 +90,7 @@ after(async () => {
 });
 
 afterEach(async () => {
-  await db.query('DROP SCHEMA public CASCADE; CREATE SCHEMA public AUTHORIZATION pg_database_owner; GRANT USAGE ON SCHEMA public TO PUBLIC;');
+  await emptyPublicSchema(db);
 });
 
 describe('backoff', () => {

@@ -4,39 +4,32 @@
 // restore resuming the ETL it and the apply paused, re-apply refusals, a
 // restore whose process died after pg_restore committed, a silent lock holder.
 import assert from 'node:assert/strict';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, afterEach, before, describe, test } from 'node:test';
 import pg from 'pg';
 import { restoreBackup } from '../../services/apply/backup.js';
 import { canTransition } from '../../services/runs/state-machine.js';
-import { bearer, startTestApp, type Subject, type TestApp } from '../support/app.js';
+import { apiClient } from '../support/api-client.js';
+import type { TestApp } from '../support/app.js';
+import { startApplyApp, type ApplyApp } from '../support/apply-app.js';
 import { applyMigrations, FIXTURE_BASE, FIXTURES, migrationSource as migration, writeMigrations } from '../support/migrations.js';
+import { cancelUnfinishedRuns, emptyPublicSchema } from '../support/reset.js';
 
+let app: ApplyApp;
 let t: TestApp;
 let dir: string;
-let backups: string;
 
 const PENDING = { '2000_add-note': FIXTURES.addNote, '3000_add-score': FIXTURES.addScore };
 
-async function api(method: 'get' | 'post', path: string, who: Subject, body?: object) {
-  const req = t.http()[method](path).set({ authorization: bearer(who) });
-  return body === undefined ? req : req.send(body);
-}
-
-const runOf = async (id: string) => (await api('get', `/v1/runs/${id}`, 'vic')).body;
+const { api, runOf, createAndApprove } = apiClient(() => t);
 const etl = async () => (await t.targets.staging.query('SELECT paused, reason, changed_by FROM etl_control')).rows[0];
 
 async function approvedRun(files: Record<string, string> = PENDING): Promise<string> {
   await writeMigrations(dir, FIXTURE_BASE);
   await applyMigrations(t.targets.staging.url, dir, 2);
   await writeMigrations(dir, { ...FIXTURE_BASE, ...files });
-  const created = await api('post', '/v1/runs', 'alice', { environment: 'staging', description: 'recovery' });
-  assert.equal(created.status, 201, created.text);
-  await t.settle();
-  const id = created.body.id as string;
-  const approved = await api('post', `/v1/runs/${id}/approvals`, 'bob', { role: 'engineering', decision: 'approve' });
+  const { id, approved } = await createAndApprove('recovery');
   assert.equal(approved.status, 201, approved.text);
   return id;
 }
@@ -68,27 +61,16 @@ async function interruptedRun(landed: number): Promise<string> {
 }
 
 before(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'sf-recovery-migrations-'));
-  backups = await mkdtemp(join(tmpdir(), 'sf-recovery-backups-'));
-  const config = `export default { environments: {
-    staging: { databaseUrlEnv: 'STAGING_DATABASE_URL', migrationsDir: ${JSON.stringify(dir)}, approvals: { required: ['any'] },
-      backup: { method: 'pg_dump', dir: ${JSON.stringify(backups)} }, workers: { pause: { method: 'sql' }, pauseTimeoutMs: 5000 },
-      verify: { smokeEtl: false, watchMinutes: 0 } },
-    production: { databaseUrlEnv: 'PRODUCTION_DATABASE_URL', migrationsDir: ${JSON.stringify(dir)} } } };`;
-  t = await startTestApp({ label: 'recovery', migrationConfigSource: config });
+  app = await startApplyApp({ label: 'recovery', staging: 'verify: { smokeEtl: false, watchMinutes: 0 }' });
+  ({ t, dir } = app);
 });
 
-after(async () => {
-  await t.close();
-  await rm(dir, { recursive: true, force: true });
-  await rm(backups, { recursive: true, force: true });
-});
+after(() => app.close());
 
 afterEach(async () => {
-  await t.settle();
-  await t.control.query(`UPDATE runs SET status = 'cancelled' WHERE status NOT IN ('cancelled', 'succeeded', 'failed', 'rejected', 'rolled_back', 'restored', 'preflight_failed', 'verification_failed', 'degraded')`);
+  await cancelUnfinishedRuns(t);
   await t.control.query('DELETE FROM migration_ledger');
-  await t.targets.staging.query('DROP SCHEMA public CASCADE; CREATE SCHEMA public AUTHORIZATION pg_database_owner; GRANT USAGE ON SCHEMA public TO PUBLIC;');
+  await emptyPublicSchema(t.targets.staging);
 });
 
 test('the state machine: an interrupted run can be closed (-> failed) or re-applied (-> applying)', () => {
@@ -224,5 +206,45 @@ describe('reconciliation', () => {
     assert.equal((await runOf(id)).status, 'interrupted');
     await assert.rejects(holder.query('SELECT 1'), 'the silent owner\'s control session was terminated');
     await holder.end().catch(() => undefined);
+  });
+
+  test('a terminated owner session that lets go of the lock only as it exits: the sweep waits for the lock, not tries once', async (tc) => {
+    const id = await approvedRun();
+    await t.control.query(`UPDATE runs SET status = 'applying', lease_owner = 'ghost:1:slow', lease_expires_at = now() - interval '1 hour' WHERE id = $1`, [id]);
+    const holder = new pg.Client({ connectionString: t.control.url });
+    holder.on('error', () => undefined);
+    await holder.connect();
+    await holder.query('SELECT pg_advisory_lock(7318, hashtext($1))', [id]);
+    const { rows: [me] } = await holder.query('SELECT pg_backend_pid() AS pid, current_database() AS db');
+    // Stopped, the holder's backend cannot act on pg_terminate_backend: the moment
+    // between the signal and its exit, which a loaded machine stretches, held open.
+    const title = await readFile(`/proc/${me.pid}/cmdline`, 'utf8').catch(() => '');
+    if (!title.includes(` ${me.db} `)) {
+      await holder.end();
+      tc.skip('the control database\'s backends are not local processes this test can stop');
+      return;
+    }
+    process.kill(me.pid, 'SIGSTOP');
+    try {
+      let settled = false;
+      const swept = t.app.services.apply.reconcile({ expiredLeasesOnly: true }).finally(() => { settled = true; });
+      // Let the backend go on only once the sweep waits for the run's lock (or has given up on it).
+      for (;;) {
+        const { rows: [w] } = await t.control.query(
+          `SELECT count(*)::int AS n FROM pg_locks WHERE locktype = 'advisory' AND NOT granted AND classid = 7318 AND objid = hashtext($1)::oid`, [id]);
+        if (w.n > 0 || settled) break;
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      process.kill(me.pid, 'SIGCONT');
+      assert.deepEqual(await swept, [id], 'reconciled in the sweep that terminated its owner');
+    } finally {
+      try {
+        process.kill(me.pid, 'SIGCONT');
+      } catch {
+        // Already gone: it exited after the first SIGCONT.
+      }
+      await holder.end().catch(() => undefined);
+    }
+    assert.equal((await runOf(id)).status, 'interrupted');
   });
 });

@@ -3,23 +3,18 @@
 // that resuming failed); a verification failure whose workers were resumed
 // does not say they stay paused.
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { after, afterEach, before, describe, test } from 'node:test';
-import { bearer, startTestApp, type Subject, type TestApp } from '../support/app.js';
+import { apiClient } from '../support/api-client.js';
+import type { TestApp } from '../support/app.js';
+import { startApplyApp, type ApplyApp } from '../support/apply-app.js';
 import { applyMigrations, FIXTURES, writeMigrations } from '../support/migrations.js';
+import { cancelUnfinishedRuns, emptyPublicSchema } from '../support/reset.js';
 
+let app: ApplyApp;
 let t: TestApp;
 let dir: string;
-let backups: string;
 
-async function api(method: 'get' | 'post', path: string, who: Subject, body?: object) {
-  const req = t.http()[method](path).set({ authorization: bearer(who) });
-  return body === undefined ? req : req.send(body);
-}
-
-const runOf = async (id: string) => (await api('get', `/v1/runs/${id}`, 'vic')).body;
+const { api, runOf } = apiClient(() => t);
 
 async function appliedRun(environment: 'staging' | 'production'): Promise<string> {
   const created = await api('post', '/v1/runs', 'alice', { environment, description: 'report notes' });
@@ -36,26 +31,25 @@ async function appliedRun(environment: 'staging' | 'production'): Promise<string
 }
 
 before(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'sf-report-notes-'));
-  backups = await mkdtemp(join(tmpdir(), 'sf-report-notes-backups-'));
-  const common = `migrationsDir: ${JSON.stringify(dir)}, backup: { method: 'pg_dump', dir: ${JSON.stringify(backups)} }, workers: { pause: { method: 'sql' }, pauseTimeoutMs: 5000, resumeOnFailure: true }`;
-  const config = `export default { environments: {
+  // Both environments apply (production too, with its two approvals), with the same backup and workers.
+  app = await startApplyApp({
+    label: 'report-notes',
+    config: ({ dir, backups }) => {
+      const common = `migrationsDir: ${JSON.stringify(dir)}, backup: { method: 'pg_dump', dir: ${JSON.stringify(backups)} }, workers: { pause: { method: 'sql' }, pauseTimeoutMs: 5000, resumeOnFailure: true }`;
+      return `export default { environments: {
     staging: { databaseUrlEnv: 'STAGING_DATABASE_URL', ${common}, approvals: { required: ['any'] }, verify: { smokeEtl: false, watchMinutes: 0 } },
     production: { databaseUrlEnv: 'PRODUCTION_DATABASE_URL', ${common}, windows: [],
       verify: { smokeEtl: false, watchMinutes: 0, indexes: ['public.accounts_never_built_idx'] } } } };`;
-  t = await startTestApp({ label: 'report-notes', migrationConfigSource: config });
+    },
+  });
+  ({ t, dir } = app);
 });
 
-after(async () => {
-  await t.close();
-  await rm(dir, { recursive: true, force: true });
-  await rm(backups, { recursive: true, force: true });
-});
+after(() => app.close());
 
 afterEach(async () => {
-  await t.settle();
-  await t.control.query(`UPDATE runs SET status = 'cancelled' WHERE status NOT IN ('cancelled', 'succeeded', 'failed', 'rejected', 'rolled_back', 'restored', 'preflight_failed', 'verification_failed', 'degraded')`);
-  for (const db of [t.targets.staging, t.targets.production]) await db.query('DROP SCHEMA public CASCADE; CREATE SCHEMA public AUTHORIZATION pg_database_owner; GRANT USAGE ON SCHEMA public TO PUBLIC;');
+  await cancelUnfinishedRuns(t);
+  for (const db of [t.targets.staging, t.targets.production]) await emptyPublicSchema(db);
 });
 
 describe('report notes agree with what happened', () => {

@@ -4,31 +4,24 @@
 // schema is compared with the one recorded before the apply, so a run never
 // says rolled_back while the tables are still there.
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { after, afterEach, before, describe, test } from 'node:test';
-import { bearer, startTestApp, type Subject, type TestApp } from '../support/app.js';
+import { apiClient } from '../support/api-client.js';
+import type { TestApp } from '../support/app.js';
+import { startApplyApp, type ApplyApp } from '../support/apply-app.js';
 import { applyMigrations, FIXTURE_BASE, FIXTURES, migrationSource as migration, writeMigrations } from '../support/migrations.js';
+import { cancelUnfinishedRuns, emptyPublicSchema } from '../support/reset.js';
 
+let app: ApplyApp;
 let t: TestApp;
 let dir: string;
-let backups: string;
 
-async function api(method: 'get' | 'post', path: string, who: Subject, body?: object) {
-  const req = t.http()[method](path).set({ authorization: bearer(who) });
-  return body === undefined ? req : req.send(body);
-}
+const { api, createAndApprove } = apiClient(() => t);
 
 async function succeededRun(files: Record<string, string>): Promise<string> {
   await writeMigrations(dir, FIXTURE_BASE);
   await applyMigrations(t.targets.staging.url, dir, 2);
   await writeMigrations(dir, { ...FIXTURE_BASE, ...files });
-  const created = await api('post', '/v1/runs', 'alice', { environment: 'staging', description: 'reversibility' });
-  assert.equal(created.status, 201, created.text);
-  await t.settle();
-  const id = created.body.id as string;
-  const approved = await api('post', `/v1/runs/${id}/approvals`, 'bob', { role: 'engineering', decision: 'approve' });
+  const { id, approved } = await createAndApprove('reversibility');
   assert.ok(['approved', 'scheduled'].includes(approved.body.status), approved.text);
   assert.equal((await api('post', `/v1/runs/${id}/apply`, 'olga', { confirm: 'staging', reason: 'test' })).status, 202);
   await t.settle();
@@ -53,26 +46,15 @@ async function rollDown(id: string) {
 const tableExists = async (name: string) => (await t.targets.staging.query('SELECT to_regclass($1) AS t', [name])).rows[0].t !== null;
 
 before(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'sf-h16-rollback-'));
-  backups = await mkdtemp(join(tmpdir(), 'sf-h16-rollback-backups-'));
-  const config = `export default { environments: {
-    staging: { databaseUrlEnv: 'STAGING_DATABASE_URL', migrationsDir: ${JSON.stringify(dir)}, approvals: { required: ['any'] },
-      backup: { method: 'pg_dump', dir: ${JSON.stringify(backups)} }, workers: { pause: { method: 'sql' }, pauseTimeoutMs: 5000 },
-      verify: { smokeEtl: false, watchMinutes: 0.01 } },
-    production: { databaseUrlEnv: 'PRODUCTION_DATABASE_URL', migrationsDir: ${JSON.stringify(dir)} } } };`;
-  t = await startTestApp({ label: 'h16_rollback', migrationConfigSource: config });
+  app = await startApplyApp({ label: 'h16_rollback', staging: 'verify: { smokeEtl: false, watchMinutes: 0.01 }' });
+  ({ t, dir } = app);
 });
 
-after(async () => {
-  await t.close();
-  await rm(dir, { recursive: true, force: true });
-  await rm(backups, { recursive: true, force: true });
-});
+after(() => app.close());
 
 afterEach(async () => {
-  await t.settle();
-  await t.control.query(`UPDATE runs SET status = 'cancelled' WHERE status NOT IN ('cancelled', 'succeeded', 'failed', 'rejected', 'rolled_back', 'restored', 'preflight_failed', 'verification_failed', 'degraded')`);
-  await t.targets.staging.query('DROP SCHEMA public CASCADE; CREATE SCHEMA public AUTHORIZATION pg_database_owner; GRANT USAGE ON SCHEMA public TO PUBLIC;');
+  await cancelUnfinishedRuns(t);
+  await emptyPublicSchema(t.targets.staging);
 });
 
 describe('rollback down and reversibility', () => {

@@ -6,8 +6,10 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, afterEach, before, describe, test } from 'node:test';
 import pg from 'pg';
-import { bearer, startTestApp, type Subject, type TestApp } from '../support/app.js';
+import { apiClient } from '../support/api-client.js';
+import { startTestApp, type TestApp } from '../support/app.js';
 import { applyMigrations } from '../support/migrations.js';
+import { cancelUnfinishedRuns, emptyPublicSchema } from '../support/reset.js';
 import { APPROVED_COLUMNS, APPROVED_NAMES, BASE_NAMES, filesUnder, writeTree } from '../support/sealed-tree.js';
 
 // Issue 15, items 1-3: whatever happens to the migrations directory once an
@@ -22,11 +24,7 @@ let hooks: string;
 let dataDir: string;
 let backups: string;
 
-const as = (who: Subject) => ({ authorization: bearer(who) });
-const api = (method: 'get' | 'post', path: string, who: Subject, body?: object) => {
-  const req = t.http()[method](path).set(as(who));
-  return body === undefined ? req : req.send(body);
-};
+const { api, createAndApprove } = apiClient(() => t);
 const target = () => t.targets.staging;
 
 async function columns(table: string): Promise<string[]> {
@@ -37,12 +35,9 @@ const appliedNames = async () => (await target().query('SELECT name FROM pgmigra
 const evilTable = async () => (await target().query(`SELECT to_regclass('public.evil') AS t`)).rows[0].t;
 
 async function approvedRun(): Promise<{ id: string; migrations: Array<{ name: string; sha256: string }> }> {
-  const created = await api('post', '/v1/runs', 'alice', { environment: 'staging', description: 'sealed' });
-  assert.equal(created.status, 201, created.text);
-  await t.settle();
-  const approved = await api('post', `/v1/runs/${created.body.id}/approvals`, 'bob', { role: 'engineering', decision: 'approve' });
+  const { id, approved } = await createAndApprove('sealed');
   assert.ok(['approved', 'scheduled'].includes(approved.body.status), approved.text);
-  return { id: created.body.id, migrations: approved.body.migrations };
+  return { id, migrations: approved.body.migrations };
 }
 
 async function waitFor(what: string, check: () => Promise<boolean>): Promise<void> {
@@ -129,9 +124,8 @@ after(async () => {
 });
 
 afterEach(async () => {
-  await t.settle();
-  await t.control.query(`UPDATE runs SET status = 'cancelled' WHERE status NOT IN ('cancelled', 'succeeded', 'failed', 'rejected', 'rolled_back', 'restored', 'preflight_failed', 'verification_failed', 'degraded')`);
-  await target().query('DROP SCHEMA public CASCADE; CREATE SCHEMA public AUTHORIZATION pg_database_owner; GRANT USAGE ON SCHEMA public TO PUBLIC;');
+  await cancelUnfinishedRuns(t);
+  await emptyPublicSchema(target());
   for (const f of ['go', 'hold', 'paused']) await rm(join(hooks, f), { force: true });
 });
 

@@ -3,25 +3,22 @@
 // is served, the watch is ended early (healthy, degraded on processing errors,
 // not on invalid uploads) and a rollback is approved during it.
 import assert from 'node:assert/strict';
-import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readdir, readFile } from 'node:fs/promises';
 import { basename, join, resolve } from 'node:path';
 import { after, afterEach, before, describe, test } from 'node:test';
 import { PROJECT_ROOT } from '../../database/paths.js';
-import { bearer, startTestApp, type Subject, type TestApp } from '../support/app.js';
+import { apiClient } from '../support/api-client.js';
+import type { TestApp } from '../support/app.js';
+import { startApplyApp, type ApplyApp } from '../support/apply-app.js';
 import { applyMigrations, migrationSource, writeMigrations } from '../support/migrations.js';
+import { cancelUnfinishedRuns, emptyPublicSchema } from '../support/reset.js';
 
+let app: ApplyApp;
 let t: TestApp;
 let dir: string;
-let backups: string;
 let repo: Record<string, string>;
 
-async function api(method: 'get' | 'post', path: string, who: Subject, body?: object) {
-  const req = t.http()[method](path).set({ authorization: bearer(who) });
-  return body === undefined ? req : req.send(body);
-}
-
-const runOf = async (id: string) => (await api('get', `/v1/runs/${id}`, 'vic')).body;
+const { api, runOf, createAndApprove } = apiClient(() => t);
 const eventsOf = async (id: string) => (await t.control.query('SELECT type FROM run_events WHERE run_id = $1 ORDER BY id', [id])).rows.map((r) => r.type as string);
 
 /** A staging run applied and sitting in its 30-minute watch. */
@@ -29,11 +26,8 @@ async function monitoringRun(): Promise<string> {
   await writeMigrations(dir, repo);
   await applyMigrations(t.targets.staging.url, dir, Object.keys(repo).length);
   await writeMigrations(dir, { ...repo, '1800000000000_add-note': migrationSource('ALTER TABLE hero_snapshots ADD COLUMN note text', 'ALTER TABLE hero_snapshots DROP COLUMN note') });
-  const created = await api('post', '/v1/runs', 'alice', { environment: 'staging', description: 'watch actions' });
-  assert.equal(created.status, 201, created.text);
-  await t.settle();
-  const id = created.body.id as string;
-  assert.equal((await api('post', `/v1/runs/${id}/approvals`, 'bob', { role: 'engineering', decision: 'approve' })).status, 201);
+  const { id, approved } = await createAndApprove('watch actions');
+  assert.equal(approved.status, 201);
   const applied = await api('post', `/v1/runs/${id}/apply`, 'olga', { confirm: 'staging' });
   assert.equal(applied.status, 202, applied.text);
   for (let i = 0; ; i++) {
@@ -46,33 +40,22 @@ async function monitoringRun(): Promise<string> {
 }
 
 before(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'sf-watch-actions-'));
-  backups = await mkdtemp(join(tmpdir(), 'sf-watch-actions-backups-'));
   const repoDir = resolve(PROJECT_ROOT, 'database/migrations');
   repo = {};
   for (const file of (await readdir(repoDir)).sort()) repo[basename(file, '.js')] = await readFile(join(repoDir, file), 'utf8');
-  const config = `export default { environments: {
-    staging: { databaseUrlEnv: 'STAGING_DATABASE_URL', migrationsDir: ${JSON.stringify(dir)}, approvals: { required: ['any'] },
-      backup: { method: 'pg_dump', dir: ${JSON.stringify(backups)} }, workers: { pause: { method: 'sql' }, pauseTimeoutMs: 5000 },
-      verify: { smokeEtl: false, watchMinutes: 30 } },
-    production: { databaseUrlEnv: 'PRODUCTION_DATABASE_URL', migrationsDir: ${JSON.stringify(dir)} } } };`;
-  t = await startTestApp({ label: 'watch-actions', migrationConfigSource: config, env: { APPLY_LEASE_SECONDS: '3' } });
+  app = await startApplyApp({ label: 'watch-actions', staging: 'verify: { smokeEtl: false, watchMinutes: 30 }', env: { APPLY_LEASE_SECONDS: '3' } });
+  ({ t, dir } = app);
 });
 
-after(async () => {
-  await t.close();
-  await rm(dir, { recursive: true, force: true });
-  await rm(backups, { recursive: true, force: true });
-});
+after(() => app.close());
 
 afterEach(async () => {
   // A run left monitoring would hold its watch (and the test app's shutdown) for 30 minutes.
   for (const { id } of (await t.control.query(`SELECT id FROM runs WHERE status = 'monitoring'`)).rows) {
     await api('post', `/v1/runs/${id}/watch/end`, 'olga', { reason: 'test cleanup' });
   }
-  await t.settle();
-  await t.control.query(`UPDATE runs SET status = 'cancelled' WHERE status NOT IN ('cancelled', 'succeeded', 'failed', 'rejected', 'rolled_back', 'restored', 'preflight_failed', 'verification_failed', 'degraded')`);
-  await t.targets.staging.query('DROP SCHEMA public CASCADE; CREATE SCHEMA public AUTHORIZATION pg_database_owner; GRANT USAGE ON SCHEMA public TO PUBLIC; DROP EXTENSION IF EXISTS pgcrypto;');
+  await cancelUnfinishedRuns(t);
+  await emptyPublicSchema(t.targets.staging, 'DROP EXTENSION IF EXISTS pgcrypto;');
 });
 
 describe('the watch as a phase', () => {
@@ -129,7 +112,7 @@ describe('the watch as a phase', () => {
     assert.equal(r.watch.during.invalid, 25);
     assert.equal(r.watch.during.failed, 0);
     await t.settle();
-    await t.targets.staging.query('DROP SCHEMA public CASCADE; CREATE SCHEMA public AUTHORIZATION pg_database_owner; GRANT USAGE ON SCHEMA public TO PUBLIC; DROP EXTENSION IF EXISTS pgcrypto;');
+    await emptyPublicSchema(t.targets.staging, 'DROP EXTENSION IF EXISTS pgcrypto;');
 
     const bad = await monitoringRun();
     await t.targets.staging.query(`INSERT INTO etl_errors (error_type, message) SELECT 'processing_error', 'deadlock ' || g FROM generate_series(1, 12) g`);
