@@ -33,3 +33,9 @@ export const lockWaitLimit = (ms: number): Query => ({
   text: "SELECT set_config('lock_timeout', $1, true)",
   values: [`${Math.max(1, Math.round(ms))}ms`],
 });
+
+/** lock_timeout for the session (until set again): `value` as PostgreSQL reads it, e.g. '5000ms' or '0'. */
+export const sessionLockTimeout = (value: string): Query => ({
+  text: "SELECT set_config('lock_timeout', $1, false)",
+  values: [value],
+});

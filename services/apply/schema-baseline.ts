@@ -1,4 +1,6 @@
-import { exec, maybeOne } from '../../database/db.js';
+import { exec, maybeOne, one, type Queryable } from '../../database/db.js';
+import { isPgError, LOCK_NOT_AVAILABLE } from '../../database/pg-errors.js';
+import { sessionLockTimeout } from '../../database/sql/locks.js';
 import type { FingerprintRow } from '../../database/sql/schema-fingerprint.js';
 import { insertSchemaBaseline, selectSchemaBaseline } from '../../database/sql/schema-baselines.js';
 import type { ServiceContext } from '../context.js';
@@ -13,6 +15,23 @@ import {
 
 const scopeOf = (env: EnvironmentConfig) => ({ migrationsSchema: env.migrationsSchema, migrationsTable: env.migrationsTable });
 
+// Deparsing a view or an index takes ACCESS SHARE on its table: behind a
+// session holding ACCESS EXCLUSIVE the read would wait for as long as that
+// session does, with the workers paused and the window running. It waits this
+// long at most; the apply goes on without a baseline (a note says so).
+const BASELINE_LOCK_WAIT_MS = 5000;
+
+async function readBounded(client: Queryable, env: EnvironmentConfig) {
+  // For the session, not a transaction: a read that gives up must not leave one aborted for the reader's own cleanup.
+  const { lock_timeout: saved } = await one<{ lock_timeout: string }>(client, { text: `SELECT current_setting('lock_timeout') AS lock_timeout` });
+  await exec(client, sessionLockTimeout(`${BASELINE_LOCK_WAIT_MS}ms`));
+  try {
+    return await readFingerprint(client, scopeOf(env));
+  } finally {
+    await exec(client, sessionLockTimeout(saved)).catch(() => undefined);
+  }
+}
+
 /**
  * Right before the run's migrations: the target's schema fingerprint, kept
  * in the control database. Only before the first migration of the run lands
@@ -23,11 +42,15 @@ const scopeOf = (env: EnvironmentConfig) => ({ migrationsSchema: env.migrationsS
 export async function recordPreApplySchema(ctx: ServiceContext, run: { id: string }, env: EnvironmentConfig, nothingLanded: boolean): Promise<string[]> {
   if (!nothingLanded) return [];
   try {
-    const fp = await ctx.targets.withClient(env, (client) => readFingerprint(client, scopeOf(env)));
+    const fp = await ctx.targets.withClient(env, (client) => readBounded(client, env));
     await exec(ctx.control, insertSchemaBaseline(run.id, env.name, fingerprintDigest(fp), fingerprintRows(fp), FINGERPRINT_FORMAT));
     return [];
   } catch (err) {
-    return [`The target's schema before the apply could not be recorded (${(err as Error).message}); a rollback down will not be able to compare the schema with it.`];
+    // The target's pool wraps errors with what it was doing; the SQLSTATE stays in the message.
+    const why = isPgError(err, LOCK_NOT_AVAILABLE) || /\b55P03\b|lock timeout/.test((err as Error).message)
+      ? `a session held a lock that reading a view or index definition waits for, for over ${BASELINE_LOCK_WAIT_MS / 1000} s`
+      : (err as Error).message;
+    return [`The target's schema before the apply could not be recorded (${why}); a rollback down will not be able to compare the schema with it.`];
   }
 }
 
