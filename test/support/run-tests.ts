@@ -55,7 +55,9 @@ async function main(): Promise<number> {
   try {
     // Slow files measure timings and run several service processes each: one at a time.
     const concurrency = process.env.TEST_CONCURRENCY ?? (slow ? '1' : '3');
-    const child = spawn(process.execPath, ['--test', `--test-concurrency=${concurrency}`, '--test-reporter=spec', ...files], { env, stdio: 'inherit' });
+    // --test-force-exit: a file whose tests all ended but that leaves a handle open (a socket, a timer) must not hang
+    // the run (and CI) for ever; it still fails if a test did.
+    const child = spawn(process.execPath, ['--test', '--test-force-exit', `--test-concurrency=${concurrency}`, '--test-reporter=spec', ...files], { env, stdio: 'inherit' });
     const code = await new Promise<number>((resolve) => child.on('exit', (code, signal) => resolve(code ?? (signal ? 1 : 0))));
     const left = await newDataFiles(checkoutData, dataBefore);
     if (left.length) {
