@@ -21,21 +21,18 @@ export const tryRunXactLock = (lockClass: number, runId: string): Query => ({
 
 /**
  * Waits for the run's lock (session-level, as tryRunLock) up to the lock_timeout
- * set by lockWaitLimit in the same transaction; past it, SQLSTATE 55P03.
+ * set by lockTimeout(..., 'transaction') in the same transaction; past it, SQLSTATE 55P03.
  */
 export const waitRunLock = (lockClass: number, runId: string): Query => ({
   text: 'SELECT pg_advisory_lock($1, hashtext($2))',
   values: [lockClass, runId],
 });
 
-/** lock_timeout for the rest of the transaction only. */
-export const lockWaitLimit = (ms: number): Query => ({
-  text: "SELECT set_config('lock_timeout', $1, true)",
-  values: [`${Math.max(1, Math.round(ms))}ms`],
-});
-
-/** lock_timeout for the session (until set again): `value` as PostgreSQL reads it, e.g. '5000ms' or '0'. */
-export const sessionLockTimeout = (value: string): Query => ({
-  text: "SELECT set_config('lock_timeout', $1, false)",
-  values: [value],
+/**
+ * lock_timeout for the rest of the transaction, or for the session (until set
+ * again); `ms` in milliseconds, or a value as PostgreSQL reads it ('5s', '0').
+ */
+export const lockTimeout = (ms: number | string, scope: 'transaction' | 'session'): Query => ({
+  text: 'SELECT set_config(\'lock_timeout\', $1, $2)',
+  values: [typeof ms === 'number' ? `${Math.max(1, Math.round(ms))}ms` : ms, scope === 'transaction'],
 });

@@ -2,7 +2,7 @@ import type pg from 'pg';
 import { exec, maybeOne, one } from '../../database/db.js';
 import { isPgError, LOCK_NOT_AVAILABLE } from '../../database/pg-errors.js';
 import { APPLY_LOCK_CLASS } from '../../database/sql/apply.js';
-import { lockWaitLimit, releaseRunLock, tryRunLock, waitRunLock } from '../../database/sql/locks.js';
+import { lockTimeout, releaseRunLock, tryRunLock, waitRunLock } from '../../database/sql/locks.js';
 
 /** A run's apply lock, held on a dedicated control connection until release(). */
 export interface RunLock {
@@ -41,7 +41,7 @@ export async function waitLockRun(control: pg.Pool, runId: string, timeoutMs: nu
   const client = await control.connect();
   try {
     await client.query('BEGIN');
-    await exec(client, lockWaitLimit(timeoutMs));
+    await exec(client, lockTimeout(timeoutMs, 'transaction'));
     await exec(client, waitRunLock(APPLY_LOCK_CLASS, runId));
     // The session-level lock outlives the transaction; the lock_timeout does not.
     await client.query('COMMIT');

@@ -1,6 +1,6 @@
 import { exec, maybeOne, one, type Queryable } from '../../database/db.js';
 import { isPgError, LOCK_NOT_AVAILABLE } from '../../database/pg-errors.js';
-import { sessionLockTimeout } from '../../database/sql/locks.js';
+import { lockTimeout } from '../../database/sql/locks.js';
 import type { FingerprintRow } from '../../database/sql/schema-fingerprint.js';
 import { insertSchemaBaseline, selectSchemaBaseline } from '../../database/sql/schema-baselines.js';
 import type { ServiceContext } from '../context.js';
@@ -24,11 +24,11 @@ const BASELINE_LOCK_WAIT_MS = 5000;
 async function readBounded(client: Queryable, env: EnvironmentConfig) {
   // For the session, not a transaction: a read that gives up must not leave one aborted for the reader's own cleanup.
   const { lock_timeout: saved } = await one<{ lock_timeout: string }>(client, { text: `SELECT current_setting('lock_timeout') AS lock_timeout` });
-  await exec(client, sessionLockTimeout(`${BASELINE_LOCK_WAIT_MS}ms`));
+  await exec(client, lockTimeout(BASELINE_LOCK_WAIT_MS, 'session'));
   try {
     return await readFingerprint(client, scopeOf(env));
   } finally {
-    await exec(client, sessionLockTimeout(saved)).catch(() => undefined);
+    await exec(client, lockTimeout(saved, 'session')).catch(() => undefined);
   }
 }
 

@@ -1,3 +1,4 @@
+import type pg from 'pg';
 import { performance } from 'node:perf_hooks';
 import { rows } from '../../database/db.js';
 import { LINT_DB_PREFIX, REHEARSAL_DB_PREFIX, userTables } from '../../database/sql/preflight.js';
@@ -48,10 +49,15 @@ export async function rehearse(input: RehearsalInput): Promise<RehearsalResult> 
     // The copy's schema is read between migrations, when what ran before has committed: from a session of its own,
     // opened with the settings the reads need (no saving and restoring the phase session's own).
     // The linter's facts likewise, from a session with the settings a migration session starts with.
-    const [reader, lintSession] = await Promise.all([openSession(db.url, QUALIFIED_SESSION_OPTIONS), openSession(db.url)]).catch(async (err) => {
+    const opened = await Promise.allSettled([openSession(db.url, QUALIFIED_SESSION_OPTIONS), openSession(db.url)]);
+    const failedOpen = opened.find((o) => o.status === 'rejected');
+    if (failedOpen) {
+      // The one that did open must not outlive the copy.
+      for (const o of opened) if (o.status === 'fulfilled') await o.value.end().catch(() => undefined);
       await db.drop();
-      throw err;
-    });
+      throw (failedOpen as PromiseRejectedResult).reason;
+    }
+    const [reader, lintSession] = opened.map((o) => (o as PromiseFulfilledResult<pg.Client>).value) as [pg.Client, pg.Client];
     const readFingerprint = fingerprintReader({ migrationsSchema: input.environment.migrationsSchema, migrationsTable: input.environment.migrationsTable }, { qualifiedSession: true });
     const readFacts = schemaFactsReader();
     const ctx: PhaseContext = {
