@@ -23,6 +23,8 @@ const ROLE = `sf_fp_role_${suffix}`;
 const READER = `sf_fp_reader_${suffix}`;
 const SERVER_PASSWORD = `server-pw-${suffix}`;
 const MAPPING_PASSWORD = `mapping-pw-${suffix}`;
+// The embedded server asks every role for a password (SCRAM); the machine's trusts 127.0.0.1.
+const READER_PASSWORD = `reader-pw-${suffix}`;
 
 // What every case starts from.
 const PRELUDE = `
@@ -182,7 +184,7 @@ describe('schema fingerprint: object kinds a down can forget', () => {
 
   before(async () => {
     await adminQuery(`CREATE ROLE ${ROLE} NOLOGIN`);
-    await adminQuery(`CREATE ROLE ${READER} LOGIN`);
+    await adminQuery(`CREATE ROLE ${READER} LOGIN PASSWORD '${READER_PASSWORD}'`);
     db = await createTestDatabase('fingerprint_kinds');
     client = new pg.Client({ connectionString: db.url });
     await client.connect();
@@ -245,7 +247,7 @@ describe('schema fingerprint: object kinds a down can forget', () => {
     assert.deepEqual(kinds.filter((k) => k.includes('citext')), ['comment extension citext', 'extension citext', 'owner extension citext'], 'the extension stands for its members');
     assert.ok(!kinds.some((k) => /pg_catalog|information_schema/.test(k)), kinds.filter((k) => /pg_catalog|information_schema/.test(k)).join('\n'));
     // pg_user_mapping is the superuser's alone; the reader goes through pg_user_mappings.
-    const reader = new pg.Client({ connectionString: (() => { const u = new URL(db.url); u.username = READER; u.password = ''; return u.toString(); })() });
+    const reader = new pg.Client({ connectionString: (() => { const u = new URL(db.url); u.username = READER; u.password = READER_PASSWORD; return u.toString(); })() });
     await reader.connect();
     try {
       const seen = await readFingerprint(reader, scope);
