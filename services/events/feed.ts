@@ -28,6 +28,13 @@ export interface EventFeedOptions {
 
 const PAGE = 500;
 
+interface Writers {
+  /** When (database clock) the open writers were read. */
+  at: number;
+  /** Whether the ids missing below a visible one first seen at `seenAt` can no longer arrive. */
+  settled(seenAt: Date): boolean;
+}
+
 export function matches(filter: EventFilter, event: AuditEvent): boolean {
   return (filter.environment === undefined || event.environment === filter.environment)
     && (filter.runId === undefined || event.runId === filter.runId);
@@ -61,10 +68,14 @@ export function createEventFeed({ control, log, pollMs, gapMaxMs = 30_000 }: Eve
   let closed = false;
 
   async function start(): Promise<void> {
-    // Start where nothing older can still arrive: before the oldest open writer (bounded by gapMaxMs).
+    // A poll of the previous run of the feed may still be in flight; two must never advance one watermark.
+    await polling;
+    // Start where nothing older can still arrive: before the oldest open writer (bounded by gapMaxMs), or
+    // before this reading when there is none: an event inserted before it is final (its writer would hold
+    // an xid), and one inserted after it (created_at is the insert's clock) is still ahead of the watermark.
     const { oldest, now } = await one<{ oldest: Date | null; now: Date }>(control, oldestWriterStart());
     const bound = now.getTime() - gapMaxMs;
-    const from = oldest === null ? null : new Date(Math.max(oldest.getTime(), bound) - 1000);
+    const from = oldest === null ? now : new Date(Math.max(oldest.getTime(), bound) - 1000);
     const { id } = await one<{ id: string }>(control, lastEventBefore(from));
     watermark = Number(id);
     gapBelow.clear();
@@ -87,9 +98,18 @@ export function createEventFeed({ control, log, pollMs, gapMaxMs = 30_000 }: Eve
     }, pollMs);
   }
 
-  async function gapsSettled(): Promise<(seenAt: Date) => boolean> {
+  /**
+   * Which gaps can no longer fill: reads the open writers. It speaks only for
+   * gaps first seen before it was taken (`at`), and only for a page read after
+   * it: a writer that commits between a page and the reading is gone from the
+   * reading while its id is not in the page.
+   */
+  async function readWriters(): Promise<Writers> {
     const { oldest, now } = await one<{ oldest: Date | null; now: Date }>(control, oldestWriterStart());
-    return (seenAt) => oldest === null || oldest.getTime() > seenAt.getTime() || now.getTime() - seenAt.getTime() > gapMaxMs;
+    return {
+      at: now.getTime(),
+      settled: (seenAt) => oldest === null || oldest.getTime() > seenAt.getTime() || now.getTime() - seenAt.getTime() > gapMaxMs,
+    };
   }
 
   function emit(event: AuditEvent): void {
@@ -98,16 +118,18 @@ export function createEventFeed({ control, log, pollMs, gapMaxMs = 30_000 }: Eve
     }
   }
 
-  /** Emits what is final; returns false when a gap holds the rest back. */
-  async function advance(page: Array<EventRow & { seen_at: Date }>): Promise<boolean> {
-    let settled: ((seenAt: Date) => boolean) | null = null;
+  /**
+   * Emits what is final. 'held': a gap holds the rest back; 'recheck': a gap
+   * needs a reading of the writers taken after it was seen and before the page.
+   */
+  async function advance(page: Array<EventRow & { seen_at: Date }>, writers: Writers | null): Promise<'all' | 'held' | 'recheck'> {
     for (const row of page) {
       const id = Number(row.id);
       if (id > watermark + 1) {
         let seenAt = gapBelow.get(id);
         if (!seenAt) gapBelow.set(id, (seenAt = row.seen_at));
-        settled ??= await gapsSettled();
-        if (!settled(seenAt)) return false;
+        if (!writers || writers.at < seenAt.getTime()) return 'recheck';
+        if (!writers.settled(seenAt)) return 'held';
         if (row.seen_at.getTime() - seenAt.getTime() > gapMaxMs) {
           log.warn({ fromId: watermark + 1, toId: id - 1 }, 'event stream: gave up waiting for audit event ids held by a transaction open longer than the limit');
         }
@@ -116,16 +138,24 @@ export function createEventFeed({ control, log, pollMs, gapMaxMs = 30_000 }: Eve
       watermark = id;
       emit(presentEvent(row));
     }
-    return true;
+    return 'all';
   }
 
   async function poll(): Promise<void> {
     try {
-      for (;;) {
+      // Taken before the page it judges; a tick with no gap reads no writers.
+      let writers: Writers | null = null;
+      for (let rechecks = 0; ;) {
         const page = await rows<EventRow & { seen_at: Date }>(control, eventsAfter(watermark, PAGE));
-        const done = !(await advance(page)) || page.length < PAGE;
+        const outcome = await advance(page, writers);
         for (const id of gapBelow.keys()) if (id <= watermark) gapBelow.delete(id);
-        if (done) break;
+        if (outcome === 'recheck') {
+          // Gaps that keep opening further on wait for the next tick.
+          if (++rechecks > 3) break;
+          writers = await readWriters();
+          continue;
+        }
+        if (outcome === 'held' || page.length < PAGE) break;
       }
       if (failing) log.info({}, 'event stream: control database answers again');
       failing = false;
