@@ -12,25 +12,18 @@ import type { LoaderStrategies } from './loader.js';
 export interface MigrationHooks {
   /** `name` starts, after the one before it committed; it may query the same session. */
   starting(name: string): Promise<void>;
-  /** Its function built its steps, none of which ran yet: how many, and whether node-pg-migrate wraps them in BEGIN/COMMIT. */
-  built(name: string, steps: string[], transactional: boolean): void;
 }
 
 type Action = (pgm: unknown, run?: () => void) => unknown;
-interface Builder {
-  getSqlSteps(): string[];
-  isUsingTransaction(): boolean;
-}
 
 function wrap(action: unknown, name: string, hooks: MigrationHooks): unknown {
   if (typeof action !== 'function') return action;
   const fn = action as Action;
   // Always one argument: node-pg-migrate awaits it (a callback-style original, length 2, is awaited through its callback here).
-  return async (pgm: Builder) => {
+  return async (pgm: unknown) => {
     await hooks.starting(name);
     if (fn.length === 2) await new Promise<void>((resolve) => void fn(pgm, resolve));
     else await fn(pgm);
-    hooks.built(name, pgm.getSqlSteps(), pgm.isUsingTransaction());
   };
 }
 

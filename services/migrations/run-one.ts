@@ -43,16 +43,13 @@ export interface RunOneOptions {
    * and after `previous` (its outcome; null before the first) committed. It
    * may query the same session: nothing it sends is captured. It may return
    * work that goes on meanwhile on other sessions, reading what is committed:
-   * that is awaited before `next` sends anything that could commit (its own
-   * COMMIT when node-pg-migrate wraps it in a transaction, else its first
-   * statement), so it reads the schema as `next` found it. A throw (or a
+   * that is awaited before `next` sends its first statement (while `next`'s
+   * function builds its steps), so it reads the schema as `next` found it and
+   * never waits for a lock `next` holds. A throw (or a
    * rejected background) stops the batch and is thrown from runMigrations as it is.
    */
   between?: (next: string, previous: StepOutcome | null) => Promise<{ background?: Promise<unknown> } | void>;
 }
-
-// A step of a transactional migration that ends its transaction early: statements after it commit one by one.
-const ENDS_TRANSACTION = /(^|;)\s*(commit|end|rollback|abort)\b/im;
 
 /** A `between` hook failed: not the migration's error. */
 class HookFailed extends Error {
@@ -106,9 +103,8 @@ export async function runMigrations(client: pg.ClientBase, env: EnvironmentConfi
   const markers: Array<{ name: string; index: number; from: number; at: number; end?: number; transactional: boolean }> = [];
   // The migration whose function the runner called last: it may fail before logging its marker.
   const run: { starting: { name: string; index: number; at: number } | null } = { starting: null };
-  // The `between` hook's background work, and per migration what its function built (hooked-loaders.ts).
+  // The `between` hook's background work.
   let background: Promise<unknown> | null = null;
-  const planned = new Map<string, { steps: number; wrapped: boolean }>();
   const settle = async () => {
     const pending = background;
     background = null;
@@ -119,16 +115,20 @@ export async function runMigrations(client: pg.ClientBase, env: EnvironmentConfi
       throw new HookFailed(err);
     }
   };
-  // Whether the query about to go runs inside the current migration's own transaction and is not its COMMIT:
-  // node-pg-migrate sends BEGIN (position 0), its steps, the history row, then COMMIT (steps + 2).
-  const insideOwnTransaction = () => {
-    const marker = markers[markers.length - 1];
-    const plan = marker && marker.name === run.starting?.name && marker.transactional ? planned.get(marker.name) : undefined;
-    return plan !== undefined && plan.wrapped && captured.length - marker!.index <= plan.steps + 1;
-  };
   const capturing = {
     query: async (text: string | pg.QueryConfig, values?: unknown[]) => {
-      if (background && !insideOwnTransaction()) await settle();
+      // Before the migration's first statement (its BEGIN, or a query its function sends itself): once it holds a
+      // lock, a catalog read on another session can queue behind it (pg_get_constraintdef opens the table), and
+      // its COMMIT would wait for that read: a deadlock no server sees.
+      if (background) {
+        const waitStarted = performance.now();
+        await settle();
+        // The wait is the hook's, not the migration's: its clock starts after it.
+        const waited = performance.now() - waitStarted;
+        if (run.starting) run.starting.at += waited;
+        const marker = markers[markers.length - 1];
+        if (marker && marker.name === run.starting?.name) marker.at += waited;
+      }
       captured.push(typeof text === 'string' ? text : text.text);
       return client.query(text as string, values);
     },
@@ -185,9 +185,6 @@ export async function runMigrations(client: pg.ClientBase, env: EnvironmentConfi
       }
       // After the hook: its time is neither migration's.
       run.starting = { name, index: captured.length, at: performance.now() };
-    },
-    built: (name, steps, transactional) => {
-      planned.set(name, { steps: steps.length, wrapped: transactional && !steps.some((step) => ENDS_TRANSACTION.test(step)) });
     },
   });
   let error: StepOutcome['error'] = null;

@@ -57,9 +57,9 @@ export async function readFingerprint(db: Queryable, scope: FingerprintScope): P
  * rename can leave a kept row's text behind, but that object itself shows
  * the change, so whether two reads differ is still told right.
  */
-export function fingerprintReader(scope: FingerprintScope, opts: { qualifiedSession?: boolean } = {}): (db: Queryable) => Promise<SchemaFingerprint> {
+export function fingerprintReader(scope: FingerprintScope, opts: { qualifiedSession?: boolean } = {}): (db: Queryable, others?: Queryable) => Promise<SchemaFingerprint> {
   const kept = new Map<number, { sig: string; rows: FingerprintRow[] }>();
-  const read = async (db: Queryable) => {
+  const readRelations = async (db: Queryable) => {
     const sigs = await prepared<{ oid: number; sig: string }>(db, 'sfm-fingerprint-signatures', relationSignatures(scope));
     const stale = sigs.filter((s) => kept.get(s.oid)?.sig !== s.sig);
     if (stale.length) {
@@ -69,13 +69,20 @@ export function fingerprintReader(scope: FingerprintScope, opts: { qualifiedSess
     }
     const present = new Set(sigs.map((s) => s.oid));
     for (const oid of kept.keys()) if (!present.has(oid)) kept.delete(oid);
-    return assemble([...kept.values()].flatMap((k) => k.rows), await prepared<FingerprintRow>(db, 'sfm-fingerprint-others', otherObjects()));
+    return [...kept.values()].flatMap((k) => k.rows);
+  };
+  const readOthers = (db: Queryable) => prepared<FingerprintRow>(db, 'sfm-fingerprint-others', otherObjects());
+  const read = async (db: Queryable, others: Queryable) => {
+    // With a second session the objects that are not relations are read beside the relations (nothing commits meanwhile).
+    if (others === db) return assemble(await readRelations(db), await readOthers(db));
+    const [relations, rest] = await Promise.all([readRelations(db), readOthers(others)]);
+    return assemble(relations, rest);
   };
   // A session opened with QUALIFIED_SESSION_OPTIONS needs no settings saved and put back around each read.
-  return (db) => (opts.qualifiedSession ? read(db) : withQualifiedNames(db, () => read(db)));
+  return (db, others = db) => (opts.qualifiedSession ? read(db, others) : withQualifiedNames(db, () => read(db, db)));
 }
 
-/** A session's start-up options (libpq `options`) under which fingerprintReader({qualifiedSession: true}) may read: see withQualifiedNames. */
+/** A session's start-up options (libpq `options`) under which fingerprintReader({qualifiedSession: true}) may read, both sessions: see withQualifiedNames. */
 export const QUALIFIED_SESSION_OPTIONS = '-c search_path=pg_catalog -c plan_cache_mode=force_generic_plan';
 
 const INVALID_SQL_STATEMENT_NAME = '26000';

@@ -46,10 +46,11 @@ export async function rehearse(input: RehearsalInput): Promise<RehearsalResult> 
       throw err;
     });
     const steps: RehearsalStep[] = [];
-    // The copy's schema is read between migrations, when what ran before has committed: from a session of its own,
-    // opened with the settings the reads need (no saving and restoring the phase session's own).
+    // The copy's schema is read between migrations, when what ran before has committed: from two sessions of its own
+    // (relations on one, the other objects on the other), opened with the settings the reads need (no saving and
+    // restoring the phase session's own).
     // The linter's facts likewise, from a session with the settings a migration session starts with.
-    const opened = await Promise.allSettled([openSession(db.url, QUALIFIED_SESSION_OPTIONS), openSession(db.url)]);
+    const opened = await Promise.allSettled([openSession(db.url, QUALIFIED_SESSION_OPTIONS), openSession(db.url, QUALIFIED_SESSION_OPTIONS), openSession(db.url)]);
     const failedOpen = opened.find((o) => o.status === 'rejected');
     if (failedOpen) {
       // The one that did open must not outlive the copy.
@@ -57,12 +58,12 @@ export async function rehearse(input: RehearsalInput): Promise<RehearsalResult> 
       await db.drop();
       throw (failedOpen as PromiseRejectedResult).reason;
     }
-    const [reader, lintSession] = opened.map((o) => (o as PromiseFulfilledResult<pg.Client>).value) as [pg.Client, pg.Client];
+    const [reader, otherReader, lintSession] = opened.map((o) => (o as PromiseFulfilledResult<pg.Client>).value) as [pg.Client, pg.Client, pg.Client];
     const readFingerprint = fingerprintReader({ migrationsSchema: input.environment.migrationsSchema, migrationsTable: input.environment.migrationsTable }, { qualifiedSession: true });
     const readFacts = schemaFactsReader();
     const ctx: PhaseContext = {
       input, url: db.url, secrets, guard, steps, data,
-      fingerprint: () => readFingerprint(reader),
+      fingerprint: () => readFingerprint(reader, otherReader),
       catalog: async () => {
         const [tables, facts] = await Promise.all([rows<{ name: string }>(lintSession, userTables()), readFacts(lintSession)]);
         return { tables: tables.map((r) => r.name), facts };
@@ -79,7 +80,7 @@ export async function rehearse(input: RehearsalInput): Promise<RehearsalResult> 
       if (allUp || down.reverted.length) again = await upAgainPhase(ctx, down, allUp);
     } finally {
       // Subscriptions first (a database that has one cannot be dropped), the server-wide objects once the copy is gone.
-      await Promise.all([reader.end().catch(() => undefined), lintSession.end().catch(() => undefined)]);
+      await Promise.all([reader, otherReader, lintSession].map((session) => session.end().catch(() => undefined)));
       await guard.beforeCopyDrop(db.url).catch(() => undefined);
       await db.drop();
       await guard.cleanup();

@@ -23,6 +23,9 @@ const FILES: Record<string, string> = {
   '004_d.js': `exports.up = (pgm) => { pgm.noTransaction(); pgm.sql('CREATE TABLE d (id int)'); }; exports.down = (pgm) => { pgm.sql('DROP TABLE d'); };`,
 };
 
+// How long the first test's background read takes: longer than any of these migrations.
+const WAIT_MS = 300;
+
 const tables = async (client: pg.ClientBase) =>
   (await client.query<{ t: string }>(`SELECT tablename AS t FROM pg_tables WHERE schemaname = 'public' AND tablename <> 'pgmigrations' ORDER BY 1`)).rows.map((r) => r.t);
 
@@ -63,8 +66,8 @@ describe('runMigrations: one runner call, hooks between migrations', () => {
       source: s.source,
       between: async (next, previous) => {
         seen.push({ next, previous: previous?.migration ?? null, committed: await tables(s.other) });
-        // Read late, on another session, while `next` runs: it must wait for this before it commits.
-        const read = new Promise<void>((resolve) => setTimeout(resolve, 150)).then(async () => {
+        // Read late, on another session, while `next` builds its steps: it must wait for this before its first statement.
+        const read = new Promise<void>((resolve) => setTimeout(resolve, WAIT_MS)).then(async () => {
           background.push({ next, read: await tables(s.other) });
         });
         return { background: read };
@@ -80,6 +83,38 @@ describe('runMigrations: one runner call, hooks between migrations', () => {
     assert.deepEqual(b.statements, ['CREATE TABLE b_direct (id int)', 'CREATE TABLE b (id int);'], "a function's own query is its migration's");
     assert.deepEqual(completed.find((o) => o.migration === '001_a')!.statements, ['CREATE TABLE a (id int);']);
     assert.equal(completed.find((o) => o.migration === '004_d')!.transactional, false);
+    // Each waited WAIT_MS for the read before its first statement: that is the hook's time, not the migration's.
+    for (const o of completed) assert.ok(o.durationMs < WAIT_MS, `${o.migration} took ${o.durationMs} ms of its own`);
+  });
+
+  test("the background never waits for a lock the next migration holds: it is done before that migration's first statement", async () => {
+    const locked = await setup({
+      '001_checked.js': `exports.up = (pgm) => { pgm.sql('CREATE TABLE checked (id int CHECK (id > 0))'); }; exports.down = false;`,
+      // ACCESS EXCLUSIVE on checked until its COMMIT; pg_get_constraintdef on another session queues behind it.
+      '002_alter.js': `exports.up = (pgm) => { pgm.sql('ALTER TABLE checked ADD COLUMN note text'); }; exports.down = false;`,
+    });
+    try {
+      // Bounded, so a read that queues behind the migration fails the test instead of hanging it.
+      await locked.other.query("SET lock_timeout = '3s'");
+      const read: Array<{ next: string; checks: string[]; columns: number }> = [];
+      const { completed, failed } = await runMigrations(locked.client, locked.env, 'up', 10, {
+        secrets: [],
+        source: locked.source,
+        between: async (next) => ({
+          background: (async () => {
+            const { rows } = await locked.other.query<{ def: string; columns: number }>(
+              `SELECT pg_get_constraintdef(co.oid) AS def, (SELECT count(*)::int FROM pg_attribute WHERE attrelid = co.conrelid AND attnum > 0) AS columns
+                 FROM pg_constraint co WHERE co.conrelid = to_regclass('public.checked') AND co.contype = 'c'`);
+            read.push({ next, checks: rows.map((r) => r.def), columns: rows[0]?.columns ?? 0 });
+          })(),
+        }),
+      });
+      assert.equal(failed, null, JSON.stringify(failed?.error));
+      assert.deepEqual(completed.map((o) => o.migration), ['001_checked', '002_alter']);
+      assert.deepEqual(read, [{ next: '001_checked', checks: [], columns: 0 }, { next: '002_alter', checks: ['CHECK ((id > 0))'], columns: 1 }], 'each read saw the schema its migration found');
+    } finally {
+      await locked.close();
+    }
   });
 
   test('a refused down in the middle of a batch is blamed on that migration, not on the one before it', async () => {

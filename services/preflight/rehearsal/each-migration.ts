@@ -25,8 +25,13 @@ export interface PhaseRun {
   measure?: (name: string, client: pg.ClientBase, run: (client: pg.ClientBase) => Promise<StepOutcome>) => Promise<StepOutcome>;
 }
 
-/** What a hook leaves running: reads on other sessions of what is committed now (see run-one.ts `between`). */
-export type Background = Promise<unknown> | void;
+/**
+ * What a hook leaves running: reads on other sessions of what is committed now
+ * (see run-one.ts `between`). Wrapped, because a hook is async: a promise it
+ * returned bare would be awaited with it, and the reads would hold up the next
+ * migration instead of running beside it.
+ */
+export type Background = { later: Promise<unknown> } | void;
 
 export interface MigrationHooks {
   /** Before `name` sends anything, after the one before it committed; not called when node-pg-migrate refuses `name` outright. */
@@ -35,14 +40,17 @@ export interface MigrationHooks {
   after(outcome: StepOutcome, expected: string): Promise<Background>;
 }
 
+/** Work left running in the background; `later` settles when it is done. */
+export const inBackground = (later: Promise<unknown>): Background => ({ later });
+
 /** Runs `run.names` on `client`, stopping at the first failure; `hooks` see each one. */
 export async function eachMigration(client: pg.ClientBase, run: PhaseRun, hooks: MigrationHooks): Promise<void> {
   const { env, secrets, source, direction, names } = run;
   if (run.measure) {
     for (const name of names) {
-      await (await hooks.before?.(name));
+      await (await hooks.before?.(name))?.later;
       const outcome = await run.measure(name, client, (c) => runOne(c, env, direction, { secrets, source }));
-      await (await hooks.after(outcome, name));
+      await (await hooks.after(outcome, name))?.later;
       if (outcome.error) return;
     }
     return;
@@ -54,8 +62,8 @@ export async function eachMigration(client: pg.ClientBase, run: PhaseRun, hooks:
     between: async (next, previous) => {
       const after = previous ? await hooks.after(previous, names[done++] ?? previous.migration) : undefined;
       const before = await hooks.before?.(next);
-      return { background: Promise.all([after, before]) };
+      return { background: Promise.all([after?.later, before?.later]) };
     },
   });
-  for (const outcome of [...completed.slice(done), ...(failed ? [failed] : [])]) await (await hooks.after(outcome, names[done++] ?? outcome.migration));
+  for (const outcome of [...completed.slice(done), ...(failed ? [failed] : [])]) await (await hooks.after(outcome, names[done++] ?? outcome.migration))?.later;
 }

@@ -9,7 +9,7 @@ import { beginObserved, collectObserved, installObserver, observeNewRelationsOnl
 import type { SchemaFacts } from '../sql-analysis/schema-facts.js';
 import type { DataRehearsal } from '../data-rehearsal/data-rehearsal.js';
 import type { ClusterGuard } from './cluster-guard.js';
-import { eachMigration, type PhaseRun } from './each-migration.js';
+import { eachMigration, inBackground, type PhaseRun } from './each-migration.js';
 import { isNoDown, ownDownDiff } from './reversibility.js';
 import { replayHistory } from './seed.js';
 import { inSession } from './session.js';
@@ -78,10 +78,10 @@ export async function upPhase(ctx: PhaseContext, replay: boolean): Promise<UpPha
     await eachMigration(client, run(ctx, 'up', input.pending, measure), {
       before: async (name) => {
         await beginObserved(client, name);
-        return readBefore().then((before) => {
+        return inBackground(readBefore().then((before) => {
           befores.set(name, before);
           result.before.set(name, before.fingerprint);
-        });
+        }));
       },
       after: async (outcome, expected) => {
         const name = outcome.migration || expected;
@@ -162,7 +162,7 @@ export async function downPhase(ctx: PhaseContext, up: UpPhase): Promise<DownPha
           }
           previous = current;
         });
-        return compared;
+        return inBackground(compared);
       },
     });
   });

@@ -11,15 +11,13 @@ import { createEphemeralDatabase, type EphemeralDatabase } from '../ephemeral.js
 import { openSession } from './session.js';
 import type { RehearsalInput, RehearsalResult } from './types.js';
 
-async function seedFromDump(input: RehearsalInput, databaseUrl: string): Promise<void> {
-  const dir = await mkdtemp(join(tmpdir(), 'sf-rehearsal-'));
-  try {
-    const file = join(dir, 'schema.dump');
-    await runPgTool('pg_dump', ['--schema-only', '--format=custom', '--no-owner', '--no-privileges', `--file=${file}`], input.targetUrl);
-    await runPgTool('pg_restore', ['--no-owner', '--no-privileges', '--exit-on-error', '--single-transaction', `--dbname=${new URL(databaseUrl).pathname.slice(1)}`, file], databaseUrl);
-  } finally {
-    await rm(dir, { recursive: true, force: true });
-  }
+/** The target's schema, dumped to `file` (custom format). */
+async function dumpSchema(input: RehearsalInput, file: string): Promise<void> {
+  await runPgTool('pg_dump', ['--schema-only', '--format=custom', '--no-owner', '--no-privileges', `--file=${file}`], input.targetUrl);
+}
+
+async function restoreSchema(input: RehearsalInput, file: string, databaseUrl: string): Promise<void> {
+  await runPgTool('pg_restore', ['--no-owner', '--no-privileges', '--exit-on-error', '--single-transaction', `--dbname=${new URL(databaseUrl).pathname.slice(1)}`, file], databaseUrl);
   // The dump holds the migrations table's shape; its rows make the clone's history the target's.
   if (input.applied.length) {
     const client = await openSession(databaseUrl);
@@ -44,25 +42,42 @@ export interface Seeded {
  * on which replayHistory() later replays the applied migrations.
  */
 export async function seedCopy(input: RehearsalInput): Promise<Seeded> {
-  let db = await createEphemeralDatabase(input.serverUrl, input.owner, input.runId);
-  const dump = await toolMajorVersion('pg_dump');
-  if (!dump || dump.major < input.targetServerMajor) {
-    return {
-      db,
-      seededFrom: 'replay',
-      seedNote: dump
-        ? `pg_dump ${dump.version} cannot dump a PostgreSQL ${input.targetServerMajor} server; replayed the applied history from an empty database instead.`
-        : 'pg_dump is not available; replayed the applied history from an empty database instead.',
-    };
-  }
+  const dir = await mkdtemp(join(tmpdir(), 'sf-rehearsal-'));
+  const file = join(dir, 'schema.dump');
   try {
-    await seedFromDump(input, db.url);
-    return { db, seededFrom: 'pg_dump', seedNote: null };
-  } catch (err) {
-    // A half-restored copy is useless: start again from an empty database.
-    await db.drop();
-    db = await createEphemeralDatabase(input.serverUrl, input.owner, input.runId);
-    return { db, seededFrom: 'replay', seedNote: `Copying the schema with pg_dump failed (${(err as Error).message}); replayed the applied history from an empty database instead.` };
+    // The copy is created while the target's schema is dumped: neither waits for the other.
+    const dumping = toolMajorVersion('pg_dump').then(async (tool): Promise<{ tool: typeof tool; failure: Error | null }> => {
+      if (!tool || tool.major < input.targetServerMajor) return { tool, failure: null };
+      return dumpSchema(input, file).then(() => ({ tool, failure: null }), (err: Error) => ({ tool, failure: err }));
+    });
+    const [created, dumped] = await Promise.allSettled([createEphemeralDatabase(input.serverUrl, input.owner, input.runId), dumping]);
+    if (created.status === 'rejected') throw created.reason;
+    let db = created.value;
+    // dumping never rejects: a failed dump is its `failure`.
+    const { tool, failure } = (dumped as PromiseFulfilledResult<Awaited<typeof dumping>>).value;
+    if (!tool || tool.major < input.targetServerMajor) {
+      return {
+        db,
+        seededFrom: 'replay',
+        seedNote: tool
+          ? `pg_dump ${tool.version} cannot dump a PostgreSQL ${input.targetServerMajor} server; replayed the applied history from an empty database instead.`
+          : 'pg_dump is not available; replayed the applied history from an empty database instead.',
+      };
+    }
+    const replayed = (err: Error) => `Copying the schema with pg_dump failed (${err.message}); replayed the applied history from an empty database instead.`;
+    // Nothing was restored: the copy is still empty.
+    if (failure) return { db, seededFrom: 'replay', seedNote: replayed(failure) };
+    try {
+      await restoreSchema(input, file, db.url);
+      return { db, seededFrom: 'pg_dump', seedNote: null };
+    } catch (err) {
+      // A half-restored copy is useless: start again from an empty database.
+      await db.drop();
+      db = await createEphemeralDatabase(input.serverUrl, input.owner, input.runId);
+      return { db, seededFrom: 'replay', seedNote: replayed(err as Error) };
+    }
+  } finally {
+    await rm(dir, { recursive: true, force: true });
   }
 }
 
