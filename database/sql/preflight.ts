@@ -60,6 +60,14 @@ export const userIndexes = (): Query => ({
 // Identifiers are escaped by the caller's client.escapeIdentifier (DDL takes no parameters).
 export const createDatabase = (escapedName: string): Query => ({ text: `CREATE DATABASE ${escapedName}` });
 
+/**
+ * A throw-away copy's commits need not wait for the WAL to reach disk: every
+ * session on it (each migration's COMMIT) then skips the flush. Nothing a
+ * migration does behaves differently; a crash loses only the copy, which is
+ * swept anyway.
+ */
+export const throwAwayDatabaseSettings = (escapedName: string): Query => ({ text: `ALTER DATABASE ${escapedName} SET synchronous_commit = off` });
+
 export const dropDatabase = (escapedName: string): Query => ({ text: `DROP DATABASE IF EXISTS ${escapedName} WITH (FORCE)` });
 /** Refused while anyone is connected to it. */
 export const dropDatabaseUnforced = (escapedName: string): Query => ({ text: `DROP DATABASE IF EXISTS ${escapedName}` });

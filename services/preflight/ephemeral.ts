@@ -2,7 +2,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { exec, maybeOne, one, rows, withDatabase } from '../../database/db.js';
 import { PREFLIGHT_LOCK_CLASS, releaseRunLock, tryRunLock } from '../../database/sql/locks.js';
-import { createDatabase, dropDatabase, listRehearsalDatabases, REHEARSAL_DB_PREFIX } from '../../database/sql/preflight.js';
+import { createDatabase, dropDatabase, listRehearsalDatabases, REHEARSAL_DB_PREFIX, throwAwayDatabaseSettings } from '../../database/sql/preflight.js';
 import type { Logger } from '../logger.js';
 
 // sf_rehearsal_<owner>_<run id hex>_<random>. The run id lets a sweep find the
@@ -53,7 +53,10 @@ export interface EphemeralDatabase {
 /** A throw-away database on the preflight server; drop() is idempotent and forceful. */
 export async function createEphemeralDatabase(serverUrl: string, owner: string, runId: string): Promise<EphemeralDatabase> {
   const name = rehearsalDatabaseName(owner, runId);
-  await withServer(serverUrl, (client) => exec(client, createDatabase(client.escapeIdentifier(name))));
+  await withServer(serverUrl, async (client) => {
+    await exec(client, createDatabase(client.escapeIdentifier(name)));
+    await exec(client, throwAwayDatabaseSettings(client.escapeIdentifier(name)));
+  });
   let dropped = false;
   return {
     name,
