@@ -112,6 +112,8 @@ export async function buildPreflightReport(ctx: ServiceContext, run: RunRow): Pr
   const pendingNames = set.pending.map((m) => m.name);
   const latestBackup = await latestVerifiedBackup(ctx.control, env); // data-bearing rehearsal (issue 18)
   const source = await materializeSnapshot(ctx.control, run.id, { digest: set.digest, dataDir: ctx.config.dataDir });
+  // The copy's drop, awaited before the report is final (a failed drop fails the preflight as before).
+  let copyDropped: Promise<void> = Promise.resolve();
   const rehearsal = await rehearse({
     runId: run.id,
     environment: env,
@@ -124,6 +126,9 @@ export async function buildPreflightReport(ctx: ServiceContext, run: RunRow): Pr
     source,
     latestBackup, // data-bearing rehearsal (issue 18)
     ledger: { control: ctx.control, digest: set.digest, log: ctx.log },
+    deferCopyDrop: (dropping) => {
+      copyDropped = dropping;
+    },
   }).finally(() => source.cleanup());
   // data-bearing rehearsal (issue 18): no copied row value may reach a message below.
   withoutCopiedValues(rehearsal);
@@ -181,6 +186,7 @@ export async function buildPreflightReport(ctx: ServiceContext, run: RunRow): Pr
     if (!(err instanceof ServiceError) || err.statusCode !== 503) throw err;
     checks.push({ id: 'connectivity', status: 'fail', detail: err.message });
     fail('target-unreachable', `${err.message} Preflight could not finish its checks on the target; re-run it once the target is reachable.`);
+    await copyDropped;
     // data-bearing rehearsal (issue 18): no impact, so no static estimates beside the scaled ones.
     return finish(set, { server: { version: facts.version }, rehearsal: rehearsalSummary, dataRehearsal: dataRehearsalSection(rehearsal.data, null) });
   }
@@ -192,6 +198,7 @@ export async function buildPreflightReport(ctx: ServiceContext, run: RunRow): Pr
   const methods = [...new Set(observations.map((o) => o.method))];
   if (methods.length) notes.push(`Observed effects: ${methods.join(', ')}${observations[0]?.notes.length ? ` (${observations[0].notes.join('; ')})` : ''}.`);
   findings.push(...checked.findings, ...timeoutFindings(impact, env));
+  await copyDropped;
   // data-bearing rehearsal (issue 18): the scaled estimates beside the static ones.
   return finish(set, { server: { version: facts.version }, rehearsal: rehearsalSummary, impact, dataRehearsal: dataRehearsalSection(rehearsal.data, impact) });
 }

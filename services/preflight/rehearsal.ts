@@ -81,8 +81,15 @@ export async function rehearse(input: RehearsalInput): Promise<RehearsalResult> 
     } finally {
       // Subscriptions first (a database that has one cannot be dropped), the server-wide objects once the copy is gone.
       await Promise.all([reader, otherReader, lintSession].map((session) => session.end().catch(() => undefined)));
-      await guard.beforeCopyDrop(db.url).catch(() => undefined);
-      await db.drop();
+      if (input.deferCopyDrop && !guard.hasCreatedServerObjects()) {
+        // Nothing server-wide waits for the copy to go: its drop goes on while the report is built.
+        const dropping = db.drop();
+        dropping.catch(() => undefined);
+        input.deferCopyDrop(dropping);
+      } else {
+        await guard.beforeCopyDrop(db.url).catch(() => undefined);
+        await db.drop();
+      }
       await guard.cleanup();
     }
 

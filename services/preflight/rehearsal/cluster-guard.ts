@@ -145,6 +145,11 @@ export class ClusterGuard {
     return [...this.found.values()];
   }
 
+  /** Whether cleanup() or beforeCopyDrop() has anything to drop: objects the rehearsal created on the server. */
+  hasCreatedServerObjects(): boolean {
+    return (['database', 'tablespace', 'role', 'subscription'] as const).some((kind) => this.created(kind).length > 0);
+  }
+
   private created(kind: ClusterObject['kind']): ClusterObject[] {
     return this.objects().filter((o) => o.kind === kind && o.change === 'created' && o.scope === 'server');
   }

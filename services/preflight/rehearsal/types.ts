@@ -139,6 +139,11 @@ export interface RehearsalInput {
   latestBackup?: BackupRecord | null;
   /** Where the guard records what the rehearsal may leave server-wide, for a sweep after a crash (globals-ledger.ts). */
   ledger: RehearsalLedgerInput;
+  /**
+   * Takes the copy's DROP DATABASE (a checkpoint, a tenth of a second or more) to await later, while the report
+   * is built: given only when nothing server-wide waits for the copy to go. Without it the drop is awaited here.
+   */
+  deferCopyDrop?: (dropping: Promise<void>) => void;
 }
 
 export interface RehearsalLedgerInput {
