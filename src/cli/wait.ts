@@ -240,9 +240,11 @@ function refreshWhileWorking(client: Client, id: string, state: Progress, interv
     busy = true;
     const before = state.seen;
     client.request('GET', `/v1/runs/${enc(id)}`).then((res) => {
-      // An event handled meanwhile may have brought a newer status than this read.
-      if (state.seen !== before) return;
-      state.run = res.json as Run;
+      // An event handled meanwhile may have brought a newer status than this read; a read with another status than
+      // the stream's is ahead of (or behind) the stream: the stream brings that change, in order.
+      const fetched = res.json as Run;
+      if (state.seen !== before || fetched.status !== state.run.status) return;
+      state.run = fetched;
       state.report(state.newest);
     }, () => undefined).finally(() => { busy = false; });
   }, intervalMs);
@@ -250,9 +252,17 @@ function refreshWhileWorking(client: Client, id: string, state: Progress, interv
   return () => clearInterval(timer);
 }
 
+/**
+ * The run as it is now. What is printed follows the stream: the status its
+ * events reached, and the progress of the read only where the read has that
+ * status too (a read can be ahead of a stream that lags: then the status
+ * printed would go forward and back).
+ */
 async function latest(client: Client, id: string, state: Progress): Promise<Run> {
   try {
-    state.run = (await client.request('GET', `/v1/runs/${enc(id)}`)).json as Run;
+    const fetched = (await client.request('GET', `/v1/runs/${enc(id)}`)).json as Run;
+    state.run = fetched.status === state.run.status ? fetched : { ...state.run, progress: null };
+    return fetched;
   } catch (err) {
     if (!transient(err)) throw err;
   }

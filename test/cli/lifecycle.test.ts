@@ -132,13 +132,18 @@ describe('sfm drives a run end to end', () => {
 
       const waited = await sfm(url, ['runs', 'wait', id, ...FAST], {
         as: 'vic',
-        onStderr: (soFar) => { if (soFar.includes('progress=2500_add-score')) void release(); },
+        // Let go once a line shows 2500 waiting with the stream at a migration event (a read of the run can be ahead of the stream).
+        onStderr: (soFar) => { if (/^status=applying phase=migration\.[^\n]*progress=2500_add-score/m.test(soFar)) void release(); },
       });
       exits(waited, 0, 'wait done');
       const lines = waited.stderr.trim().split('\n');
       for (const line of lines) assert.match(line, PROGRESS);
       // Each lock retry adds a lock_wait and a started event, so a line may come back, but never twice in a row.
       assert.ok(lines.every((l, i) => i === 0 || l !== lines[i - 1]), 'a line only when something changed');
+      // The status printed follows the stream: it never goes back along the path.
+      const path = ['approved', 'scheduled', 'applying', 'verifying', 'monitoring', 'succeeded'];
+      const statuses = lines.map((l) => path.indexOf(/^status=(\w+)/.exec(l)![1]!));
+      assert.deepEqual(statuses, [...statuses].sort((a, b) => a - b), lines.join('\n'));
       // While 2500 waits for its lock (2000 landed), the run's progress names it as the second of two.
       assert.ok(lines.some((l) => l.startsWith('status=applying phase=migration.') && l.endsWith('progress=2500_add-score migration 2/2')), lines.join('\n'));
       assert.equal(lines[lines.length - 1], 'status=succeeded phase=run.succeeded');
@@ -269,5 +274,39 @@ describe('runs that do not get there', () => {
     const waited = await sfm(url, ['runs', 'wait', id, ...FAST], { as: 'vic' });
     exits(waited, 1, 'wait on a cancelled run');
     assert.match(waited.stderr, /ended cancelled/);
+  });
+});
+
+describe('runs wait behind a stream that lags', () => {
+  test('the status it prints follows the stream, never forward and back, though a read of the run is ahead of it', async () => {
+    const created = await sfm(url, ['runs', 'create', '--environment', 'staging', '--description', 'behind a lagging stream', '-q'], { as: 'alice' });
+    exits(created, 0, 'create');
+    const id = created.stdout.trim();
+    exits(await sfm(url, ['runs', 'wait', id, '--until', 'preflight', ...FAST], { as: 'vic' }), 0, 'wait preflight');
+    // Staging needs the engineering approval alone.
+    exits(await sfm(url, ['runs', 'approve', id, '--role', 'engineering'], { as: 'bob' }), 0, 'approve engineering');
+    // An event id taken and not committed: the stream holds everything after it (its order is final) until it goes.
+    const holder = new pg.Client({ connectionString: t.control.url });
+    await holder.connect();
+    await holder.query('BEGIN');
+    await holder.query(`INSERT INTO run_events (run_id, environment, type, actor) VALUES (NULL, 'production', 'test.held', 'test')`);
+    try {
+      const waiting = sfm(url, ['runs', 'wait', id, '--until', 'applied', ...FAST], { as: 'vic' });
+      exits(await sfm(url, ['runs', 'apply', id, '--confirm', 'staging'], { as: 'olga' }), 0, 'apply');
+      // The whole apply lands while the stream is held: a read of the run is then ahead of every event the stream brings.
+      await t.settle();
+      await holder.query('ROLLBACK');
+      const waited = await waiting;
+      exits(waited, 0, 'wait done');
+      const lines = waited.stderr.trim().split('\n');
+      const path = ['approved', 'scheduled', 'applying', 'verifying', 'monitoring', 'succeeded'];
+      const statuses = lines.map((l) => path.indexOf(/^status=(\w+)/.exec(l)![1]!));
+      assert.ok(statuses.every((s) => s >= 0), lines.join('\n'));
+      assert.deepEqual(statuses, [...statuses].sort((a, b) => a - b), `the status goes back:\n${lines.join('\n')}`);
+      assert.ok(lines.some((l) => l.startsWith('status=applying phase=')), lines.join('\n'));
+      assert.equal(lines[lines.length - 1], 'status=succeeded phase=run.succeeded');
+    } finally {
+      await holder.end().catch(() => undefined);
+    }
   });
 });
