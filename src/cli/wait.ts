@@ -155,12 +155,16 @@ function tracker(run: Run, progress: (line: string) => void): Progress {
 export async function waitForRun(client: Client, id: string, opts: WaitOptions, progress: (line: string) => void): Promise<WaitResult> {
   const deadline = Date.now() + opts.timeoutMs;
   const timeoutMs = () => Math.min(REQUEST_TIMEOUT_MS, Math.max(1000, deadline - Date.now()));
-  const run = (await client.request('GET', `/v1/runs/${enc(id)}`, { timeoutMs: timeoutMs() })).json as Run;
+  const read = (await client.request('GET', `/v1/runs/${enc(id)}`, { timeoutMs: timeoutMs() })).json as Run;
   const events = (await client.request('GET', `/v1/runs/${enc(id)}/events`, { timeoutMs: timeoutMs() })).json as AuditEvent[];
+  // The trail was read after the run: its newest transition is where the stream goes on from (the run may have
+  // moved in between, and the stream skips what the trail showed).
+  const newestStatus = events.filter((e) => e.to).at(-1)?.to;
+  const run = newestStatus && newestStatus !== read.status ? { ...read, status: newestStatus, progress: null } : read;
   const state = tracker(run, progress);
   state.report(events.filter(isPhase).at(-1));
   const verdict = judge(opts.target, run.status);
-  if (verdict !== 'wait') return { outcome: verdict, run };
+  if (verdict !== 'wait') return { outcome: verdict, run: run === read ? run : await latest(client, id, state) };
   const streamed = await followStream(client, id, opts, state, new Set(events.map((e) => e.id)), deadline);
   if (streamed) return streamed;
   return poll(client, id, opts, state, deadline);
