@@ -52,13 +52,30 @@ after(async () => {
   await db?.drop();
 });
 
-test('a lower id that commits between the page and the writers reading is sent, before the higher one', async () => {
+/** A feed on the real pool, what it sent, and a session for the slow writer; all closed after `fn`. */
+async function withFeed(subscribe: boolean, fn: (f: { feed: ReturnType<typeof createEventFeed>; got: AuditEvent[]; open: pg.Client }) => Promise<void>): Promise<void> {
   const feed = createEventFeed({ control, log: silent, pollMs: 20 });
   const got: AuditEvent[] = [];
-  const sub = await feed.subscribe({}, (e) => got.push(e));
+  const sub = subscribe ? await feed.subscribe({}, (e) => got.push(e)) : null;
   const open = new pg.Client({ connectionString: db.url });
   await open.connect();
   try {
+    await fn({ feed, got, open });
+  } finally {
+    beforeWritersRead = null;
+    beforeStartRead = null;
+    sub?.unsubscribe();
+    await feed.close();
+    await open.end();
+  }
+}
+
+const arrived = async (got: AuditEvent[], id: number) => {
+  for (let i = 0; i < 200 && !got.some((e) => e.id === id); i++) await sleep(20);
+};
+
+test('a lower id that commits between the page and the writers reading is sent, before the higher one', async () => {
+  await withFeed(true, async ({ got, open }) => {
     await open.query('BEGIN');
     const early = await insertEvent(open, 'test.slow-commit');
     // The feed's next reading of the writers will find none: the slow writer commits first.
@@ -66,49 +83,30 @@ test('a lower id that commits between the page and the writers reading is sent, 
       await open.query('COMMIT');
     };
     const late = await insertEvent(pool, 'test.fast-commit');
-    for (let i = 0; i < 200 && !got.some((e) => e.id === late); i++) await sleep(20);
+    await arrived(got, late);
     assert.equal(beforeWritersRead, null, 'the feed read the writers while the gap was open');
     assert.deepEqual(got.map((e) => e.id), [early, late]);
-  } finally {
-    beforeWritersRead = null;
-    sub.unsubscribe();
-    await feed.close();
-    await open.end();
-  }
+  });
 });
 
 test('a gap still open at the reading holds the higher id until the lower commits, then both go in order', async () => {
-  const feed = createEventFeed({ control, log: silent, pollMs: 20 });
-  const got: AuditEvent[] = [];
-  const sub = await feed.subscribe({}, (e) => got.push(e));
-  const open = new pg.Client({ connectionString: db.url });
-  await open.connect();
-  try {
+  await withFeed(true, async ({ got, open }) => {
     await open.query('BEGIN');
     const early = await insertEvent(open, 'test.slow-commit');
     const late = await insertEvent(pool, 'test.fast-commit');
     await sleep(300);
     // What committed before the subscription is not sent: only these two.
-    const fromEarly = () => got.map((e) => e.id);
-    assert.deepEqual(fromEarly(), [], 'held while the lower id may still commit');
+    assert.deepEqual(got.map((e) => e.id), [], 'held while the lower id may still commit');
     await open.query('COMMIT');
-    for (let i = 0; i < 200 && !got.some((e) => e.id === late); i++) await sleep(20);
-    assert.deepEqual(fromEarly(), [early, late]);
-  } finally {
-    sub.unsubscribe();
-    await feed.close();
-    await open.end();
-  }
+    await arrived(got, late);
+    assert.deepEqual(got.map((e) => e.id), [early, late]);
+  });
 });
 
 test('a writer that begins while the feed starts, and commits a lower id after a higher one, is not under the watermark', async () => {
-  const feed = createEventFeed({ control, log: silent, pollMs: 20 });
-  const got: AuditEvent[] = [];
-  const open = new pg.Client({ connectionString: db.url });
-  await open.connect();
-  let early = 0;
-  let late = 0;
-  try {
+  await withFeed(false, async ({ feed, got, open }) => {
+    let early = 0;
+    let late = 0;
     // Between the feed's reading of the writers (none) and of the newest event.
     beforeStartRead = async () => {
       await open.query('BEGIN');
@@ -119,12 +117,8 @@ test('a writer that begins while the feed starts, and commits a lower id after a
     assert.equal(beforeStartRead, null);
     assert.ok(sub.watermark < early, `the watermark ${sub.watermark} leaves ${early} and ${late} to the live stream`);
     await open.query('COMMIT');
-    for (let i = 0; i < 200 && !got.some((e) => e.id === late); i++) await sleep(20);
+    await arrived(got, late);
     assert.deepEqual(got.map((e) => e.id), [early, late]);
     sub.unsubscribe();
-  } finally {
-    beforeStartRead = null;
-    await feed.close();
-    await open.end();
-  }
+  });
 });
