@@ -72,13 +72,14 @@ export function fingerprintReader(scope: FingerprintScope, opts: { qualifiedSess
     return [...kept.values()].flatMap((k) => k.rows);
   };
   const readOthers = (db: Queryable) => prepared<FingerprintRow>(db, 'sfm-fingerprint-others', otherObjects());
+  // On a second session the objects that are not relations are read beside the relations (nothing commits
+  // meanwhile); on one, pg queues the queries.
   const read = async (db: Queryable, others: Queryable) => {
-    // With a second session the objects that are not relations are read beside the relations (nothing commits meanwhile).
-    if (others === db) return assemble(await readRelations(db), await readOthers(db));
     const [relations, rest] = await Promise.all([readRelations(db), readOthers(others)]);
     return assemble(relations, rest);
   };
-  // A session opened with QUALIFIED_SESSION_OPTIONS needs no settings saved and put back around each read.
+  // A session opened with QUALIFIED_SESSION_OPTIONS needs no settings saved and put back around each read; `others`
+  // only counts then (the settings withQualifiedNames sets are the first session's alone).
   return (db, others = db) => (opts.qualifiedSession ? read(db, others) : withQualifiedNames(db, () => read(db, db)));
 }
 
