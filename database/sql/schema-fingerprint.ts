@@ -49,7 +49,8 @@ export const NAMESPACES = `ns AS NOT MATERIALIZED (
     )`;
 
 // Relations in those schemas but the migrations table ($1 schema, $2 names) and extension members; `filter` narrows them.
-const relations = (filter: string) => `rel AS NOT MATERIALIZED (
+// `once`: computed once for all the branches that read it (a few relations: else each branch scans pg_class again).
+const relations = (filter: string, once = false) => `rel AS ${once ? '' : 'NOT '}MATERIALIZED (
       SELECT c.oid, c.relkind, c.relpersistence, c.relrowsecurity, c.relforcerowsecurity, c.relpartbound, c.reloptions, c.relowner, c.relacl,
              CASE c.relkind WHEN 'v' THEN 'view' WHEN 'm' THEN 'materialized view' WHEN 'S' THEN 'sequence' WHEN 'f' THEN 'foreign table' ELSE 'table' END AS kind,
              quote_ident(ns.nspname) || '.' || quote_ident(c.relname) AS ident
@@ -96,7 +97,7 @@ export interface FingerprintScope {
 export const relationObjects = (exclude: FingerprintScope, oids: number[] | null): Query => ({
   text: `
     WITH ${NAMESPACES},
-    ${relations(oids ? 'c.oid = ANY($3::oid[])' : 'true')}
+    ${relations(oids ? 'c.oid = ANY($3::oid[])' : 'true', oids !== null)}
     SELECT r.oid::int AS rel_oid, r.kind, r.ident AS identity,
            quote_ident(owner_ns.nspname) || '.' || quote_ident(owner.relname) AS parent,
            concat_ws(' ', r.relkind, r.relpersistence,
@@ -167,24 +168,29 @@ export const relationObjects = (exclude: FingerprintScope, oids: number[] | null
  * deparsing), so the rehearsal re-reads only the relations whose signature moved.
  */
 export const relationSignatures = (exclude: FingerprintScope): Query => ({
+  // One part per catalog and relation, tagged by a letter, gathered by one aggregate: joining each catalog's
+  // aggregate to the relations instead made nested loops of them (a fresh copy's catalog statistics say one row).
   text: `
     WITH ${NAMESPACES},
-    ${relations('true')}
-    SELECT r.oid::int AS oid, concat_ws('|', c.xmin, a.sig, ad.sig, con.sig, ix.sig, tg.sig, rw.sig, po.sig, sq.xmin, dp.sig, ds.sig) AS sig
-    FROM rel r JOIN pg_class c ON c.oid = r.oid
-    LEFT JOIN (SELECT attrelid, ${CHANGES} AS sig FROM pg_attribute WHERE attrelid >= ${FIRST_USER_OID} AND attnum > 0 GROUP BY attrelid) a ON a.attrelid = r.oid
-    LEFT JOIN (SELECT adrelid, ${CHANGES} AS sig FROM pg_attrdef WHERE adrelid >= ${FIRST_USER_OID} GROUP BY adrelid) ad ON ad.adrelid = r.oid
-    LEFT JOIN (SELECT conrelid, ${CHANGES} AS sig FROM pg_constraint WHERE conrelid >= ${FIRST_USER_OID} GROUP BY conrelid) con ON con.conrelid = r.oid
-    LEFT JOIN (SELECT i.indrelid, count(*) || ':' || sum(i.xmin::text::bigint) || ':' || sum(ic.xmin::text::bigint) AS sig
-               FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid WHERE i.indrelid >= ${FIRST_USER_OID} GROUP BY i.indrelid) ix ON ix.indrelid = r.oid
-    LEFT JOIN (SELECT tgrelid, ${CHANGES} AS sig FROM pg_trigger WHERE tgrelid >= ${FIRST_USER_OID} GROUP BY tgrelid) tg ON tg.tgrelid = r.oid
-    LEFT JOIN (SELECT ev_class, ${CHANGES} AS sig FROM pg_rewrite WHERE ev_class >= ${FIRST_USER_OID} GROUP BY ev_class) rw ON rw.ev_class = r.oid
-    LEFT JOIN (SELECT polrelid, ${CHANGES} AS sig FROM pg_policy GROUP BY polrelid) po ON po.polrelid = r.oid
-    LEFT JOIN (SELECT seqrelid, xmin::text AS xmin FROM pg_sequence) sq ON sq.seqrelid = r.oid
-    LEFT JOIN (SELECT objid, count(*) || ':' || sum(refobjid::bigint) || ':' || sum(xmin::text::bigint) AS sig FROM pg_depend
-               WHERE classid = 'pg_class'::regclass AND objid >= ${FIRST_USER_OID} AND refclassid = 'pg_class'::regclass AND deptype IN ('a', 'i') GROUP BY objid) dp ON dp.objid = r.oid
-    LEFT JOIN (SELECT objoid, ${CHANGES} AS sig FROM pg_description
-               WHERE classoid = 'pg_class'::regclass AND objoid >= ${FIRST_USER_OID} GROUP BY objoid) ds ON ds.objoid = r.oid`,
+    ${relations('true')},
+    parts AS (
+      SELECT r.oid, 'c' || c.xmin::text AS part FROM rel r JOIN pg_class c ON c.oid = r.oid
+      UNION ALL SELECT attrelid, 'a' || ${CHANGES} FROM pg_attribute WHERE attrelid >= ${FIRST_USER_OID} AND attnum > 0 GROUP BY attrelid
+      UNION ALL SELECT adrelid, 'd' || ${CHANGES} FROM pg_attrdef WHERE adrelid >= ${FIRST_USER_OID} GROUP BY adrelid
+      UNION ALL SELECT conrelid, 'k' || ${CHANGES} FROM pg_constraint WHERE conrelid >= ${FIRST_USER_OID} GROUP BY conrelid
+      UNION ALL SELECT i.indrelid, 'i' || count(*) || ':' || sum(i.xmin::text::bigint) || ':' || sum(ic.xmin::text::bigint)
+                FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid WHERE i.indrelid >= ${FIRST_USER_OID} GROUP BY i.indrelid
+      UNION ALL SELECT tgrelid, 't' || ${CHANGES} FROM pg_trigger WHERE tgrelid >= ${FIRST_USER_OID} GROUP BY tgrelid
+      UNION ALL SELECT ev_class, 'r' || ${CHANGES} FROM pg_rewrite WHERE ev_class >= ${FIRST_USER_OID} GROUP BY ev_class
+      UNION ALL SELECT polrelid, 'p' || ${CHANGES} FROM pg_policy GROUP BY polrelid
+      UNION ALL SELECT seqrelid, 's' || xmin::text FROM pg_sequence
+      UNION ALL SELECT objid, 'o' || count(*) || ':' || sum(refobjid::bigint) || ':' || sum(xmin::text::bigint) FROM pg_depend
+                WHERE classid = 'pg_class'::regclass AND objid >= ${FIRST_USER_OID} AND refclassid = 'pg_class'::regclass AND deptype IN ('a', 'i') GROUP BY objid
+      UNION ALL SELECT objoid, 'm' || ${CHANGES} FROM pg_description
+                WHERE classoid = 'pg_class'::regclass AND objoid >= ${FIRST_USER_OID} GROUP BY objoid
+    )
+    -- Only the relations compared (the 'c' part): the other parts also cover indexes, TOAST tables, the migrations table.
+    SELECT oid::int AS oid, string_agg(part, '|' ORDER BY part) AS sig FROM parts GROUP BY oid HAVING bool_or(part LIKE 'c%')`,
   values: exclusions(exclude),
 });
 

@@ -20,6 +20,12 @@ const keyOf = (r: Pick<FingerprintRow, 'kind' | 'identity'>) => `${r.kind} ${r.i
 
 type RelationRow = FingerprintRow & { rel_oid: number };
 
+/** A relation's oid and the transaction ids of its catalog rows (relationSignatures): moves with any DDL on it. */
+export interface RelationSignature {
+  oid: number;
+  sig: string;
+}
+
 /**
  * Read with search_path set to pg_catalog alone, so every name in a default,
  * an index or a view definition comes out schema-qualified whatever the
@@ -57,10 +63,11 @@ export async function readFingerprint(db: Queryable, scope: FingerprintScope): P
  * rename can leave a kept row's text behind, but that object itself shows
  * the change, so whether two reads differ is still told right.
  */
-export function fingerprintReader(scope: FingerprintScope, opts: { qualifiedSession?: boolean } = {}): (db: Queryable, others?: Queryable) => Promise<SchemaFingerprint> {
+export function fingerprintReader(scope: FingerprintScope, opts: { qualifiedSession?: boolean } = {}): FingerprintRead {
   const kept = new Map<number, { sig: string; rows: FingerprintRow[] }>();
-  const readRelations = async (db: Queryable) => {
-    const sigs = await prepared<{ oid: number; sig: string }>(db, 'sfm-fingerprint-signatures', relationSignatures(scope));
+  const readRelations = async (db: Queryable, onSignatures?: (sigs: RelationSignature[]) => void) => {
+    const sigs = await prepared<RelationSignature>(db, 'sfm-fingerprint-signatures', relationSignatures(scope));
+    onSignatures?.(sigs);
     const stale = sigs.filter((s) => kept.get(s.oid)?.sig !== s.sig);
     if (stale.length) {
       const fresh = new Map<number, FingerprintRow[]>(stale.map((s) => [s.oid, []]));
@@ -74,17 +81,27 @@ export function fingerprintReader(scope: FingerprintScope, opts: { qualifiedSess
   const readOthers = (db: Queryable) => prepared<FingerprintRow>(db, 'sfm-fingerprint-others', otherObjects());
   // On a second session the objects that are not relations are read beside the relations (nothing commits
   // meanwhile); on one, pg queues the queries.
-  const read = async (db: Queryable, others: Queryable) => {
-    const [relations, rest] = await Promise.all([readRelations(db), readOthers(others)]);
+  const read = async (db: Queryable, others: Queryable, onSignatures?: (sigs: RelationSignature[]) => void) => {
+    const [relations, rest] = await Promise.all([readRelations(db, onSignatures), readOthers(others)]);
     return assemble(relations, rest);
   };
   // A session opened with QUALIFIED_SESSION_OPTIONS needs no settings saved and put back around each read; `others`
   // only counts then (the settings withQualifiedNames sets are the first session's alone).
-  return (db, others = db) => (opts.qualifiedSession ? read(db, others) : withQualifiedNames(db, () => read(db, db)));
+  return (db, others = db, onSignatures) => (opts.qualifiedSession ? read(db, others, onSignatures) : withQualifiedNames(db, () => read(db, db, onSignatures)));
 }
+
+/**
+ * One read of a fingerprintReader; `onSignatures` gets the relation
+ * signatures as soon as they are read (before the rest), for another reader
+ * of the same moment (the linter's facts, catalog-facts.ts).
+ */
+export type FingerprintRead = (db: Queryable, others?: Queryable, onSignatures?: (sigs: RelationSignature[]) => void) => Promise<SchemaFingerprint>;
 
 /** A session's start-up options (libpq `options`) under which fingerprintReader({qualifiedSession: true}) may read, both sessions: see withQualifiedNames. */
 export const QUALIFIED_SESSION_OPTIONS = '-c search_path=pg_catalog -c plan_cache_mode=force_generic_plan';
+
+/** Start-up options of a session that only runs prepared catalog reads again and again: planned once (see prepared()). */
+export const GENERIC_PLANS = '-c plan_cache_mode=force_generic_plan';
 
 const INVALID_SQL_STATEMENT_NAME = '26000';
 

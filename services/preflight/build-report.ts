@@ -16,7 +16,8 @@ import { rehearsalDetail, rehearsalNotes } from './rehearsal/summary.js';
 import { sweptEarlierNotes } from './rehearsal/swept-note.js';
 import { sealForPreflight } from './seal-snapshot.js';
 import type { Finding, PreflightCheck, PreflightReport } from './report.js';
-import { applyAcknowledgements, createdExtensions, createRunLinter, withRuleLevels } from './sql-analysis/index.js';
+import { applyAcknowledgements, createdExtensions, withRuleLevels } from './sql-analysis/index.js';
+import { lintFollower } from './lint-follower.js';
 import { judgeObserved, mergeObserved, readPreExisting } from './observe/index.js';
 import { withFindingIds } from './finding-id.js';
 import { readLintBaseline, type LintBaseline } from './lint-baseline.js';
@@ -110,6 +111,10 @@ export async function buildPreflightReport(ctx: ServiceContext, run: RunRow): Pr
   }
 
   const pendingNames = set.pending.map((m) => m.name);
+  const texts = sources(files, pendingNames);
+  const fileTypes = new Map(files.map((f) => [f.name, f.file.toLowerCase().endsWith('.sql') ? 'sql' as const : 'js' as const]));
+  const levels = env.lint.rules;
+  const linter = lintFollower({ baseline, files, texts, serverMajor: Math.floor(facts.version_num / 10000), ruleLevels: levels });
   const latestBackup = await latestVerifiedBackup(ctx.control, env); // data-bearing rehearsal (issue 18)
   const source = await materializeSnapshot(ctx.control, run.id, { digest: set.digest, dataDir: ctx.config.dataDir });
   // The copy's drop, awaited before the report is final (a failed drop fails the preflight as before).
@@ -129,6 +134,7 @@ export async function buildPreflightReport(ctx: ServiceContext, run: RunRow): Pr
     deferCopyDrop: (dropping) => {
       copyDropped = dropping;
     },
+    onTrace: linter.onTrace,
   }).finally(() => source.cleanup());
   // data-bearing rehearsal (issue 18): no copied row value may reach a message below.
   withoutCopiedValues(rehearsal);
@@ -146,29 +152,8 @@ export async function buildPreflightReport(ctx: ServiceContext, run: RunRow): Pr
   if (smoke.finding) findings.push(smoke.finding);
   if (smoke.note) notes.push(smoke.note);
 
-  const texts = sources(files, pendingNames);
-  const fileTypes = new Map(files.map((f) => [f.name, f.file.toLowerCase().endsWith('.sql') ? 'sql' as const : 'js' as const]));
-  const levels = env.lint.rules;
-  const lint: Finding[] = [];
-  // Linted in order against the target as it is before the run, not the copy before each migration: a relation
-  // an earlier migration of the run created is new, one it dropped is gone (lint-run.ts). Per-migration catalog
-  // facts (column types, NOT NULL checks, volatility) still come from the copy.
-  const runLinter = createRunLinter({ existingTables: new Set(baseline.relations.map((r) => r.name)), searchPath: baseline.searchPath });
   notes.push(`Lint baseline: the ${baseline.relations.length} relation(s) on the target before the run (${baseline.relations.filter((r) => r.rows > 0 || r.bytes > 0).length} holding data); search_path ${baseline.searchPath.join(', ') || '(no existing schema)'}.`);
-  for (const name of pendingNames) {
-    const trace = rehearsal.traces[name];
-    if (!trace) continue;
-    lint.push(...(await runLinter.lint({
-      migration: name,
-      statements: trace.statements,
-      transactional: trace.transactional,
-      source: texts.get(name) ?? '',
-      file: files.find((f) => f.name === name)?.file,
-      facts: trace.factsBefore,
-      serverMajor: Math.floor(facts.version_num / 10000),
-      ruleLevels: levels,
-    })).findings);
-  }
+  const lint = await linter.done(pendingNames, rehearsal.traces);
   findings.push(...lint, ...(await applyAcknowledgements(rehearsalFindings(rehearsal, env), texts, fileTypes)));
   const extensions = await createdExtensions(pendingNames.flatMap((n) => rehearsal.traces[n]?.statements ?? []));
 

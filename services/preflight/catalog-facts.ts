@@ -1,14 +1,21 @@
-import { one, rows, type Queryable } from '../../database/db.js';
-import { lintSchemaFacts, lintSystemFunctionVolatility } from '../../database/sql/lint-catalog.js';
+import { one, rows, type Query, type Queryable } from '../../database/db.js';
+import { lintGlobalFacts, lintRelationFacts, lintSystemFunctionVolatility } from '../../database/sql/lint-catalog.js';
+import type { RelationSignature } from '../migrations/schema-fingerprint.js';
 import { moreVolatile, notNullCheckColumn, volatilityOf, type NotNullCheck, type SchemaFacts, type Volatility } from './sql-analysis/schema-facts.js';
 
 type FunctionRow = { schema: string; name: string; volatility: string };
+type ColumnRow = { rel: number; key: string; type: string };
+type CheckRow = { rel: number; table: string; name: string; validated: boolean; definition: string };
 
-interface FactRows {
-  columnTypes: Array<{ key: string; type: string }>;
-  checks: Array<{ table: string; name: string; validated: boolean; definition: string }>;
+interface GlobalRows {
   functions: FunctionRow[];
   materializedViews: Array<{ name: string }>;
+  sig: string;
+}
+
+interface RelationRows {
+  columnTypes: ColumnRow[];
+  checks: CheckRow[];
 }
 
 function addFunctions(into: Map<string, Volatility>, list: FunctionRow[]): void {
@@ -19,32 +26,80 @@ function addFunctions(into: Map<string, Volatility>, list: FunctionRow[]): void 
   }
 }
 
+/** One table's facts, kept while its fingerprint signature stands. */
+interface Kept {
+  sig: string;
+  columns: ColumnRow[];
+  checks: CheckRow[];
+}
+
 /**
  * Reads the catalog facts the linter uses from a database, again and again
- * (the rehearsal copy before every migration): the ~3,000 built-in functions
- * are read once per reader, the rest in one round trip per read.
+ * (the rehearsal copy before every migration). The ~3,000 built-in functions
+ * are read once per reader. Given the relation signatures the fingerprint
+ * reader just read on the same database (nothing committed in between), a
+ * table whose signature did not move keeps its column types and CHECK
+ * constraints from the last read: deparsing those for every table before
+ * every migration was most of a long history's rehearsal reads. A moved
+ * schema or type signature (lintGlobalFacts) drops everything kept. Without
+ * signatures every table is read. Queries are prepared (`name`): planning
+ * them costs as much as running them; the session should use generic plans.
  */
-export function schemaFactsReader(): (db: Queryable) => Promise<SchemaFacts> {
+export function schemaFactsReader(): (db: Queryable, signed?: readonly RelationSignature[]) => Promise<SchemaFacts> {
   let system: Map<string, Volatility> | null = null;
-  return async (db) => {
+  const kept = new Map<number, Kept>();
+  let globalSig: string | null = null;
+  return async (db, signed) => {
+    // Prepared only for the rehearsal's repeated reads.
+    const named = (query: Query, name: string): Query => (signed ? { ...query, name } : query);
     if (!system) {
       system = new Map();
       addFunctions(system, await rows<FunctionRow>(db, lintSystemFunctionVolatility()));
     }
-    const facts = await one<FactRows>(db, lintSchemaFacts());
+    const stale = signed?.filter((s) => kept.get(s.oid)?.sig !== s.sig) ?? null;
+    const signedOids = signed?.map((s) => s.oid) ?? null;
+    const global = await one<GlobalRows>(db, named(lintGlobalFacts(), 'sfm-lint-global-facts'));
+    let fresh = await one<RelationRows>(db, named(lintRelationFacts(stale?.map((s) => s.oid) ?? null, signedOids), 'sfm-lint-relation-facts'));
+    let freshOids = stale;
+    // A moved global signature (rare): every table again.
+    if (signed && global.sig !== globalSig && kept.size > 0) {
+      kept.clear();
+      freshOids = [...signed];
+      fresh = await one<RelationRows>(db, named(lintRelationFacts(signed.map((s) => s.oid), signedOids), 'sfm-lint-relation-facts'));
+    }
+    const columns: ColumnRow[] = [];
+    const checks: CheckRow[] = [];
+    if (signed) {
+      globalSig = global.sig;
+      const present = new Set(signedOids);
+      for (const oid of kept.keys()) if (!present.has(oid)) kept.delete(oid);
+      // A table read again starts empty: its rows are all in this read.
+      const bySig = new Map(freshOids!.map((s) => [s.oid, s.sig]));
+      for (const [oid, sig] of bySig) kept.set(oid, { sig, columns: [], checks: [] });
+      // Rows of a table without a signature are read every time, not kept.
+      for (const c of fresh.columnTypes) (kept.get(c.rel)?.columns ?? columns).push(c);
+      for (const c of fresh.checks) (kept.get(c.rel)?.checks ?? checks).push(c);
+      for (const k of kept.values()) {
+        columns.push(...k.columns);
+        checks.push(...k.checks);
+      }
+    } else {
+      columns.push(...fresh.columnTypes);
+      checks.push(...fresh.checks);
+    }
     const notNullChecks = new Map<string, NotNullCheck>();
-    for (const c of facts.checks) {
+    for (const c of checks) {
       const column = notNullCheckColumn(c.definition);
       if (column) notNullChecks.set(`${c.table}/${c.name}`, { column, validated: c.validated });
     }
     // A copy: the next read must start from the built-in functions alone.
     const functions = new Map(system);
-    addFunctions(functions, facts.functions);
+    addFunctions(functions, global.functions);
     return {
-      columnTypes: new Map(facts.columnTypes.map((r) => [r.key, r.type])),
+      columnTypes: new Map(columns.map((r) => [r.key, r.type])),
       notNullChecks,
       functions,
-      materializedViews: new Set(facts.materializedViews.map((r) => r.name)),
+      materializedViews: new Set(global.materializedViews.map((r) => r.name)),
     };
   };
 }

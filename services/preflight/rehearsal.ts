@@ -3,7 +3,7 @@ import { performance } from 'node:perf_hooks';
 import { rows } from '../../database/db.js';
 import { LINT_DB_PREFIX, REHEARSAL_DB_PREFIX, userTables } from '../../database/sql/preflight.js';
 import { schemaFactsReader } from './catalog-facts.js';
-import { fingerprintReader, QUALIFIED_SESSION_OPTIONS } from '../migrations/schema-fingerprint.js';
+import { fingerprintReader, GENERIC_PLANS, QUALIFIED_SESSION_OPTIONS, type RelationSignature } from '../migrations/schema-fingerprint.js';
 import { ClusterGuard } from './rehearsal/cluster-guard.js';
 import { globalsLedger } from './rehearsal/globals-ledger.js';
 import { downPhase, upAgainPhase, upPhase, type DownPhase, type PhaseContext, type UpAgainPhase } from './rehearsal/phases.js';
@@ -49,8 +49,10 @@ export async function rehearse(input: RehearsalInput): Promise<RehearsalResult> 
     // The copy's schema is read between migrations, when what ran before has committed: from two sessions of its own
     // (relations on one, the other objects on the other), opened with the settings the reads need (no saving and
     // restoring the phase session's own).
-    // The linter's facts likewise, from a session with the settings a migration session starts with.
-    const opened = await Promise.allSettled([openSession(db.url, QUALIFIED_SESSION_OPTIONS), openSession(db.url, QUALIFIED_SESSION_OPTIONS), openSession(db.url)]);
+    // The linter's facts likewise, from a session with the search_path a migration session starts with.
+    const opened = await Promise.allSettled([
+      openSession(db.url, QUALIFIED_SESSION_OPTIONS), openSession(db.url, QUALIFIED_SESSION_OPTIONS), openSession(db.url, GENERIC_PLANS),
+    ]);
     const failedOpen = opened.find((o) => o.status === 'rejected');
     if (failedOpen) {
       // The one that did open must not outlive the copy.
@@ -61,12 +63,24 @@ export async function rehearse(input: RehearsalInput): Promise<RehearsalResult> 
     const [reader, otherReader, lintSession] = opened.map((o) => (o as PromiseFulfilledResult<pg.Client>).value) as [pg.Client, pg.Client, pg.Client];
     const readFingerprint = fingerprintReader({ migrationsSchema: input.environment.migrationsSchema, migrationsTable: input.environment.migrationsTable }, { qualifiedSession: true });
     const readFacts = schemaFactsReader();
+    const tables = async () => (await rows<{ name: string }>(lintSession, userTables())).map((r) => r.name);
     const ctx: PhaseContext = {
       input, url: db.url, secrets, guard, steps, data,
       fingerprint: () => readFingerprint(reader, otherReader),
       catalog: async () => {
-        const [tables, facts] = await Promise.all([rows<{ name: string }>(lintSession, userTables()), readFacts(lintSession)]);
-        return { tables: tables.map((r) => r.name), facts };
+        const names = await tables();
+        return { tables: names, facts: await readFacts(lintSession) };
+      },
+      before: async () => {
+        // The facts keep what did not change since the last read, by the signatures the fingerprint reads first.
+        let signatures!: (sigs: RelationSignature[]) => void;
+        const signed = new Promise<RelationSignature[]>((resolve) => (signatures = resolve));
+        // One query at a time on the linter's session (pg would queue them, and warns).
+        const [fingerprint, { names, facts }] = await Promise.all([
+          readFingerprint(reader, otherReader, signatures),
+          tables().then(async (names) => ({ names, facts: await readFacts(lintSession, await signed) })),
+        ]);
+        return { fingerprint, tables: names, facts };
       },
     };
     let up;

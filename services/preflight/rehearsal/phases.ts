@@ -27,6 +27,8 @@ export interface PhaseContext {
   fingerprint: () => Promise<SchemaFingerprint>;
   /** Reads the copy's committed tables and the linter's catalog facts, on another session of its own. */
   catalog: () => Promise<{ tables: string[]; facts: SchemaFacts }>;
+  /** Both of the above, the facts read incrementally beside the fingerprint: the schema right before an up. */
+  before: () => Promise<{ fingerprint: SchemaFingerprint; tables: string[]; facts: SchemaFacts }>;
   steps: RehearsalStep[];
   /** data-bearing rehearsal (issue 18): with rows on the copy, the ups are timed statement by statement with their locks. */
   data: DataRehearsal | null;
@@ -70,7 +72,7 @@ export async function upPhase(ctx: PhaseContext, replay: boolean): Promise<UpPha
     const start = await catalog();
     // Both on sessions of their own, while the migration runs (up to its COMMIT: eachMigration).
     const readBefore = async () => {
-      const [fingerprint, { tables, facts }] = await Promise.all([ctx.fingerprint(), ctx.catalog()]);
+      const { fingerprint, tables, facts } = await ctx.before();
       return { fingerprint, tablesBefore: tables, factsBefore: facts };
     };
     const befores = new Map<string, Awaited<ReturnType<typeof readBefore>>>();
@@ -90,6 +92,7 @@ export async function upPhase(ctx: PhaseContext, replay: boolean): Promise<UpPha
         const { tablesBefore, factsBefore } = befores.get(name)!;
         const observed = await collectObserved(client, name);
         result.traces[name] = { statements: outcome.statements, transactional: outcome.transactional, tablesBefore, factsBefore, observed, source: 'rehearsal' };
+        input.onTrace?.(name, result.traces[name]!);
         record(ctx, 'up', expected, outcome);
         await ctx.guard.afterStep({ migration: name, phase: 'up', statements: outcome.statements }, client);
         if (outcome.error) {

@@ -144,6 +144,8 @@ export interface RehearsalInput {
    * is built: given only when nothing server-wide waits for the copy to go. Without it the drop is awaited here.
    */
   deferCopyDrop?: (dropping: Promise<void>) => void;
+  /** Each up's trace as soon as it is complete, in order (the linter follows the rehearsal instead of waiting for its end). */
+  onTrace?: (migration: string, trace: MigrationTrace) => void;
 }
 
 export interface RehearsalLedgerInput {
