@@ -33,9 +33,8 @@ const RELATION_FILTER = `($1::oid[] IS NULL OR c.oid = ANY($1::oid[]) OR NOT (c.
  * Everything else the linter asks, in two parts (the rehearsal asks before every migration).
  * lintRelationFacts: column types and CHECK constraints of the tables in
  * `stale` (oids whose fingerprint signature moved) and of every table with no
- * signature at all (`signed` lists those that have one: the migrations
- * table, the observer's, extension members have none), each row with its
- * table's oid; null for both reads every table.
+ * signature in `signed` (none should lack one; such a table is read every
+ * time), each row with its table's oid; null for both reads every table.
  */
 export const lintRelationFacts = (stale: number[] | null, signed: number[] | null): Query => ({
   text: `SELECT (SELECT coalesce(json_agg(x), '[]') FROM (${COLUMN_TYPES} AND ${RELATION_FILTER}) x) AS "columnTypes",

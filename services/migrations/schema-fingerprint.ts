@@ -66,7 +66,7 @@ export async function readFingerprint(db: Queryable, scope: FingerprintScope): P
 export function fingerprintReader(scope: FingerprintScope, opts: { qualifiedSession?: boolean } = {}): FingerprintRead {
   const kept = new Map<number, { sig: string; rows: FingerprintRow[] }>();
   const readRelations = async (db: Queryable, onSignatures?: (sigs: RelationSignature[]) => void) => {
-    const sigs = await prepared<RelationSignature>(db, 'sfm-fingerprint-signatures', relationSignatures(scope));
+    const sigs = await prepared<RelationSignature>(db, 'sfm-fingerprint-signatures', relationSignatures());
     onSignatures?.(sigs);
     const stale = sigs.filter((s) => kept.get(s.oid)?.sig !== s.sig);
     if (stale.length) {
