@@ -79,8 +79,15 @@ export async function serviceRun(opts: { dir: string; controlUrl: string; target
     const created = await call(app, 'POST', '/v1/runs', TOKENS.requester, { environment: ENVIRONMENT, description: 'bench: real history' });
     if (created.status !== 201) throw new Error(`POST /v1/runs: ${created.status} ${JSON.stringify(created.body)}`);
     const runId = created.body.id as string;
-    await app.services.idle();
+    // Until the report is served (the run leaves preflight_running): what the requester waits for. The copy's
+    // DROP DATABASE goes on after that; idle() waits for it before anything else runs.
+    for (;;) {
+      const status = (await call(app, 'GET', `/v1/runs/${runId}`, TOKENS.requester)).body.status as string;
+      if (status !== 'preflight_running' && status !== 'created') break;
+      await new Promise((r) => setTimeout(r, 20));
+    }
     const preflightWallMs = performance.now() - started;
+    await app.services.idle();
     const { report } = (await call(app, 'GET', `/v1/runs/${runId}/preflight`, TOKENS.requester)).body as unknown as { report: PreflightReport };
     const result: ServiceTimings = {
       runId, preflightWallMs, preflightReportMs: Date.parse(report.finishedAt) - Date.parse(report.startedAt), outcome: report.outcome,

@@ -12,7 +12,10 @@
 //       preflight refuses the run, on a temp copy carrying a lint-ack per
 //       error rule (comments only), and the result says so; and the apply's
 //       migrate() alone, the floor under approve → done;
-//   all of it --rounds times, raw and service in turn, on fresh databases (medians);
+//   all of it --rounds times on fresh databases, each round raw, service, raw
+//   again: a ratio is the median over rounds of the service's time over the
+//   mean of the two raw runs around it (the machine's drift within a round
+//   moves both); the medians of the times are reported beside it;
 //   (d) `pg_dump --schema-only` of both end schemas, normalised, diffed;
 //   (e) every error finding (rule, migration, message) and the ratios.
 // --setup-sql runs on every fresh database first (e.g. a CREATE EXTENSION the
@@ -160,6 +163,7 @@ async function main(): Promise<void> {
     const tmp = await mkdtemp(join(tmpdir(), 'sf-bench-acked-'));
     dropLater.push(() => rm(tmp, { recursive: true, force: true }));
     const raw: number[] = [];
+    const rawPairs: Array<[number, number]> = [];
     let rawUrl = '';
     const serviceRounds: Round[] = [];
     for (let i = 0; i < rounds; i++) {
@@ -167,11 +171,18 @@ async function main(): Promise<void> {
       const drops: Array<() => Promise<void>> = [];
       const db = await freshDatabase(server, 'rh_raw', setupSql);
       drops.push(db.drop);
-      raw.push(rawUp(dir, db.url));
+      const rawBefore = rawUp(dir, db.url);
       rawUrl = db.url;
       const round = await serviceRound(server, dir, setupSql, join(tmp, String(i)), drops);
       serviceRounds.push(round);
-      process.stderr.write(`round ${i + 1}/${rounds}: raw ${Math.round(raw[i]!)} ms, preflight ${Math.round(round.service.preflightWallMs)} ms (${round.service.outcome}), ` +
+      // The raw run again right after, on another fresh database: the round's baseline is the mean of the two
+      // runs around the service's, which the machine's drift over a round moves the same way.
+      const after = await freshDatabase(server, 'rh_raw2', setupSql);
+      const rawAfter = rawUp(dir, after.url);
+      await after.drop();
+      raw.push((rawBefore + rawAfter) / 2);
+      rawPairs.push([rawBefore, rawAfter]);
+      process.stderr.write(`round ${i + 1}/${rounds}: raw ${Math.round(rawBefore)}/${Math.round(rawAfter)} ms, preflight ${Math.round(round.service.preflightWallMs)} ms (${round.service.outcome}), ` +
         `${round.applyMode} ${Math.round(round.applyMode === 'migrate-only' ? round.migrateAlone.ms : round.applied.applyWallMs ?? 0)} ms, migrate() alone ${Math.round(round.migrateAlone.ms)} ms\n`);
       if (keep) dropLater.push(...drops);
       else for (const drop of drops.reverse()) await drop();
@@ -192,20 +203,32 @@ async function main(): Promise<void> {
     const errors = service.findings.filter((f) => f.severity === 'error' && !f.acknowledged);
     const warnings = service.findings.filter((f) => f.severity === 'warning');
     const byRule = (list: typeof errors) => list.reduce<Record<string, number>>((m, f) => ({ ...m, [f.rule]: (m[f.rule] ?? 0) + 1 }), {});
-    const preflightRatio = ratio(preflightMs, rawMs);
-    const applyRatio = ratio(applyMs, rawMs);
+    // The ratio: the median of each round's service time over that round's own baseline (raw runs before and after it).
+    const perRound = (ms: (r: Round) => number) => serviceRounds.map((r, i) => ms(r) / raw[i]!);
+    const applyOf = (r: Round) => (applyMode === 'migrate-only' ? r.migrateAlone.ms : r.applied.applyWallMs ?? Number.NaN);
+    const preflightRatios = perRound((r) => r.service.preflightWallMs);
+    const applyRatios = perRound(applyOf);
+    const preflightRatio = ratio(median(preflightRatios), 1);
+    const applyRatio = ratio(median(applyRatios), 1);
     await writeResult('real-history', {
       command: `npm run bench:real-history -- ${dirArg}${setupSql.map((s) => ` --setup-sql ${JSON.stringify(s)}`).join('')} --rounds ${rounds}`,
       rounds,
       migrations: migrations.length,
       kinds,
       rawCliMs: round1(rawMs),
-      rawCliAllMs: raw.map(round1),
-      preflight: { wallMs: round1(preflightMs), allWallMs: serviceRounds.map((r) => round1(r.service.preflightWallMs)), reportMs: service.preflightReportMs, rehearsalMs: service.rehearsalMs, rehearsalStepsMs: service.rehearsalStepsMs, outcome: service.outcome, ratio: preflightRatio, goal: `<= ${GOALS.preflightRatio}` },
+      rawCliAllMs: rawPairs.map(([a, b]) => [round1(a), round1(b)]),
+      ratioMethod: 'median over rounds of (service time / mean of the raw runs right before and right after it)',
+      preflight: {
+        wallMs: round1(preflightMs), allWallMs: serviceRounds.map((r) => round1(r.service.preflightWallMs)), reportMs: service.preflightReportMs, rehearsalMs: service.rehearsalMs,
+        rehearsalStepsMs: service.rehearsalStepsMs, outcome: service.outcome, ratio: preflightRatio, roundRatios: preflightRatios.map((r) => ratio(r, 1)),
+        ratioOfMedians: ratio(preflightMs, rawMs), goal: `<= ${GOALS.preflightRatio}`,
+      },
       apply: {
         mode: applyMode,
         ms: round1(applyMs),
-        allMs: serviceRounds.map((r) => round1(applyMode === 'migrate-only' ? r.migrateAlone.ms : r.applied.applyWallMs ?? Number.NaN)),
+        allMs: serviceRounds.map((r) => round1(applyOf(r))),
+        roundRatios: applyRatios.map((r) => ratio(r, 1)),
+        ratioOfMedians: ratio(applyMs, rawMs),
         migratePhaseMs: applied.migratePhaseMs,
         phasesMs: applied.phasesMs,
         finalStatus: applied.finalStatus,

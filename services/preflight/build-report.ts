@@ -35,18 +35,34 @@ function sources(files: MigrationFile[], names: string[]): Map<string, string> {
   return out;
 }
 
+export interface BuiltPreflight {
+  report: PreflightReport;
+  set: PendingSet | null;
+  /**
+   * The rehearsal copy's DROP DATABASE, still going on when the report is
+   * ready (it can take longer than everything after the rehearsal): the
+   * caller stores the report first and awaits this before the job ends.
+   * Never rejects; a drop that failed is the caller's to log (the orphan
+   * sweep drops the copy later).
+   */
+  copyDropped: Promise<void>;
+}
+
 /**
  * The full preflight of a run: the pending set on the real target, a
  * rehearsal on a throw-away copy (up, down, up), lint of the SQL the
  * rehearsal ran, read-only target checks and impact estimates.
  */
-export async function buildPreflightReport(ctx: ServiceContext, run: RunRow): Promise<{ report: PreflightReport; set: PendingSet | null }> {
+export async function buildPreflightReport(ctx: ServiceContext, run: RunRow): Promise<BuiltPreflight> {
   const startedAt = new Date().toISOString();
   const checks: PreflightCheck[] = [];
   const findings: Finding[] = [];
   const notes: string[] = [];
-  const finish = (set: PendingSet | null, extra: Partial<PreflightReport> = {}): { report: PreflightReport; set: PendingSet | null } => ({
+  // The copy's drop, once the rehearsal hands it over: the caller awaits it after storing the report.
+  let copyDropped: Promise<void> = Promise.resolve();
+  const finish = (set: PendingSet | null, extra: Partial<PreflightReport> = {}): BuiltPreflight => ({
     set,
+    copyDropped,
     report: {
       runId: run.id,
       environment: run.environment,
@@ -117,8 +133,6 @@ export async function buildPreflightReport(ctx: ServiceContext, run: RunRow): Pr
   const linter = lintFollower({ baseline, files, texts, serverMajor: Math.floor(facts.version_num / 10000), ruleLevels: levels });
   const latestBackup = await latestVerifiedBackup(ctx.control, env); // data-bearing rehearsal (issue 18)
   const source = await materializeSnapshot(ctx.control, run.id, { digest: set.digest, dataDir: ctx.config.dataDir });
-  // The copy's drop, awaited before the report is final (a failed drop fails the preflight as before).
-  let copyDropped: Promise<void> = Promise.resolve();
   const rehearsal = await rehearse({
     runId: run.id,
     environment: env,
@@ -132,7 +146,9 @@ export async function buildPreflightReport(ctx: ServiceContext, run: RunRow): Pr
     latestBackup, // data-bearing rehearsal (issue 18)
     ledger: { control: ctx.control, digest: set.digest, log: ctx.log },
     deferCopyDrop: (dropping) => {
-      copyDropped = dropping;
+      copyDropped = dropping.catch((err: Error) => {
+        ctx.log.warn({ runId: run.id, reason: err.message }, 'dropping the rehearsal copy failed; the orphan sweep drops it later');
+      });
     },
     onTrace: linter.onTrace,
   }).finally(() => source.cleanup());
@@ -171,7 +187,6 @@ export async function buildPreflightReport(ctx: ServiceContext, run: RunRow): Pr
     if (!(err instanceof ServiceError) || err.statusCode !== 503) throw err;
     checks.push({ id: 'connectivity', status: 'fail', detail: err.message });
     fail('target-unreachable', `${err.message} Preflight could not finish its checks on the target; re-run it once the target is reachable.`);
-    await copyDropped;
     // data-bearing rehearsal (issue 18): no impact, so no static estimates beside the scaled ones.
     return finish(set, { server: { version: facts.version }, rehearsal: rehearsalSummary, dataRehearsal: dataRehearsalSection(rehearsal.data, null) });
   }
@@ -183,7 +198,6 @@ export async function buildPreflightReport(ctx: ServiceContext, run: RunRow): Pr
   const methods = [...new Set(observations.map((o) => o.method))];
   if (methods.length) notes.push(`Observed effects: ${methods.join(', ')}${observations[0]?.notes.length ? ` (${observations[0].notes.join('; ')})` : ''}.`);
   findings.push(...checked.findings, ...timeoutFindings(impact, env));
-  await copyDropped;
   // data-bearing rehearsal (issue 18): the scaled estimates beside the static ones.
   return finish(set, { server: { version: facts.version }, rehearsal: rehearsalSummary, impact, dataRehearsal: dataRehearsalSection(rehearsal.data, impact) });
 }

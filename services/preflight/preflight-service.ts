@@ -61,6 +61,8 @@ export function createPreflightService(ctx: ServiceContext) {
         if (failed) return;
         await reinstateStandingApprovals(client, config.environments[current.environment], current, report.digest ?? current.digest);
       });
+      // The report is served from here on; the job (and idle()) ends once the copy is gone.
+      await built.copyDropped;
     });
   }
 
