@@ -76,3 +76,17 @@ export const insertMigrationHistory = (escapedTable: string, name: string, runOn
   text: `INSERT INTO ${escapedTable} (name, run_on) VALUES ($1, $2)`,
   values: [name, runOn],
 });
+
+/**
+ * Whether the database holds anything a schema dump would copy: an object created after initdb (an oid from
+ * FirstNormalObjectId up in any catalog of this database, each read through query_to_xml in the one query) or a
+ * changed comment on the public schema. A catalog this role cannot read counts as holding something.
+ */
+export const holdsSchemaObjects = (): Query => ({
+  text: `SELECT coalesce(bool_or(CASE WHEN has_table_privilege(c.oid, 'SELECT')
+                THEN (xpath('/row/x/text()', query_to_xml(format('SELECT EXISTS (SELECT 1 FROM pg_catalog.%I WHERE oid >= 16384) AS x', c.relname), false, true, '')))[1]::text::boolean
+                ELSE true END), true)
+           OR obj_description(to_regnamespace('public')::oid, 'pg_namespace') IS DISTINCT FROM 'standard public schema' AS holds
+         FROM pg_class c JOIN pg_attribute a ON a.attrelid = c.oid AND a.attname = 'oid' AND NOT a.attisdropped
+         WHERE c.relnamespace = 'pg_catalog'::regnamespace AND c.relkind = 'r' AND NOT c.relisshared`,
+});

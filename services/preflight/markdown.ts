@@ -73,7 +73,7 @@ export function renderPreflightMarkdown(run: ApiRun, report: PreflightReport): s
     out.push('', `_${report.impact.assumptions}_`);
   }
   if (report.rehearsal) {
-    out.push('', '## Rehearsal', '', `Seeded from ${report.rehearsal.seededFrom}; ${report.rehearsal.durationMs} ms in all.`, '',
+    out.push('', '## Rehearsal', '', `${report.rehearsal.seededFrom === 'empty' ? 'On an empty copy (nothing to dump)' : `Seeded from ${report.rehearsal.seededFrom}`}; ${report.rehearsal.durationMs} ms in all.`, '',
       ...table(['phase', 'migration', 'result', 'time'], report.rehearsal.steps.map((s) => [
         s.phase, cell(s.migration), s.ok ? 'ok' : `FAILED${s.error?.sqlState ? ` (${s.error.sqlState})` : ''}: ${cell(s.error?.message)}`, duration(s.durationMs),
       ])));

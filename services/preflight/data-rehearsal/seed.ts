@@ -18,7 +18,7 @@ export interface SeedDataInput {
   /** The throw-away database, already holding the target's schema and history. */
   databaseUrl: string;
   /** How that schema got there: data goes only into a copy of the target's own schema (pg_dump). */
-  schemaFrom: 'pg_dump' | 'replay';
+  schemaFrom: 'pg_dump' | 'replay' | 'empty';
   /** The target's applied migrations: a backup holding others is not the target's data. */
   applied: string[];
   /** full: the environment's latest verified pg_dump backup (null: none). */

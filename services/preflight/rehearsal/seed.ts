@@ -2,12 +2,12 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type pg from 'pg';
-import { exec } from '../../../database/db.js';
-import { insertMigrationHistory } from '../../../database/sql/preflight.js';
+import { exec, one } from '../../../database/db.js';
+import { holdsSchemaObjects, insertMigrationHistory } from '../../../database/sql/preflight.js';
 import { diskSource } from '../../migrations/source.js';
 import { runOne } from '../../migrations/run-one.js';
 import { runPgTool, toolMajorVersion } from '../../pg-tools.js';
-import { createEphemeralDatabase, type EphemeralDatabase } from '../ephemeral.js';
+import { createEphemeralDatabase, withServer, type EphemeralDatabase } from '../ephemeral.js';
 import { openSession } from './session.js';
 import type { RehearsalInput, RehearsalResult } from './types.js';
 
@@ -30,6 +30,17 @@ async function restoreSchema(input: RehearsalInput, file: string, databaseUrl: s
   }
 }
 
+/**
+ * A target with no history and nothing a schema dump would copy (a fresh
+ * environment): its copy is the empty database as created, without a pg_dump
+ * and pg_restore that would bring nothing. Any doubt (a read that fails, data
+ * to copy for a data-bearing rehearsal) is not bare.
+ */
+async function bareTarget(input: RehearsalInput): Promise<boolean> {
+  if (input.applied.length > 0 || input.environment.preflight.data !== 'schema') return false;
+  return withServer(input.targetUrl, async (client) => !(await one<{ holds: boolean }>(client, holdsSchemaObjects())).holds).catch(() => false);
+}
+
 export interface Seeded {
   db: EphemeralDatabase;
   seededFrom: RehearsalResult['seededFrom'];
@@ -46,8 +57,8 @@ export async function seedCopy(input: RehearsalInput): Promise<Seeded> {
   const file = join(dir, 'schema.dump');
   try {
     // The copy is created while the target's schema is dumped: neither waits for the other.
-    const dumping = toolMajorVersion('pg_dump').then(async (tool): Promise<{ tool: typeof tool; failure: Error | null }> => {
-      if (!tool || tool.major < input.targetServerMajor) return { tool, failure: null };
+    const dumping = bareTarget(input).then(async (bare) => (bare ? 'bare' as const : toolMajorVersion('pg_dump'))).then(async (tool): Promise<{ tool: Awaited<ReturnType<typeof toolMajorVersion>> | 'bare'; failure: Error | null }> => {
+      if (tool === 'bare' || !tool || tool.major < input.targetServerMajor) return { tool, failure: null };
       return dumpSchema(input, file).then(() => ({ tool, failure: null }), (err: Error) => ({ tool, failure: err }));
     });
     const [created, dumped] = await Promise.allSettled([createEphemeralDatabase(input.serverUrl, input.owner, input.runId), dumping]);
@@ -55,6 +66,7 @@ export async function seedCopy(input: RehearsalInput): Promise<Seeded> {
     let db = created.value;
     // dumping never rejects: a failed dump is its `failure`.
     const { tool, failure } = (dumped as PromiseFulfilledResult<Awaited<typeof dumping>>).value;
+    if (tool === 'bare') return { db, seededFrom: 'empty', seedNote: null };
     if (!tool || tool.major < input.targetServerMajor) {
       return {
         db,

@@ -26,7 +26,8 @@ export function rehearsalDetail(rehearsal: RehearsalResult, pending: number): st
   if (irreversible) more.push(`${irreversible} down(s) do not restore the schema`);
   const rest = rehearsal.notRehearsed ?? [];
   if (rest.length) more.push(`not rehearsed: ${rest.length} (linted from their files)`);
-  return `${phases}${more.length ? `; ${more.join('; ')}` : ''}; on a copy seeded by ${rehearsal.seededFrom} in ${rehearsal.durationMs} ms.`;
+  const copy = rehearsal.seededFrom === 'empty' ? 'on an empty copy (the target has no history and no schema objects: nothing to dump)' : `on a copy seeded by ${rehearsal.seededFrom}`;
+  return `${phases}${more.length ? `; ${more.join('; ')}` : ''}; ${copy} in ${rehearsal.durationMs} ms.`;
 }
 
 export function rehearsalNotes(rehearsal: RehearsalResult): string[] {

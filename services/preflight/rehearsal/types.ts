@@ -102,7 +102,8 @@ export interface RehearsalResult {
   created: SchemaChange;
   dropped: SchemaChange;
   /** How the throw-away database was brought to the target's state. */
-  seededFrom: 'pg_dump' | 'replay';
+  /** 'empty': the target had no history and no schema object, so the copy was not seeded at all (seed.ts bareTarget). */
+  seededFrom: 'pg_dump' | 'replay' | 'empty';
   seedNote: string | null;
   steps: RehearsalStep[];
   traces: Record<string, MigrationTrace>;
