@@ -14,8 +14,9 @@ let freezeEnds: number;
 
 before(async () => {
   defs = await definitionsDir();
-  // The freeze test runs first; the freeze ends a few seconds after the app starts.
-  freezeEnds = Date.now() + 7000;
+  // The freeze test runs first; the freeze ends some seconds after the app starts: long enough for the set-up
+  // below (two targets of 2,000 rows) under a loaded CI machine, where 7 s was sometimes over before the job began.
+  freezeEnds = Date.now() + 14_000;
   t = await startTestApp({
     label: 'bf_wait',
     migrationConfigSource: configSource(defs.dir,
@@ -42,7 +43,7 @@ const start = async (body: object) => {
 };
 const job = async (id: string) => (await t.http().get(`/v1/backfills/${id}`).set('authorization', bearer('vic'))).body;
 
-test('windowOnly during a freeze: the job waits until the freeze ends, then runs by itself', { timeout: 30_000 }, async () => {
+test('windowOnly during a freeze: the job waits until the freeze ends, then runs by itself', { timeout: 45_000 }, async () => {
   const id = await start({ environment: 'staging', name: 'items-power', windowOnly: true });
   const w = await until('the freeze wait', async () => {
     const j = await job(id);
