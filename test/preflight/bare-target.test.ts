@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { after, afterEach, before, describe, test } from 'node:test';
 import pg from 'pg';
 import { holdsSchemaObjects } from '../../database/sql/preflight.js';
-import { bearer, startTestApp, type TestApp } from '../support/app.js';
+import { cancelActiveRuns, dirMigrationConfig, bearer, startTestApp, type TestApp } from '../support/app.js';
 import { migrationSource as migration, writeMigrations } from '../support/migrations.js';
 
 let t: TestApp;
@@ -39,15 +39,12 @@ before(async () => {
   await writeMigrations(dir, {
     '1700000000001_accounts': migration('CREATE TABLE accounts (id bigint PRIMARY KEY, code text DEFAULT make_code())', 'DROP TABLE accounts'),
   });
-  const config = `
-    const env = (urlEnv) => ({ databaseUrlEnv: urlEnv, migrationsDir: ${JSON.stringify(dir)}, approvals: { required: ['any'] }, verify: { smokeEtl: false } });
-    export default { environments: { staging: env('STAGING_DATABASE_URL'), production: env('PRODUCTION_DATABASE_URL') } };`;
+  const config = dirMigrationConfig(dir);
   t = await startTestApp({ label: 'bare_target', migrationConfigSource: config });
 });
 
 afterEach(async () => {
-  const active = await t.control.query(`SELECT id FROM runs WHERE status IN ('awaiting_approval', 'approved', 'created', 'preflight_running')`);
-  for (const { id } of active.rows) await t.http().post(`/v1/runs/${id}/cancel`).set('authorization', bearer('olga')).send({});
+  await cancelActiveRuns(t);
   // Not a new public schema: its oid would be a user object's, and the target no longer bare.
   await t.targets.staging.query('DROP FUNCTION IF EXISTS make_code()');
 });

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { after, afterEach, before, describe, test } from 'node:test';
 import pg from 'pg';
 import { ownerTag, runCopyPrefix, sweepOrphanedRehearsals } from '../../services/preflight/ephemeral.js';
-import { bearer, startTestApp, type TestApp } from '../support/app.js';
+import { cancelActiveRuns, dirMigrationConfig, bearer, startTestApp, type TestApp } from '../support/app.js';
 import { adminQuery, adminUrl } from '../support/db.js';
 import { migrationSource as migration, writeMigrations } from '../support/migrations.js';
 
@@ -58,9 +58,7 @@ before(async () => {
     '1700000000001_accounts': migration("CREATE TABLE accounts (id bigint PRIMARY KEY, name text)", 'DROP TABLE accounts'),
     '1700000000002_index': migration('CREATE INDEX accounts_name ON accounts (name)', 'DROP INDEX accounts_name'),
   });
-  const config = `
-    const env = (urlEnv) => ({ databaseUrlEnv: urlEnv, migrationsDir: ${JSON.stringify(dir)}, approvals: { required: ['any'] }, verify: { smokeEtl: false } });
-    export default { environments: { staging: env('STAGING_DATABASE_URL'), production: env('PRODUCTION_DATABASE_URL') } };`;
+  const config = dirMigrationConfig(dir);
   t = await startTestApp({ label: 'copy_drop', migrationConfigSource: config });
 });
 
@@ -69,8 +67,7 @@ afterEach(async () => {
   await holder?.end().catch(() => undefined);
   holder = null;
   await t.settle();
-  const active = await t.control.query(`SELECT id FROM runs WHERE status IN ('awaiting_approval', 'approved', 'created', 'preflight_running')`);
-  for (const { id } of active.rows) await t.http().post(`/v1/runs/${id}/cancel`).set('authorization', bearer('olga')).send({});
+  await cancelActiveRuns(t);
 });
 
 after(async () => {

@@ -25,7 +25,7 @@ import { globalsLedger } from '../../services/preflight/rehearsal/globals-ledger
 import { sweepOrphanedGlobals, type SweepContext } from '../../services/preflight/rehearsal/globals-sweep.js';
 import type { RehearsalInput } from '../../services/preflight/rehearsal/types.js';
 import { waitFor } from '../scheduler/server-process.js';
-import { bearer, startTestApp, type TestApp } from '../support/app.js';
+import { dirMigrationConfig, bearer, startTestApp, type TestApp } from '../support/app.js';
 import { adminQuery } from '../support/db.js';
 import type { CrashOp, CrashSpec } from '../support/globals-crash-child.js';
 import { migrationSource as migration, writeMigrations as writeFiles } from '../support/migrations.js';
@@ -107,9 +107,7 @@ async function rehearsalThatDies(runId: string, digest: string, ops: CrashOp[]):
 
 before(async () => {
   dir = await mkdtemp(join(tmpdir(), 'sf-h16-globals-'));
-  const config = `
-    const env = (urlEnv) => ({ databaseUrlEnv: urlEnv, migrationsDir: ${JSON.stringify(dir)}, approvals: { required: ['any'] }, verify: { smokeEtl: false } });
-    export default { environments: { staging: env('STAGING_DATABASE_URL'), production: env('PRODUCTION_DATABASE_URL') } };`;
+  const config = dirMigrationConfig(dir);
   t = await startTestApp({ label: 'h16_globals', migrationConfigSource: config });
 });
 

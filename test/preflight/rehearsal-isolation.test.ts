@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, afterEach, before, describe, test } from 'node:test';
 import { lintFiles } from '../../services/preflight/lint-files/index.js';
-import { bearer, startTestApp, type TestApp } from '../support/app.js';
+import { cancelActiveRuns, dirMigrationConfig, bearer, startTestApp, type TestApp } from '../support/app.js';
 import { adminQuery } from '../support/db.js';
 import { applyMigrations, migrationSource as migration, writeMigrations as writeFiles } from '../support/migrations.js';
 
@@ -47,9 +47,7 @@ async function createRun(environment = 'staging'): Promise<{ run: { id: string; 
 
 before(async () => {
   dir = await mkdtemp(join(tmpdir(), 'sf-h16-isolation-'));
-  const config = `
-    const env = (urlEnv) => ({ databaseUrlEnv: urlEnv, migrationsDir: ${JSON.stringify(dir)}, approvals: { required: ['any'] }, verify: { smokeEtl: false } });
-    export default { environments: { staging: env('STAGING_DATABASE_URL'), production: env('PRODUCTION_DATABASE_URL') } };`;
+  const config = dirMigrationConfig(dir);
   t = await startTestApp({ label: 'h16_isolation', migrationConfigSource: config });
 });
 
@@ -60,8 +58,7 @@ after(async () => {
 });
 
 afterEach(async () => {
-  const active = await t.control.query(`SELECT id FROM runs WHERE status IN ('awaiting_approval', 'approved', 'created', 'preflight_running')`);
-  for (const { id } of active.rows) await t.http().post(`/v1/runs/${id}/cancel`).set('authorization', bearer('olga')).send({});
+  await cancelActiveRuns(t);
   await t.targets.staging.query('DROP SCHEMA public CASCADE; CREATE SCHEMA public AUTHORIZATION pg_database_owner; GRANT USAGE ON SCHEMA public TO PUBLIC;');
 });
 

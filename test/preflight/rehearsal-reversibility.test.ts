@@ -7,7 +7,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, afterEach, before, describe, test } from 'node:test';
-import { bearer, startTestApp, type TestApp } from '../support/app.js';
+import { cancelActiveRuns, dirMigrationConfig, bearer, startTestApp, type TestApp } from '../support/app.js';
 import { applyMigrations, migrationSource as migration, writeMigrations as writeFiles } from '../support/migrations.js';
 
 let t: TestApp;
@@ -44,9 +44,7 @@ const of = (report: Report, rule: string, migration?: string) => report.findings
 
 before(async () => {
   dir = await mkdtemp(join(tmpdir(), 'sf-h16-reversibility-'));
-  const config = `
-    const env = (urlEnv) => ({ databaseUrlEnv: urlEnv, migrationsDir: ${JSON.stringify(dir)}, approvals: { required: ['any'] }, verify: { smokeEtl: false } });
-    export default { environments: { staging: env('STAGING_DATABASE_URL'), production: env('PRODUCTION_DATABASE_URL') } };`;
+  const config = dirMigrationConfig(dir);
   t = await startTestApp({ label: 'h16_reversibility', migrationConfigSource: config });
 });
 
@@ -56,8 +54,7 @@ after(async () => {
 });
 
 afterEach(async () => {
-  const active = await t.control.query(`SELECT id FROM runs WHERE status IN ('awaiting_approval', 'approved', 'created', 'preflight_running')`);
-  for (const { id } of active.rows) await cancel(id);
+  await cancelActiveRuns(t);
   for (const db of [t.targets.staging, t.targets.production]) {
     await db.query('DROP SCHEMA public CASCADE; CREATE SCHEMA public AUTHORIZATION pg_database_owner; GRANT USAGE ON SCHEMA public TO PUBLIC;');
   }

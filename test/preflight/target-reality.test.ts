@@ -3,7 +3,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, afterEach, before, describe, test } from 'node:test';
-import { bearer, startTestApp, type TestApp } from '../support/app.js';
+import { cancelActiveRuns, dirMigrationConfig, bearer, startTestApp, type TestApp } from '../support/app.js';
 import { createTestDatabase, type TestDatabase } from '../support/db.js';
 import { applyMigrations, migrationSource as migration, writeMigrations } from '../support/migrations.js';
 
@@ -53,9 +53,7 @@ const RESHAPE_RULES = ['ban-drop-table', 'adding-required-field', 'adding-not-nu
 before(async () => {
   dir = await mkdtemp(join(tmpdir(), 'sf-target-reality-'));
   apps = await createTestDatabase('tr_apps');
-  const config = `
-    const env = (urlEnv) => ({ databaseUrlEnv: urlEnv, migrationsDir: ${JSON.stringify(dir)}, approvals: { required: ['any'] }, verify: { smokeEtl: false } });
-    export default { environments: { staging: env('STAGING_DATABASE_URL'), production: env('PRODUCTION_DATABASE_URL'), apps: env('APPS_DATABASE_URL') } };`;
+  const config = dirMigrationConfig(dir, { apps: 'APPS_DATABASE_URL' });
   t = await startTestApp({ label: 'target_reality', migrationConfigSource: config, env: { APPS_DATABASE_URL: apps.url } });
 });
 
@@ -66,8 +64,7 @@ after(async () => {
 });
 
 afterEach(async () => {
-  const active = await t.control.query(`SELECT id FROM runs WHERE status IN ('awaiting_approval', 'approved', 'created', 'preflight_running')`);
-  for (const { id } of active.rows) await t.http().post(`/v1/runs/${id}/cancel`).set('authorization', bearer('olga')).send({});
+  await cancelActiveRuns(t);
   await t.targets.staging.query('DROP SCHEMA public CASCADE; CREATE SCHEMA public AUTHORIZATION pg_database_owner; GRANT USAGE ON SCHEMA public TO PUBLIC;');
 });
 

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, afterEach, before, describe, test } from 'node:test';
 import { ConfigError, loadConfig } from '../../src/config/index.js';
-import { bearer, startTestApp, type Subject, type TestApp } from '../support/app.js';
+import { cancelActiveRuns, bearer, startTestApp, type Subject, type TestApp } from '../support/app.js';
 import { applyMigrations, migrationSource as migration, writeMigrations } from '../support/migrations.js';
 
 // Issue 16, item 2: a finding is acknowledged per run through the API, by an
@@ -62,8 +62,7 @@ after(async () => {
 });
 
 afterEach(async () => {
-  const active = await t.control.query(`SELECT id FROM runs WHERE status IN ('awaiting_approval', 'approved', 'created', 'preflight_running')`);
-  for (const { id } of active.rows) await t.http().post(`/v1/runs/${id}/cancel`).set('authorization', bearer('olga')).send({});
+  await cancelActiveRuns(t);
 });
 
 describe('POST /v1/runs/:id/acknowledgements', () => {

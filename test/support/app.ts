@@ -92,3 +92,20 @@ export async function startTestApp(opts: TestAppOptions): Promise<TestApp> {
     },
   };
 }
+
+/**
+ * A migration-config.js whose environments (staging, production, and any in `more`: name → URL variable) all
+ * read `dir`, need any one approval and run no smoke ETL.
+ */
+export function dirMigrationConfig(dir: string, more: Record<string, string> = {}): string {
+  const envs = { staging: 'STAGING_DATABASE_URL', production: 'PRODUCTION_DATABASE_URL', ...more };
+  return `
+    const env = (urlEnv) => ({ databaseUrlEnv: urlEnv, migrationsDir: ${JSON.stringify(dir)}, approvals: { required: ['any'] }, verify: { smokeEtl: false } });
+    export default { environments: { ${Object.entries(envs).map(([name, urlEnv]) => `${name}: env(${JSON.stringify(urlEnv)})`).join(', ')} } };`;
+}
+
+/** Cancels every run still active (as olga), so the next test can create one in the same environment. */
+export async function cancelActiveRuns(t: TestApp): Promise<void> {
+  const active = await t.control.query(`SELECT id FROM runs WHERE status IN ('awaiting_approval', 'approved', 'created', 'preflight_running')`);
+  for (const { id } of active.rows) await t.http().post(`/v1/runs/${id}/cancel`).set('authorization', bearer('olga')).send({});
+}
