@@ -171,7 +171,9 @@ export const relationSignatures = (): Query => ({
   // One part per catalog and relation, tagged by a letter, gathered by one aggregate (a sum of hashes: no sorting):
   // joining each catalog's aggregate to the relations instead made nested loops of them (a fresh copy's catalog
   // statistics say one row). Every user relation gets one, also those relationObjects() leaves out (the migrations
-  // table, extension members): their rows are read as none, and the filter costs more than it saves.
+  // table, extension members): their rows are read as none, and the filter costs more than it saves. The 'o' part is
+  // a sequence's owner (OWNED BY, identity), all relationObjects() reads of pg_depend: read through pg_sequence, not
+  // every index's and TOAST table's dependency.
   text: `
     WITH parts AS (
       SELECT c.oid, 'c' || c.xmin::text AS part FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
@@ -187,7 +189,8 @@ export const relationSignatures = (): Query => ({
       UNION ALL SELECT polrelid, 'p' || ${CHANGES} FROM pg_policy GROUP BY polrelid
       UNION ALL SELECT seqrelid, 's' || xmin::text FROM pg_sequence
       UNION ALL SELECT objid, 'o' || count(*) || ':' || sum(refobjid::bigint) || ':' || sum(xmin::text::bigint) FROM pg_depend
-                WHERE classid = 'pg_class'::regclass AND objid >= ${FIRST_USER_OID} AND refclassid = 'pg_class'::regclass AND deptype IN ('a', 'i') GROUP BY objid
+                WHERE classid = 'pg_class'::regclass AND objid IN (SELECT seqrelid FROM pg_sequence) AND refclassid = 'pg_class'::regclass
+                  AND deptype IN ('a', 'i') GROUP BY objid
       UNION ALL SELECT objoid, 'm' || ${CHANGES} FROM pg_description
                 WHERE classoid = 'pg_class'::regclass AND objoid >= ${FIRST_USER_OID} GROUP BY objoid
     )

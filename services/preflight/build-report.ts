@@ -9,7 +9,7 @@ import { ownerTag } from './ephemeral.js';
 import { estimateImpact } from './impact.js';
 import { smokeReport } from './etl-checks.js';
 import { timeoutFindings } from './estimate/timeouts.js';
-import { rehearse } from './rehearsal.js';
+import { rehearse, type UpComplete } from './rehearsal.js';
 // Rehearsal findings, check detail and notes (issue 16: isolation, reversibility, what was not rehearsed).
 import { rehearsalFindings, untouchedClaim } from './rehearsal/findings.js';
 import { rehearsalDetail, rehearsalNotes } from './rehearsal/summary.js';
@@ -131,6 +131,19 @@ export async function buildPreflightReport(ctx: ServiceContext, run: RunRow): Pr
   const fileTypes = new Map(files.map((f) => [f.name, f.file.toLowerCase().endsWith('.sql') ? 'sql' as const : 'js' as const]));
   const levels = env.lint.rules;
   const linter = lintFollower({ baseline, files, texts, serverMajor: Math.floor(facts.version_num / 10000), ruleLevels: levels });
+  // The target's read-only checks and impact estimates need only the up phase: with every up done, they run
+  // beside the down and up-again phases instead of after them.
+  const readTarget = async (up: UpComplete) => {
+    const observations = pendingNames.flatMap((n) => up.traces[n]?.observed ?? []);
+    const extensions = await createdExtensions(pendingNames.flatMap((n) => up.traces[n]?.statements ?? []));
+    return ctx.targets.withClient(env, async (client) => ({
+      observations,
+      checked: await checkTarget(client, ctx.control, env, files, set.applied.map((a) => a.name), extensions, ctx.config.dataDir, up.created?.tables ?? []),
+      impact: await estimateImpact(client, up, pendingNames, { control: ctx.control, env }),
+      preExisting: await readPreExisting(client, observations),
+    }));
+  };
+  const early: { read?: ReturnType<typeof readTarget> } = {};
   const latestBackup = await latestVerifiedBackup(ctx.control, env); // data-bearing rehearsal (issue 18)
   const source = await materializeSnapshot(ctx.control, run.id, { digest: set.digest, dataDir: ctx.config.dataDir });
   const rehearsal = await rehearse({
@@ -151,6 +164,12 @@ export async function buildPreflightReport(ctx: ServiceContext, run: RunRow): Pr
       });
     },
     onTrace: linter.onTrace,
+    // data-bearing rehearsal (issue 18): its traces may carry copied values until withoutCopiedValues() below.
+    onUpComplete: env.preflight.data === 'schema' ? (up) => {
+      early.read = readTarget(up);
+      // Awaited below, unless the rehearsal throws first.
+      early.read.catch(() => undefined);
+    } : undefined,
   }).finally(() => source.cleanup());
   // data-bearing rehearsal (issue 18): no copied row value may reach a message below.
   withoutCopiedValues(rehearsal);
@@ -171,17 +190,10 @@ export async function buildPreflightReport(ctx: ServiceContext, run: RunRow): Pr
   notes.push(`Lint baseline: the ${baseline.relations.length} relation(s) on the target before the run (${baseline.relations.filter((r) => r.rows > 0 || r.bytes > 0).length} holding data); search_path ${baseline.searchPath.join(', ') || '(no existing schema)'}.`);
   const lint = await linter.done(pendingNames, rehearsal.traces);
   findings.push(...lint, ...(await applyAcknowledgements(rehearsalFindings(rehearsal, env), texts, fileTypes)));
-  const extensions = await createdExtensions(pendingNames.flatMap((n) => rehearsal.traces[n]?.statements ?? []));
-
-  const observations = pendingNames.flatMap((n) => rehearsal.traces[n]?.observed ?? []);
   const { traces: _traces, data: _data, ...rehearsalSummary } = rehearsal; // data-bearing rehearsal (issue 18): data is its own section
   let targetChecks;
   try {
-    targetChecks = await ctx.targets.withClient(env, async (client) => ({
-      checked: await checkTarget(client, ctx.control, env, files, set.applied.map((a) => a.name), extensions, ctx.config.dataDir, rehearsal.created?.tables ?? []),
-      impact: await estimateImpact(client, rehearsal, pendingNames, { control: ctx.control, env }),
-      preExisting: await readPreExisting(client, observations),
-    }));
+    targetChecks = await (early.read ?? readTarget(rehearsal));
   } catch (err) {
     // The target went away after the rehearsal: a failed preflight that says so, not a run left preflight_running.
     if (!(err instanceof ServiceError) || err.statusCode !== 503) throw err;
@@ -190,7 +202,7 @@ export async function buildPreflightReport(ctx: ServiceContext, run: RunRow): Pr
     // data-bearing rehearsal (issue 18): no impact, so no static estimates beside the scaled ones.
     return finish(set, { server: { version: facts.version }, rehearsal: rehearsalSummary, dataRehearsal: dataRehearsalSection(rehearsal.data, null) });
   }
-  const { checked, impact, preExisting } = targetChecks;
+  const { checked, impact, preExisting, observations } = targetChecks;
   checks.unshift(...checked.checks);
   // What the rehearsal saw, judged against what the target holds; a static finding on the same table absorbs it.
   const observed = await applyAcknowledgements(withRuleLevels(judgeObserved(observations, preExisting), levels), texts, fileTypes);

@@ -8,7 +8,7 @@ import { indexKeysOf, parseNodes, tempTableOf, type IndexKeys } from './estimate
 import { DEFAULT_RATES, fromDefaultRate, indexBuildFromSample, plannedIndexWorkers, rewriteFromSample, scanFromSample, TID_KEY, type Estimate } from './estimate/model.js';
 import { rowCount } from './estimate/row-counts.js';
 import { sampleTable, type TableSample } from './estimate/sample.js';
-import type { RehearsalResult } from './rehearsal.js';
+import type { UpComplete } from './rehearsal.js';
 import type { ImpactEstimate, MigrationImpact, StatementEstimate, TableImpact } from './report.js';
 import { analyzeStatements, type LockMode, type StatementImpact } from './sql-analysis/index.js';
 
@@ -56,7 +56,7 @@ export interface ImpactOptions {
  * on the target (read-only), then scaled by this environment's measured
  * history. The total includes the pre-apply backup.
  */
-export async function estimateImpact(target: pg.ClientBase, rehearsal: RehearsalResult, pending: string[], opts: ImpactOptions): Promise<ImpactEstimate> {
+export async function estimateImpact(target: pg.ClientBase, rehearsal: UpComplete, pending: string[], opts: ImpactOptions): Promise<ImpactEstimate> {
   const analyses = new Map<string, Analysed[]>();
   // Temporary tables the run creates live in the migration's session: they are not tables the target holds.
   const temporary = new Set<string>();

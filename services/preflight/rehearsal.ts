@@ -17,7 +17,7 @@ import type { RehearsalInput, RehearsalResult, RehearsalStep } from './rehearsal
 import { seedData } from './data-rehearsal/seed.js';
 
 export type {
-  ClusterObject, DownDiff, MigrationTrace, Phase, RehearsalInput, RehearsalResult, RehearsalServer, RehearsalStep, Reversibility, SchemaChange, StaticMigration,
+  ClusterObject, DownDiff, MigrationTrace, Phase, RehearsalInput, RehearsalResult, RehearsalServer, RehearsalStep, Reversibility, SchemaChange, StaticMigration, UpComplete,
 } from './rehearsal/types.js';
 
 /**
@@ -63,7 +63,8 @@ export async function rehearse(input: RehearsalInput): Promise<RehearsalResult> 
     const [reader, otherReader, lintSession] = opened.map((o) => (o as PromiseFulfilledResult<pg.Client>).value) as [pg.Client, pg.Client, pg.Client];
     const readFingerprint = fingerprintReader({ migrationsSchema: input.environment.migrationsSchema, migrationsTable: input.environment.migrationsTable }, { qualifiedSession: true });
     const readFacts = schemaFactsReader();
-    const tables = async () => (await rows<{ name: string }>(lintSession, userTables())).map((r) => r.name);
+    // Prepared: the session plans it once (GENERIC_PLANS), not before every migration.
+    const tables = async () => (await rows<{ name: string }>(lintSession, { ...userTables(), name: 'sfm-rehearsal-user-tables' })).map((r) => r.name);
     const ctx: PhaseContext = {
       input, url: db.url, secrets, guard, steps, data,
       fingerprint: () => readFingerprint(reader, otherReader),
@@ -89,6 +90,8 @@ export async function rehearse(input: RehearsalInput): Promise<RehearsalResult> 
     try {
       up = await upPhase(ctx, seededFrom === 'replay');
       const allUp = up.applied.length === input.pending.length;
+      // With every up done, the traces are final (no static ones are added for migrations not rehearsed).
+      if (allUp) input.onUpComplete?.({ traces: up.traces, created: up.created, dropped: up.dropped, steps: [...steps] });
       if (allUp || up.cleanStop) down = await downPhase(ctx, up);
       // With nothing reverted (the newest has no down) the copy already stands where the run ends: the smoke ETL runs there.
       if (allUp || down.reverted.length) again = await upAgainPhase(ctx, down, allUp);

@@ -78,6 +78,9 @@ function state(client: pg.ClientBase): ObserverState {
   return s;
 }
 
+/** Whether beginObserved and collectObserved send queries of their own on the migration's session (sampling) or only read the events the triggers left (event triggers). */
+export const observerQueriesBefore = (client: pg.ClientBase): boolean => state(client).method === 'sampling';
+
 /** Call right before a migration runs. */
 export async function beginObserved(client: pg.ClientBase, _migrationName: string): Promise<void> {
   const s = state(client);

@@ -34,7 +34,14 @@ export interface PhaseRun {
 export type Background = { later: Promise<unknown> } | void;
 
 export interface MigrationHooks {
-  /** Before `name` sends anything, after the one before it committed; not called when node-pg-migrate refuses `name` outright. */
+  /**
+   * Reads on other sessions of what is committed, started first, as soon as
+   * the migration before `name` committed: they go on while `after` and
+   * `before` use the migration's session. Not called when node-pg-migrate
+   * refuses `name` outright.
+   */
+  prefetch?(name: string): Background;
+  /** Before `name` sends anything, after the one before it committed (and after `after`); not called when node-pg-migrate refuses `name` outright. */
   before?(name: string): Promise<Background>;
   /** After a migration ran or failed, before the next starts; `expected` is the name it had in `names` (a failure before any migration started has none of its own). */
   after(outcome: StepOutcome, expected: string): Promise<Background>;
@@ -48,7 +55,9 @@ export async function eachMigration(client: pg.ClientBase, run: PhaseRun, hooks:
   const { env, secrets, source, direction, names } = run;
   if (run.measure) {
     for (const name of names) {
+      const prefetched = hooks.prefetch?.(name);
       await (await hooks.before?.(name))?.later;
+      await prefetched?.later;
       const outcome = await run.measure(name, client, (c) => runOne(c, env, direction, { secrets, source }));
       await (await hooks.after(outcome, name))?.later;
       if (outcome.error) return;
@@ -60,9 +69,12 @@ export async function eachMigration(client: pg.ClientBase, run: PhaseRun, hooks:
     secrets,
     source,
     between: async (next, previous) => {
+      const prefetched = hooks.prefetch?.(next);
+      // Handled from now on (the background awaits it): a rejection while `after` runs must not count as unhandled.
+      prefetched?.later.catch(() => undefined);
       const after = previous ? await hooks.after(previous, names[done++] ?? previous.migration) : undefined;
       const before = await hooks.before?.(next);
-      return { background: Promise.all([after?.later, before?.later]) };
+      return { background: Promise.all([prefetched?.later, after?.later, before?.later]) };
     },
   });
   for (const outcome of [...completed.slice(done), ...(failed ? [failed] : [])]) await (await hooks.after(outcome, names[done++] ?? outcome.migration))?.later;

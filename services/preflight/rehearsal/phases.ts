@@ -5,7 +5,7 @@ import { smokeEtl, type SmokeOutcome } from '../../etl/smoke.js';
 import type { StepOutcome } from '../../migrations/run-one.js';
 import { diffFingerprints, type FingerprintChange, type SchemaFingerprint } from '../../migrations/schema-fingerprint.js';
 // From the observer's own modules, not the index: the index also re-exports the judge, which reads report types that read ours.
-import { beginObserved, collectObserved, installObserver, observeNewRelationsOnly, stopObserver } from '../observe/install.js';
+import { beginObserved, collectObserved, installObserver, observeNewRelationsOnly, observerQueriesBefore, stopObserver } from '../observe/install.js';
 import type { SchemaFacts } from '../sql-analysis/schema-facts.js';
 import type { DataRehearsal } from '../data-rehearsal/data-rehearsal.js';
 import type { ClusterGuard } from './cluster-guard.js';
@@ -75,33 +75,39 @@ export async function upPhase(ctx: PhaseContext, replay: boolean): Promise<UpPha
       const { fingerprint, tables, facts } = await ctx.before();
       return { fingerprint, tablesBefore: tables, factsBefore: facts };
     };
-    const befores = new Map<string, Awaited<ReturnType<typeof readBefore>>>();
+    const befores = new Map<string, ReturnType<typeof readBefore>>();
+    // The cluster guard's comparison after the last migration, left running beside the next one's reads.
+    let guarding: Promise<void> = Promise.resolve();
     const measure: PhaseRun['measure'] = ctx.data ? (name, c, up) => ctx.data!.measure(name, c, up) : undefined;
     await eachMigration(client, run(ctx, 'up', input.pending, measure), {
+      prefetch: (name) => {
+        const reading = readBefore();
+        befores.set(name, reading);
+        return inBackground(reading.then((before) => result.before.set(name, before.fingerprint)));
+      },
       before: async (name) => {
+        // The guard reads the copy on this session too: one query at a time on it.
+        if (observerQueriesBefore(client)) await guarding;
         await beginObserved(client, name);
-        return inBackground(readBefore().then((before) => {
-          befores.set(name, before);
-          result.before.set(name, before.fingerprint);
-        }));
       },
       after: async (outcome, expected) => {
         const name = outcome.migration || expected;
-        // node-pg-migrate refused it before it ran (no `before`): the schema is still the one it found.
-        if (!befores.has(name)) befores.set(name, await readBefore());
-        const { tablesBefore, factsBefore } = befores.get(name)!;
-        const observed = await collectObserved(client, name);
+        // node-pg-migrate refused it before it ran (no `prefetch`): the schema is still the one it found.
+        if (!befores.has(name)) befores.set(name, readBefore());
+        const [{ tablesBefore, factsBefore }, observed] = await Promise.all([befores.get(name)!, collectObserved(client, name)]);
         result.traces[name] = { statements: outcome.statements, transactional: outcome.transactional, tablesBefore, factsBefore, observed, source: 'rehearsal' };
         input.onTrace?.(name, result.traces[name]!);
         record(ctx, 'up', expected, outcome);
-        await ctx.guard.afterStep({ migration: name, phase: 'up', statements: outcome.statements }, client);
-        if (outcome.error) {
-          result.cleanStop = outcome.transactional;
-          const { tables, facts } = await ctx.catalog();
-          result.stoppedAt = { tables, facts };
-        } else {
+        guarding = ctx.guard.afterStep({ migration: name, phase: 'up', statements: outcome.statements }, client);
+        if (!outcome.error) {
           result.applied.push(name);
+          // What the server and the copy hold outside the schema is compared while the next migration's reads go on.
+          return inBackground(guarding);
         }
+        await guarding;
+        result.cleanStop = outcome.transactional;
+        const { tables, facts } = await ctx.catalog();
+        result.stoppedAt = { tables, facts };
       },
     });
     if (result.stoppedAt) return;
@@ -193,11 +199,13 @@ export async function upAgainPhase(ctx: PhaseContext, down: DownPhase, runSmoke:
       after: async (outcome, expected) => {
         const name = outcome.migration || expected;
         const step = record(ctx, 'up-again', expected, outcome);
-        await ctx.guard.afterStep({ migration: name, phase: 'up-again', statements: outcome.statements }, client);
+        const guarded = ctx.guard.afterStep({ migration: name, phase: 'up-again', statements: outcome.statements }, client);
         if (outcome.error) {
           step.explainedBy = irreversible.includes(name) ? name : irreversible[0] ?? null;
           complete = false;
         }
+        // Compared while the next migration's function builds its steps (awaited before its first statement).
+        return inBackground(guarded);
       },
     });
     if (!complete) return { complete: false, smoke: null };

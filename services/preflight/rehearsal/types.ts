@@ -147,7 +147,16 @@ export interface RehearsalInput {
   deferCopyDrop?: (dropping: Promise<void>) => void;
   /** Each up's trace as soon as it is complete, in order (the linter follows the rehearsal instead of waiting for its end). */
   onTrace?: (migration: string, trace: MigrationTrace) => void;
+  /**
+   * Every up succeeded: what the rehearsal result will hold of the up phase
+   * (its traces, what it created and dropped, its steps so far), handed over
+   * before the down and up-again phases run, for work that needs no more
+   * (the read-only checks of the target).
+   */
+  onUpComplete?: (up: UpComplete) => void;
 }
+
+export type UpComplete = Pick<RehearsalResult, 'traces' | 'created' | 'dropped' | 'steps'>;
 
 export interface RehearsalLedgerInput {
   control: pg.Pool;
