@@ -44,9 +44,12 @@ async function withQualifiedNames<T>(db: Queryable, fn: () => Promise<T>): Promi
   }
 }
 
+/** A row as a fingerprint holds it: its key, and only the row's own fields (not rel_oid). */
+const entryOf = (r: FingerprintRow): [string, FingerprintRow] => [keyOf(r), { kind: r.kind, identity: r.identity, parent: r.parent, definition: r.definition }];
+
 function assemble(relationRows: Iterable<FingerprintRow>, others: FingerprintRow[]): SchemaFingerprint {
   const fp: SchemaFingerprint = new Map();
-  for (const r of [...relationRows, ...others]) fp.set(keyOf(r), { kind: r.kind, identity: r.identity, parent: r.parent, definition: r.definition });
+  for (const r of [...relationRows, ...others]) fp.set(...entryOf(r));
   return fp;
 }
 
@@ -64,26 +67,31 @@ export async function readFingerprint(db: Queryable, scope: FingerprintScope): P
  * the change, so whether two reads differ is still told right.
  */
 export function fingerprintReader(scope: FingerprintScope, opts: { qualifiedSession?: boolean } = {}): FingerprintRead {
-  const kept = new Map<number, { sig: string; rows: FingerprintRow[] }>();
+  // Kept rows as fingerprint entries, made once when read: a read builds its map from them without copying rows
+  // (maps of every relation's rows, before every migration, were much of the rehearsal's own work).
+  const kept = new Map<number, { sig: string; entries: Array<[string, FingerprintRow]> }>();
   const readRelations = async (db: Queryable, onSignatures?: (sigs: RelationSignature[]) => void) => {
     const sigs = await prepared<RelationSignature>(db, 'sfm-fingerprint-signatures', relationSignatures());
     onSignatures?.(sigs);
     const stale = sigs.filter((s) => kept.get(s.oid)?.sig !== s.sig);
     if (stale.length) {
-      const fresh = new Map<number, FingerprintRow[]>(stale.map((s) => [s.oid, []]));
-      for (const r of await prepared<RelationRow>(db, 'sfm-fingerprint-relations', relationObjects(scope, stale.map((s) => s.oid)))) fresh.get(r.rel_oid)?.push(r);
-      for (const s of stale) kept.set(s.oid, { sig: s.sig, rows: fresh.get(s.oid)! });
+      const fresh = new Map<number, Array<[string, FingerprintRow]>>(stale.map((s) => [s.oid, []]));
+      for (const r of await prepared<RelationRow>(db, 'sfm-fingerprint-relations', relationObjects(scope, stale.map((s) => s.oid)))) fresh.get(r.rel_oid)?.push(entryOf(r));
+      for (const s of stale) kept.set(s.oid, { sig: s.sig, entries: fresh.get(s.oid)! });
     }
     const present = new Set(sigs.map((s) => s.oid));
     for (const oid of kept.keys()) if (!present.has(oid)) kept.delete(oid);
-    return [...kept.values()].flatMap((k) => k.rows);
+    return kept;
   };
   const readOthers = (db: Queryable) => prepared<FingerprintRow>(db, 'sfm-fingerprint-others', otherObjects());
   // On a second session the objects that are not relations are read beside the relations (nothing commits
   // meanwhile); on one, pg queues the queries.
   const read = async (db: Queryable, others: Queryable, onSignatures?: (sigs: RelationSignature[]) => void) => {
     const [relations, rest] = await Promise.all([readRelations(db, onSignatures), readOthers(others)]);
-    return assemble(relations, rest);
+    const fp: SchemaFingerprint = new Map();
+    for (const k of relations.values()) for (const [key, row] of k.entries) fp.set(key, row);
+    for (const r of rest) fp.set(...entryOf(r));
+    return fp;
   };
   // A session opened with QUALIFIED_SESSION_OPTIONS needs no settings saved and put back around each read; `others`
   // only counts then (the settings withQualifiedNames sets are the first session's alone).

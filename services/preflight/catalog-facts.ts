@@ -49,6 +49,7 @@ export function schemaFactsReader(): (db: Queryable, signed?: readonly RelationS
   let system: Map<string, Volatility> | null = null;
   const kept = new Map<number, Kept>();
   let globalSig: string | null = null;
+  let withUser: { key: string | null; functions: Map<string, Volatility> } = { key: null, functions: new Map() };
   return async (db, signed) => {
     // Prepared only for the rehearsal's repeated reads.
     const named = (query: Query, name: string): Query => (signed ? { ...query, name } : query);
@@ -92,9 +93,15 @@ export function schemaFactsReader(): (db: Queryable, signed?: readonly RelationS
       const column = notNullCheckColumn(c.definition);
       if (column) notNullChecks.set(`${c.table}/${c.name}`, { column, validated: c.validated });
     }
-    // A copy: the next read must start from the built-in functions alone.
-    const functions = new Map(system);
-    addFunctions(functions, global.functions);
+    // Built-in functions and the user's, built again only when the user's change: copying thousands of built-in
+    // entries before every migration cost more than the reads. The linter never writes to facts' maps (lint-state.ts).
+    const functionsKey = JSON.stringify(global.functions);
+    if (functionsKey !== withUser.key) {
+      const built = new Map(system);
+      addFunctions(built, global.functions);
+      withUser = { key: functionsKey, functions: built };
+    }
+    const functions = withUser.functions;
     return {
       columnTypes: new Map(columns.map((r) => [r.key, r.type])),
       notNullChecks,
