@@ -70,40 +70,57 @@ export function fingerprintReader(scope: FingerprintScope, opts: { qualifiedSess
   // Kept rows as fingerprint entries, made once when read: a read builds its map from them without copying rows
   // (maps of every relation's rows, before every migration, were much of the rehearsal's own work).
   const kept = new Map<number, { sig: string; entries: Array<[string, FingerprintRow]> }>();
-  const readRelations = async (db: Queryable, onSignatures?: (sigs: RelationSignature[]) => void) => {
-    const sigs = await prepared<RelationSignature>(db, 'sfm-fingerprint-signatures', relationSignatures());
-    onSignatures?.(sigs);
-    const stale = sigs.filter((s) => kept.get(s.oid)?.sig !== s.sig);
-    if (stale.length) {
-      const fresh = new Map<number, Array<[string, FingerprintRow]>>(stale.map((s) => [s.oid, []]));
-      for (const r of await prepared<RelationRow>(db, 'sfm-fingerprint-relations', relationObjects(scope, stale.map((s) => s.oid)))) fresh.get(r.rel_oid)?.push(entryOf(r));
-      for (const s of stale) kept.set(s.oid, { sig: s.sig, entries: fresh.get(s.oid)! });
-    }
-    const present = new Set(sigs.map((s) => s.oid));
-    for (const oid of kept.keys()) if (!present.has(oid)) kept.delete(oid);
-    return kept;
+  const relationEntries = async (db: Queryable, oids: readonly number[]) => {
+    const fresh = new Map<number, Array<[string, FingerprintRow]>>(oids.map((oid) => [oid, []]));
+    for (const r of await prepared<RelationRow>(db, 'sfm-fingerprint-relations', relationObjects(scope, [...oids]))) fresh.get(r.rel_oid)?.push(entryOf(r));
+    return fresh;
   };
   const readOthers = (db: Queryable) => prepared<FingerprintRow>(db, 'sfm-fingerprint-others', otherObjects());
-  // On a second session the objects that are not relations are read beside the relations (nothing commits
-  // meanwhile); on one, pg queues the queries.
-  const read = async (db: Queryable, others: Queryable, onSignatures?: (sigs: RelationSignature[]) => void) => {
-    const [relations, rest] = await Promise.all([readRelations(db, onSignatures), readOthers(others)]);
+  // On a second session the objects that are not relations are read beside the relations, and then the hinted
+  // relations (nothing commits meanwhile); on one, pg queues the queries.
+  const read = async (db: Queryable, others: Queryable, opts: FingerprintReadOptions = {}) => {
+    const hint = others !== db && opts.hint?.length ? new Set(opts.hint) : null;
+    const rest = readOthers(others);
+    const guessed = hint ? rest.then(() => relationEntries(others, [...hint])) : null;
+    // Settled below in every case: a rejection while the signatures are read must not count as unhandled.
+    rest.catch(() => undefined);
+    guessed?.catch(() => undefined);
+    const sigs = await prepared<RelationSignature>(db, 'sfm-fingerprint-signatures', relationSignatures());
+    opts.onSignatures?.(sigs);
+    const stale = sigs.filter((s) => kept.get(s.oid)?.sig !== s.sig);
+    opts.onChanged?.(stale.map((s) => s.oid));
+    // The signatures decide what is read again; the hint only lets the likely part of it be read beside them.
+    const missed = stale.filter((s) => !hint?.has(s.oid)).map((s) => s.oid);
+    const [fromHint, fresh] = await Promise.all([guessed ?? new Map<number, Array<[string, FingerprintRow]>>(), missed.length ? relationEntries(db, missed) : new Map<number, Array<[string, FingerprintRow]>>()]);
+    for (const s of stale) kept.set(s.oid, { sig: s.sig, entries: fromHint.get(s.oid) ?? fresh.get(s.oid)! });
+    const present = new Set(sigs.map((s) => s.oid));
+    for (const oid of kept.keys()) if (!present.has(oid)) kept.delete(oid);
     const fp: SchemaFingerprint = new Map();
-    for (const k of relations.values()) for (const [key, row] of k.entries) fp.set(key, row);
-    for (const r of rest) fp.set(...entryOf(r));
+    for (const k of kept.values()) for (const [key, row] of k.entries) fp.set(key, row);
+    for (const r of await rest) fp.set(...entryOf(r));
     return fp;
   };
   // A session opened with QUALIFIED_SESSION_OPTIONS needs no settings saved and put back around each read; `others`
   // only counts then (the settings withQualifiedNames sets are the first session's alone).
-  return (db, others = db, onSignatures) => (opts.qualifiedSession ? read(db, others, onSignatures) : withQualifiedNames(db, () => read(db, db, onSignatures)));
+  return (db, others = db, readOpts) => (opts.qualifiedSession ? read(db, others, readOpts) : withQualifiedNames(db, () => read(db, db, readOpts)));
 }
 
-/**
- * One read of a fingerprintReader; `onSignatures` gets the relation
- * signatures as soon as they are read (before the rest), for another reader
- * of the same moment (the linter's facts, catalog-facts.ts).
- */
-export type FingerprintRead = (db: Queryable, others?: Queryable, onSignatures?: (sigs: RelationSignature[]) => void) => Promise<SchemaFingerprint>;
+export interface FingerprintReadOptions {
+  /** Gets the relation signatures as soon as they are read (before the rest), for another reader of the same moment (the linter's facts, catalog-facts.ts). */
+  onSignatures?: (sigs: RelationSignature[]) => void;
+  /**
+   * Relations likely to have changed since the last read, read on the second
+   * session beside the signatures. The signatures still decide: a relation
+   * they show changed that is not here is read after them; one here that did
+   * not change keeps its rows.
+   */
+  hint?: readonly number[];
+  /** The relations the signatures showed changed since the last read (all of them on the first). */
+  onChanged?: (oids: number[]) => void;
+}
+
+/** One read of a fingerprintReader. */
+export type FingerprintRead = (db: Queryable, others?: Queryable, opts?: FingerprintReadOptions) => Promise<SchemaFingerprint>;
 
 /** A session's start-up options (libpq `options`) under which fingerprintReader({qualifiedSession: true}) may read, both sessions: see withQualifiedNames. */
 export const QUALIFIED_SESSION_OPTIONS = '-c search_path=pg_catalog -c plan_cache_mode=force_generic_plan';

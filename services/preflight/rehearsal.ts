@@ -32,9 +32,18 @@ export type {
 export async function rehearse(input: RehearsalInput): Promise<RehearsalResult> {
   const started = performance.now();
   const secrets = [input.targetUrl, input.serverUrl];
-  const server = await compareServers(input.targetUrl, input.serverUrl);
   // The ledger keeps the guard's record in the control database too: a killed process leaves it for a sweep.
-  const guard = await ClusterGuard.open(input.serverUrl, { ignoreDatabasePrefixes: [REHEARSAL_DB_PREFIX, LINT_DB_PREFIX], ledger: globalsLedger(input) });
+  const [compared, opened] = await Promise.allSettled([
+    compareServers(input.targetUrl, input.serverUrl),
+    ClusterGuard.open(input.serverUrl, { ignoreDatabasePrefixes: [REHEARSAL_DB_PREFIX, LINT_DB_PREFIX], ledger: globalsLedger(input) }),
+  ]);
+  if (compared.status === 'rejected' || opened.status === 'rejected') {
+    if (opened.status === 'fulfilled') await opened.value.close();
+    await input.copy?.then((db) => db.drop()).catch(() => undefined);
+    throw compared.status === 'rejected' ? compared.reason : (opened as PromiseRejectedResult).reason;
+  }
+  const server = compared.value;
+  const guard = opened.value;
   try {
     const { db, seededFrom, seedNote } = await seedCopy(input);
     // data-bearing rehearsal (issue 18): the target's rows into the copy, before the observer is installed.
@@ -67,7 +76,7 @@ export async function rehearse(input: RehearsalInput): Promise<RehearsalResult> 
     const tables = async () => (await rows<{ name: string }>(lintSession, { ...userTables(), name: 'sfm-rehearsal-user-tables' })).map((r) => r.name);
     const ctx: PhaseContext = {
       input, url: db.url, secrets, guard, steps, data,
-      fingerprint: () => readFingerprint(reader, otherReader),
+      fingerprint: (hint) => readFingerprint(reader, otherReader, { hint }),
       catalog: async () => {
         const names = await tables();
         return { tables: names, facts: await readFacts(lintSession) };
@@ -77,11 +86,12 @@ export async function rehearse(input: RehearsalInput): Promise<RehearsalResult> 
         let signatures!: (sigs: RelationSignature[]) => void;
         const signed = new Promise<RelationSignature[]>((resolve) => (signatures = resolve));
         // One query at a time on the linter's session (pg would queue them, and warns).
+        let changed: number[] = [];
         const [fingerprint, { names, facts }] = await Promise.all([
-          readFingerprint(reader, otherReader, signatures),
+          readFingerprint(reader, otherReader, { onSignatures: signatures, onChanged: (oids) => (changed = oids) }),
           tables().then(async (names) => ({ names, facts: await readFacts(lintSession, await signed) })),
         ]);
-        return { fingerprint, tables: names, facts };
+        return { fingerprint, tables: names, facts, changed };
       },
     };
     let up;

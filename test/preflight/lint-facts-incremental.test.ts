@@ -72,7 +72,7 @@ describe('lint facts kept by relation signature', () => {
     let sigs: RelationSignature[] = [];
     const read = async () => {
       asked = [];
-      await fingerprint(reader, reader, (s) => (sigs = s));
+      await fingerprint(reader, reader, { onSignatures: (s) => (sigs = s) });
       return facts(recording, sigs);
     };
     const names = async (oids: number[]) =>

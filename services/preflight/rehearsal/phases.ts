@@ -23,12 +23,18 @@ export interface PhaseContext {
   url: string;
   secrets: string[];
   guard: ClusterGuard;
-  /** Reads the copy's committed schema, on a session of its own (services/migrations/schema-fingerprint.ts fingerprintReader: one per rehearsal). */
-  fingerprint: () => Promise<SchemaFingerprint>;
+  /**
+   * Reads the copy's committed schema, on sessions of its own (services/migrations/schema-fingerprint.ts
+   * fingerprintReader: one per rehearsal); `hint`: the relations likely changed since the last read.
+   */
+  fingerprint: (hint?: readonly number[]) => Promise<SchemaFingerprint>;
   /** Reads the copy's committed tables and the linter's catalog facts, on another session of its own. */
   catalog: () => Promise<{ tables: string[]; facts: SchemaFacts }>;
-  /** Both of the above, the facts read incrementally beside the fingerprint: the schema right before an up. */
-  before: () => Promise<{ fingerprint: SchemaFingerprint; tables: string[]; facts: SchemaFacts }>;
+  /**
+   * Both of the above, the facts read incrementally beside the fingerprint: the schema right before an up, and
+   * the relations that changed since the last read (what the migration before it changed).
+   */
+  before: () => Promise<{ fingerprint: SchemaFingerprint; tables: string[]; facts: SchemaFacts; changed: number[] }>;
   steps: RehearsalStep[];
   /** data-bearing rehearsal (issue 18): with rows on the copy, the ups are timed statement by statement with their locks. */
   data: DataRehearsal | null;
@@ -49,6 +55,8 @@ export interface UpPhase {
   traces: Record<string, MigrationTrace>;
   /** The copy's schema right before each migration's up. */
   before: Map<string, SchemaFingerprint>;
+  /** The relations each up changed (all but the last's, found by the read before the next): where its down most likely works. */
+  changedBy: Map<string, number[]>;
   /** The migrations whose up succeeded, in order. */
   applied: string[];
   created: SchemaChange;
@@ -61,7 +69,7 @@ export interface UpPhase {
 
 export async function upPhase(ctx: PhaseContext, replay: boolean): Promise<UpPhase> {
   const { input } = ctx;
-  const result: UpPhase = { traces: {}, before: new Map(), applied: [], created: { tables: [], indexes: [] }, dropped: { tables: [], indexes: [] }, stoppedAt: null, cleanStop: true };
+  const result: UpPhase = { traces: {}, before: new Map(), changedBy: new Map(), applied: [], created: { tables: [], indexes: [] }, dropped: { tables: [], indexes: [] }, stoppedAt: null, cleanStop: true };
   await inSession(ctx.url, async (client) => {
     if (replay) await replayHistory(client, input, ctx.secrets, (migration, statements) => ctx.guard.afterStep({ migration, phase: 'up', statements }));
     const catalog = async (): Promise<SchemaChange> => ({ tables: await tableNames(client), indexes: (await rows<{ name: string }>(client, userIndexes())).map((r) => r.name) });
@@ -72,8 +80,8 @@ export async function upPhase(ctx: PhaseContext, replay: boolean): Promise<UpPha
     const start = await catalog();
     // Both on sessions of their own, while the migration runs (up to its COMMIT: eachMigration).
     const readBefore = async () => {
-      const { fingerprint, tables, facts } = await ctx.before();
-      return { fingerprint, tablesBefore: tables, factsBefore: facts };
+      const { fingerprint, tables, facts, changed } = await ctx.before();
+      return { fingerprint, tablesBefore: tables, factsBefore: facts, changed };
     };
     const befores = new Map<string, ReturnType<typeof readBefore>>();
     // The cluster guard's comparison after the last migration, left running beside the next one's reads.
@@ -83,7 +91,11 @@ export async function upPhase(ctx: PhaseContext, replay: boolean): Promise<UpPha
       prefetch: (name) => {
         const reading = readBefore();
         befores.set(name, reading);
-        return inBackground(reading.then((before) => result.before.set(name, before.fingerprint)));
+        const previous = input.pending[input.pending.indexOf(name) - 1];
+        return inBackground(reading.then((before) => {
+          result.before.set(name, before.fingerprint);
+          if (previous !== undefined && befores.has(previous)) result.changedBy.set(previous, before.changed);
+        }));
       },
       before: async (name) => {
         // The guard reads the copy on this session too: one query at a time on it.
@@ -159,7 +171,7 @@ export async function downPhase(ctx: PhaseContext, up: UpPhase): Promise<DownPha
         }
         result.downStatements[name] = outcome.statements;
         result.reverted.push(name);
-        const reading: Promise<SchemaFingerprint> = outcome.statements.length === 0 && lastRead ? lastRead : ctx.fingerprint();
+        const reading: Promise<SchemaFingerprint> = outcome.statements.length === 0 && lastRead ? lastRead : ctx.fingerprint(up.changedBy.get(name));
         lastRead = reading;
         compared = compared.then(async () => {
           const current = diffFingerprints(up.before.get(name)!, await reading);

@@ -61,11 +61,15 @@ export async function seedCopy(input: RehearsalInput): Promise<Seeded> {
       if (tool === 'bare' || !tool || tool.major < input.targetServerMajor) return { tool, failure: null };
       return dumpSchema(input, file).then(() => ({ tool, failure: null }), (err: Error) => ({ tool, failure: err }));
     });
-    const [created, dumped] = await Promise.allSettled([createEphemeralDatabase(input.serverUrl, input.owner, input.runId), dumping]);
+    const [created, dumped] = await Promise.allSettled([input.copy ?? createEphemeralDatabase(input.serverUrl, input.owner, input.runId), dumping]);
     if (created.status === 'rejected') throw created.reason;
     let db = created.value;
-    // dumping never rejects: a failed dump is its `failure`.
-    const { tool, failure } = (dumped as PromiseFulfilledResult<Awaited<typeof dumping>>).value;
+    // A failed dump is its `failure`; anything else thrown there leaves no copy behind.
+    if (dumped.status === 'rejected') {
+      await db.drop().catch(() => undefined);
+      throw dumped.reason;
+    }
+    const { tool, failure } = dumped.value;
     if (tool === 'bare') return { db, seededFrom: 'empty', seedNote: null };
     if (!tool || tool.major < input.targetServerMajor) {
       return {

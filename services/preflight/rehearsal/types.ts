@@ -9,6 +9,7 @@ import type { StepOutcome } from '../../migrations/run-one.js';
 import type { MigrationSource } from '../../migrations/source.js';
 import type { SmokeOutcome } from '../../etl/smoke.js';
 import type { Observation } from '../observe/types.js';
+import type { EphemeralDatabase } from '../ephemeral.js';
 import type { SchemaFacts } from '../sql-analysis/schema-facts.js';
 
 export type Phase = 'up' | 'down' | 'up-again';
@@ -132,6 +133,8 @@ export interface RehearsalInput {
   serverUrl: string;
   /** ownerTag() of the control database, part of the throw-away database's name. */
   owner: string;
+  /** The empty copy (createEphemeralDatabase), when the caller started creating it earlier; rehearse() drops it whatever happens. */
+  copy?: Promise<EphemeralDatabase>;
   applied: AppliedMigration[];
   pending: string[];
   /** The pending migrations' sealed snapshot (services/migrations/snapshot.ts): the only bytes the rehearsal runs. */
