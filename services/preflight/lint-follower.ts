@@ -28,9 +28,11 @@ export function lintFollower(input: LintFollowerInput) {
   const runLinter = createRunLinter({ existingTables: new Set(input.baseline.relations.map((r) => r.name)), searchPath: input.baseline.searchPath });
   const findings = new Map<string, Finding[]>();
   let chain: Promise<void> = Promise.resolve();
-  const lintNext = (migration: string, trace: MigrationTrace) => {
+  const lintNext = (migration: string, trace: MigrationTrace, after?: Promise<unknown>) => {
     findings.set(migration, []);
     chain = chain.then(async () => {
+      // Not while the rehearsal's reads before the next migration are going on: this process handles their rows.
+      await after?.catch(() => undefined);
       findings.set(migration, (await runLinter.lint({
         migration,
         statements: trace.statements,
@@ -46,6 +48,7 @@ export function lintFollower(input: LintFollowerInput) {
     chain.catch(() => undefined);
   };
   return {
+    /** Lints `trace` in order, once `after` (the rehearsal's reads before the next migration) settled. */
     onTrace: lintNext,
     /** Lints the traces the rehearsal did not hand over (read from the files after a failed up), then every finding in order. */
     async done(pending: string[], traces: Record<string, MigrationTrace>): Promise<Finding[]> {

@@ -39,9 +39,8 @@ export async function installObserver(client: pg.ClientBase, options: { url?: st
   const { pid } = await one<{ pid: number }>(client, backendPid());
   let note: string | null = null;
   try {
-    await client.query('BEGIN');
-    for (const q of installObserverSql()) await client.query(q);
-    await client.query('COMMIT');
+    // One round trip (a simple query of many statements): BEGIN ... COMMIT, stopped at the first that fails.
+    await client.query(['BEGIN', ...installObserverSql().map((q) => q.text), 'COMMIT'].join(';\n'));
     observers.set(client, { method: 'event-triggers', note: null, url: options.url, pid, sampler: null, before: null });
     return 'event-triggers';
   } catch (err) {

@@ -86,13 +86,16 @@ export async function upPhase(ctx: PhaseContext, replay: boolean): Promise<UpPha
     const befores = new Map<string, ReturnType<typeof readBefore>>();
     // The cluster guard's comparison after the last migration, left running beside the next one's reads.
     let guarding: Promise<void> = Promise.resolve();
+    // The reads before the migration that runs next (started by prefetch, before `after` of the one before it).
+    let reading: Promise<unknown> = Promise.resolve();
     const measure: PhaseRun['measure'] = ctx.data ? (name, c, up) => ctx.data!.measure(name, c, up) : undefined;
     await eachMigration(client, run(ctx, 'up', input.pending, measure), {
       prefetch: (name) => {
-        const reading = readBefore();
-        befores.set(name, reading);
+        const read = readBefore();
+        befores.set(name, read);
+        reading = read;
         const previous = input.pending[input.pending.indexOf(name) - 1];
-        return inBackground(reading.then((before) => {
+        return inBackground(read.then((before) => {
           result.before.set(name, before.fingerprint);
           if (previous !== undefined && befores.has(previous)) result.changedBy.set(previous, before.changed);
         }));
@@ -108,7 +111,7 @@ export async function upPhase(ctx: PhaseContext, replay: boolean): Promise<UpPha
         if (!befores.has(name)) befores.set(name, readBefore());
         const [{ tablesBefore, factsBefore }, observed] = await Promise.all([befores.get(name)!, collectObserved(client, name)]);
         result.traces[name] = { statements: outcome.statements, transactional: outcome.transactional, tablesBefore, factsBefore, observed, source: 'rehearsal' };
-        input.onTrace?.(name, result.traces[name]!);
+        input.onTrace?.(name, result.traces[name]!, reading);
         record(ctx, 'up', expected, outcome);
         guarding = ctx.guard.afterStep({ migration: name, phase: 'up', statements: outcome.statements }, client);
         if (!outcome.error) {

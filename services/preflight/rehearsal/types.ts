@@ -148,8 +148,11 @@ export interface RehearsalInput {
    * is built: given only when nothing server-wide waits for the copy to go. Without it the drop is awaited here.
    */
   deferCopyDrop?: (dropping: Promise<void>) => void;
-  /** Each up's trace as soon as it is complete, in order (the linter follows the rehearsal instead of waiting for its end). */
-  onTrace?: (migration: string, trace: MigrationTrace) => void;
+  /**
+   * Each up's trace as soon as it is complete, in order (the linter follows the rehearsal instead of waiting for
+   * its end); `reading`: the copy's reads before the next migration, which the linter lets finish first.
+   */
+  onTrace?: (migration: string, trace: MigrationTrace, reading?: Promise<unknown>) => void;
   /**
    * Every up succeeded: what the rehearsal result will hold of the up phase
    * (its traces, what it created and dropped, its steps so far), handed over
