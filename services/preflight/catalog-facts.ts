@@ -45,21 +45,23 @@ interface Kept {
  * signatures every table is read. Queries are prepared (`name`): planning
  * them costs as much as running them; the session should use generic plans.
  */
-export function schemaFactsReader(): (db: Queryable, signed?: readonly RelationSignature[]) => Promise<SchemaFacts> {
+export function schemaFactsReader(): (db: Queryable, signing?: readonly RelationSignature[] | Promise<readonly RelationSignature[]>) => Promise<SchemaFacts> {
   let system: Map<string, Volatility> | null = null;
   const kept = new Map<number, Kept>();
   let globalSig: string | null = null;
   let withUser: { key: string | null; functions: Map<string, Volatility> } = { key: null, functions: new Map() };
-  return async (db, signed) => {
+  return async (db, signing) => {
     // Prepared only for the rehearsal's repeated reads.
-    const named = (query: Query, name: string): Query => (signed ? { ...query, name } : query);
+    const named = (query: Query, name: string): Query => (signing ? { ...query, name } : query);
     if (!system) {
       system = new Map();
       addFunctions(system, await rows<FunctionRow>(db, lintSystemFunctionVolatility()));
     }
+    // What needs no signature is read while they may still be on their way (a promise: read beside this).
+    const global = await one<GlobalRows>(db, named(lintGlobalFacts(), 'sfm-lint-global-facts'));
+    const signed = await signing;
     const stale = signed?.filter((s) => kept.get(s.oid)?.sig !== s.sig) ?? null;
     const signedOids = signed?.map((s) => s.oid) ?? null;
-    const global = await one<GlobalRows>(db, named(lintGlobalFacts(), 'sfm-lint-global-facts'));
     let fresh = await one<RelationRows>(db, named(lintRelationFacts(stale?.map((s) => s.oid) ?? null, signedOids), 'sfm-lint-relation-facts'));
     let freshOids = stale;
     // A moved global signature (rare): every table again.

@@ -89,7 +89,7 @@ export async function rehearse(input: RehearsalInput): Promise<RehearsalResult> 
         let changed: number[] = [];
         const [fingerprint, { names, facts }] = await Promise.all([
           readFingerprint(reader, otherReader, { onSignatures: signatures, onChanged: (oids) => (changed = oids) }),
-          tables().then(async (names) => ({ names, facts: await readFacts(lintSession, await signed) })),
+          tables().then(async (names) => ({ names, facts: await readFacts(lintSession, signed) })),
         ]);
         return { fingerprint, tables: names, facts, changed };
       },
