@@ -11,6 +11,7 @@ import { forbidden, notFound } from '../errors.js';
 import { hasRole, sameSubject, type Principal } from '../principal.js';
 import { activeRunConflict } from '../runs/active-conflict.js';
 import { lockRunForUpdate, transition } from '../runs/transition.js';
+import { slots } from '../slots.js';
 import { applyApiAcks, servedReport } from './api-acks.js';
 import { buildPreflightReport } from './build-report.js';
 import { ownerTag, sweepOrphanedRehearsals } from './ephemeral.js';
@@ -21,6 +22,12 @@ import type { PreflightReport } from './report.js';
 const RETRY_BASE_MS = 2000;
 const RETRY_MAX_MS = 60_000;
 
+// Preflights one process runs at once; the others wait their turn (still preflight_running). Each holds its run
+// lock's control connection for its whole length and needs one or two more while it runs: ten at once on the
+// control pool's ten connections held every one as a lock, and each timed out waiting for a query's. A rehearsal
+// also takes a copy, sessions and CPU of its own.
+const PREFLIGHTS_AT_ONCE = 3;
+
 /**
  * Runs preflight for a run in the background. Whoever holds the run's
  * advisory lock does the work, so several replicas (or a restart) never run
@@ -29,6 +36,7 @@ const RETRY_MAX_MS = 60_000;
 export function createPreflightService(ctx: ServiceContext) {
   const { control, config, log } = ctx;
   const background = createBackground(log);
+  const preflightSlot = slots(PREFLIGHTS_AT_ONCE);
 
   async function execute(runId: string): Promise<void> {
     // Another replica holding the run's lock is on it: nothing to do here.
@@ -82,8 +90,10 @@ export function createPreflightService(ctx: ServiceContext) {
   function launch(runId: string, attempt = 0): void {
     background.launch('preflight', { runId }, async () => {
       try {
-        if (attempt > 0) await sweep();
-        await execute(runId);
+        await preflightSlot(async () => {
+          if (attempt > 0) await sweep();
+          await execute(runId);
+        });
       } catch (err) {
         if (!isConnectionError(err) || background.isClosed()) throw err;
         const delay = Math.min(RETRY_BASE_MS * 2 ** attempt, RETRY_MAX_MS);
