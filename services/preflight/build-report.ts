@@ -5,7 +5,7 @@ import type { MigrationFile } from '../migrations/files.js';
 import { computePending, readAppliedMigrations, readMigrationFiles, type PendingSet } from '../migrations/pending.js';
 import { materializeSnapshot } from '../migrations/snapshot.js';
 import { checkTarget, serverFactsOf } from './checks.js';
-import { createEphemeralDatabase, ownerTag } from './ephemeral.js';
+import { createEphemeralDatabase, ownerTag, rehearsalDatabaseName } from './ephemeral.js';
 import { estimateImpact } from './impact.js';
 import { smokeReport } from './etl-checks.js';
 import { timeoutFindings } from './estimate/timeouts.js';
@@ -147,14 +147,15 @@ export async function buildPreflightReport(ctx: ServiceContext, run: RunRow): Pr
   const serverUrl = ctx.config.preflightDatabaseUrl ?? ctx.config.databaseUrl!;
   const owner = ownerTag(ctx.config.databaseUrl!);
   // The copy's CREATE DATABASE (much of a rehearsal's fixed cost) goes on while the snapshot is written out.
-  const copy = createEphemeralDatabase(serverUrl, owner, run.id);
-  copy.catch(() => undefined);
+  const copyName = rehearsalDatabaseName(owner, run.id);
+  const copy = { name: copyName, created: createEphemeralDatabase(serverUrl, owner, run.id, copyName) };
+  copy.created.catch(() => undefined);
   let latestBackup, source;
   try {
     latestBackup = await latestVerifiedBackup(ctx.control, env); // data-bearing rehearsal (issue 18)
     source = await materializeSnapshot(ctx.control, run.id, { digest: set.digest, dataDir: ctx.config.dataDir });
   } catch (err) {
-    await copy.then((db) => db.drop()).catch(() => undefined);
+    await copy.created.then((db) => db.drop()).catch(() => undefined);
     throw err;
   }
   const rehearsal = await rehearse({

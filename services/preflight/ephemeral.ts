@@ -51,8 +51,7 @@ export interface EphemeralDatabase {
 }
 
 /** A throw-away database on the preflight server; drop() is idempotent and forceful. */
-export async function createEphemeralDatabase(serverUrl: string, owner: string, runId: string): Promise<EphemeralDatabase> {
-  const name = rehearsalDatabaseName(owner, runId);
+export async function createEphemeralDatabase(serverUrl: string, owner: string, runId: string, name = rehearsalDatabaseName(owner, runId)): Promise<EphemeralDatabase> {
   await withServer(serverUrl, async (client) => {
     await exec(client, createDatabase(client.escapeIdentifier(name)));
     await exec(client, throwAwayDatabaseSettings(client.escapeIdentifier(name)));

@@ -39,7 +39,7 @@ export async function rehearse(input: RehearsalInput): Promise<RehearsalResult> 
   ]);
   if (compared.status === 'rejected' || opened.status === 'rejected') {
     if (opened.status === 'fulfilled') await opened.value.close();
-    await input.copy?.then((db) => db.drop()).catch(() => undefined);
+    await input.copy?.created.then((db) => db.drop()).catch(() => undefined);
     throw compared.status === 'rejected' ? compared.reason : (opened as PromiseRejectedResult).reason;
   }
   const server = compared.value;

@@ -40,8 +40,8 @@ describe('a copy created ahead of the rehearsal', () => {
   async function startAndFail(targetUrl: string, ledgerIn: 'control' | 'bare', expected: RegExp): Promise<void> {
     const runId = randomUUID();
     const owner = ownerTag(control.url);
-    const copy = createEphemeralDatabase(adminUrl(), owner, runId);
-    await copy;
+    const created = createEphemeralDatabase(adminUrl(), owner, runId);
+    const copy = { name: (await created).name, created };
     assert.equal((await copies(owner, runId)).length, 1, 'the copy exists before the rehearsal starts');
     const input: RehearsalInput = {
       runId, owner, copy, targetUrl, serverUrl: adminUrl(), targetServerMajor: 15,

@@ -17,16 +17,17 @@ import { exec } from '../../database/db.js';
 import { PREFLIGHT_LOCK_CLASS } from '../../database/sql/locks.js';
 import { insertRehearsalGlobals } from '../../database/sql/rehearsal-globals.js';
 import { insertRunSnapshot, insertSnapshotBlobs, insertSnapshotFiles } from '../../database/sql/snapshots.js';
-import { ownerTag } from '../../services/preflight/ephemeral.js';
+import { ownerTag, runCopyPrefix } from '../../services/preflight/ephemeral.js';
 import { LINT_DB_PREFIX, REHEARSAL_DB_PREFIX } from '../../database/sql/preflight.js';
 import { ClusterGuard } from '../../services/preflight/rehearsal/cluster-guard.js';
 import { createdInSources } from '../../services/preflight/rehearsal/globals-candidates.js';
 import { globalsLedger } from '../../services/preflight/rehearsal/globals-ledger.js';
-import { sweepOrphanedGlobals, type SweepContext } from '../../services/preflight/rehearsal/globals-sweep.js';
+import { sweepOrphanedGlobals, sweepRunAttempts, type SweepContext } from '../../services/preflight/rehearsal/globals-sweep.js';
+import { serverKeyOf } from '../../services/preflight/rehearsal/server-identity.js';
 import type { RehearsalInput } from '../../services/preflight/rehearsal/types.js';
 import { waitFor } from '../scheduler/server-process.js';
 import { dirMigrationConfig, bearer, startTestApp, type TestApp } from '../support/app.js';
-import { adminQuery } from '../support/db.js';
+import { adminQuery, adminUrl } from '../support/db.js';
 import type { CrashOp, CrashSpec } from '../support/globals-crash-child.js';
 import { migrationSource as migration, writeMigrations as writeFiles } from '../support/migrations.js';
 
@@ -259,6 +260,37 @@ describe('through the preflight', () => {
     assert.ok(note, JSON.stringify(report.notes));
     assert.match(note, new RegExp(`dropped afterwards: role ${leaked} \\(1000_reporting-role\\)`));
     assert.deepEqual(await recorded(run.id), []);
+  });
+});
+
+describe('a live attempt\'s own copy', () => {
+  test('created before its guard sweeps the run\'s dead attempts, it is not taken for theirs; theirs goes', async () => {
+    await writeFiles(dir, { '1000_plain': migration('CREATE TABLE plain_t (id int)', 'DROP TABLE plain_t') });
+    const res = await t.http().post('/v1/runs').set('authorization', bearer('alice')).send({ environment: 'staging', description: 'own copy' });
+    assert.equal(res.status, 201, res.text);
+    await t.settle();
+    const runId = res.body.id as string;
+    const owner = ownerTag(t.config.databaseUrl!);
+    const prefix = runCopyPrefix(owner, runId);
+    const server = new pg.Client({ connectionString: adminUrl() });
+    await server.connect();
+    const pool = new pg.Pool({ connectionString: t.control.url, max: 2 });
+    pools.push(pool);
+    try {
+      // A dead attempt of the run, with a record and a copy left behind; and the live attempt's copy, already created.
+      await exec(pool, insertRehearsalGlobals(randomUUID(), runId, await serverKeyOf(server), [{ kind: 'role', name: newRole('gone'), origin: 'source', migration: null }]));
+      await adminQuery(`CREATE DATABASE "${prefix}dead"`);
+      await adminQuery(`CREATE DATABASE "${prefix}live"`);
+      const ctx: SweepContext = { control: pool, serverUrl: adminUrl(), owner, log: quiet as unknown as SweepContext['log'], keepCopy: `${prefix}live` };
+      const swept = await sweepRunAttempts(ctx, server, runId, randomUUID(), 'earlier');
+      assert.deepEqual(swept.map((a) => a.copies), [[`${prefix}dead`]]);
+      const left = (await adminQuery('SELECT datname FROM pg_database WHERE starts_with(datname, $1) ORDER BY 1', [prefix])).rows.map((r) => r.datname);
+      assert.deepEqual(left, [`${prefix}live`], 'the live attempt keeps its copy');
+    } finally {
+      await adminQuery(`DROP DATABASE IF EXISTS "${prefix}live"`);
+      await adminQuery(`DROP DATABASE IF EXISTS "${prefix}dead"`);
+      await server.end();
+    }
   });
 });
 

@@ -26,7 +26,7 @@ const SERVER_KINDS: ReadonlySet<string> = new Set<ServerObjectKind>(['role', 'ta
 export function globalsLedger(input: RehearsalInput): GuardLedger {
   const { control, digest, log } = input.ledger;
   const attempt = randomUUID();
-  const sweep = { control, serverUrl: input.serverUrl, owner: input.owner, log };
+  const sweep = { control, serverUrl: input.serverUrl, owner: input.owner, log, keepCopy: input.copy?.name };
   let serverKey = '';
   const write = async (objects: NewRehearsalGlobal[]) => {
     if (objects.length) await exec(control, insertRehearsalGlobals(attempt, input.runId, serverKey, objects));

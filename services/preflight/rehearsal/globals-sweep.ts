@@ -33,6 +33,8 @@ export interface SweepContext {
   /** ownerTag() of the control database: names the run's throw-away copies. */
   owner: string;
   log: Logger;
+  /** A copy of the run's that the live attempt sweeping its dead ones is using (created before its guard opened): not theirs. */
+  keepCopy?: string;
 }
 
 export interface SweptObject {
@@ -150,6 +152,7 @@ async function dropLeftovers(ctx: SweepContext, server: pg.ClientBase, a: Attemp
     await settle(r, () => withServer(withDatabase(ctx.serverUrl, database), (db) => dropSubscriptionIn(db, r.name)));
   }
   for (const { datname } of await rows<{ datname: string }>(server, databasesStartingWith(runCopyPrefix(ctx.owner, a.run_id)))) {
+    if (datname === ctx.keepCopy) continue;
     await dropServerObject(server, 'database', datname);
     out.copies.push(datname);
   }

@@ -61,7 +61,7 @@ export async function seedCopy(input: RehearsalInput): Promise<Seeded> {
       if (tool === 'bare' || !tool || tool.major < input.targetServerMajor) return { tool, failure: null };
       return dumpSchema(input, file).then(() => ({ tool, failure: null }), (err: Error) => ({ tool, failure: err }));
     });
-    const [created, dumped] = await Promise.allSettled([input.copy ?? createEphemeralDatabase(input.serverUrl, input.owner, input.runId), dumping]);
+    const [created, dumped] = await Promise.allSettled([input.copy?.created ?? createEphemeralDatabase(input.serverUrl, input.owner, input.runId), dumping]);
     if (created.status === 'rejected') throw created.reason;
     let db = created.value;
     // A failed dump is its `failure`; anything else thrown there leaves no copy behind.

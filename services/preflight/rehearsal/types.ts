@@ -133,8 +133,11 @@ export interface RehearsalInput {
   serverUrl: string;
   /** ownerTag() of the control database, part of the throw-away database's name. */
   owner: string;
-  /** The empty copy (createEphemeralDatabase), when the caller started creating it earlier; rehearse() drops it whatever happens. */
-  copy?: Promise<EphemeralDatabase>;
+  /**
+   * The empty copy, when the caller started creating it earlier (createEphemeralDatabase, named up front: the
+   * guard's sweep of the run's dead attempts leaves it alone); rehearse() drops it whatever happens.
+   */
+  copy?: { name: string; created: Promise<EphemeralDatabase> };
   applied: AppliedMigration[];
   pending: string[];
   /** The pending migrations' sealed snapshot (services/migrations/snapshot.ts): the only bytes the rehearsal runs. */
